@@ -1,0 +1,1 @@
+"""The ``reirrad`` command line (offline use)."""
