@@ -1,5 +1,47 @@
 """What is allowed: the neutral dose model, LQ biology, DVH metrics, protocols, evaluation.
 
-Numpy is the only third-party import of this package, and it runs on CPython 3.8
-(RayStation 11B-2024A script environments).
+Numpy is the only third-party import of this package (plus ``tomli`` on Python < 3.11
+to read protocol files), and it runs on CPython 3.8 (RayStation 11B-2024A).
+
+Public API
+----------
+Neutral model : :class:`Grid`, :class:`Structure`, :class:`DoseCourse`
+LQ biology    : :func:`bed`, :func:`eqd2`, :func:`dose_from_bed`, :func:`dose_from_eqd2`,
+                :func:`eqd2_from_bed`, :func:`bed_from_eqd2`
+Accumulation  : :func:`course_bed`, :func:`cumulative_bed`, :func:`cumulative_eqd2`
+DVH           : :func:`compute_dvh`, :class:`Dvh`, :func:`parse_metric`, :class:`Metric`
+Protocols     : :func:`load_protocol`, :func:`builtin_protocols`, :class:`Protocol`,
+                :func:`match_roi_names`
+Eligibility   : :class:`CaseFacts`, :func:`assess_eligibility`
+Errors        : :class:`ReirradError` and subclasses (``constraints.errors``)
 """
+from .accumulate import course_bed, cumulative_bed, cumulative_eqd2
+from .dose_course import DoseCourse
+from .dvh import Dvh, compute_dvh
+from .eligibility import CaseFacts, EligibilityResult, assess_eligibility
+from .errors import (
+    DicomImportError,
+    GridMismatchError,
+    InfeasibleError,
+    InputError,
+    NotEvaluableError,
+    ProtocolError,
+    ReirradError,
+    TpsStateError,
+)
+from .grid import Grid
+from .lq import bed, bed_from_eqd2, dose_from_bed, dose_from_eqd2, eqd2, eqd2_from_bed
+from .metric import Metric, parse_metric
+from .protocol import Protocol, RoiMatch, builtin_protocols, load_protocol, match_roi_names
+from .structure import Structure
+
+__all__ = [
+    "Grid", "Structure", "DoseCourse",
+    "bed", "eqd2", "dose_from_bed", "dose_from_eqd2", "eqd2_from_bed", "bed_from_eqd2",
+    "course_bed", "cumulative_bed", "cumulative_eqd2",
+    "Dvh", "compute_dvh", "Metric", "parse_metric",
+    "Protocol", "RoiMatch", "load_protocol", "builtin_protocols", "match_roi_names",
+    "CaseFacts", "EligibilityResult", "assess_eligibility",
+    "ReirradError", "InputError", "GridMismatchError", "ProtocolError", "NotEvaluableError",
+    "InfeasibleError", "TpsStateError", "DicomImportError",
+]

@@ -1,0 +1,105 @@
+"""``reirrad protocol show`` and ``reirrad protocol cord-limit``."""
+from __future__ import annotations
+
+import argparse
+
+from constraints.protocol import load_protocol
+
+from ._output import print_json, print_table
+
+
+def register(sub) -> None:
+    p = sub.add_parser("protocol", help="show a protocol, or look up its cord-PRV limit")
+    psub = p.add_subparsers(dest="protocol_command", metavar="ACTION", parser_class=type(p))
+    psub.required = True
+    show = psub.add_parser("show", help="the protocol's organs, limits and goals")
+    show.add_argument("name", nargs="?", default="koide2024", help="built-in name or path to a .toml file")
+    show.add_argument("--json", action="store_true")
+    show.add_argument("--verbatim", action="store_true", help="print the protocol file as written")
+    show.set_defaults(handler=run_show)
+    cord = psub.add_parser("cord-limit", help="cord PRV SBRT-only D0.035cc limit for a prior cord BED (Gy2)")
+    cord.add_argument("--prior-bed", type=float, required=True, metavar="GY2")
+    cord.add_argument("--protocol", default="koide2024")
+    cord.add_argument("--json", action="store_true")
+    cord.set_defaults(handler=run_cord_limit)
+
+
+def protocol_to_dict(proto) -> dict:
+    return {
+        "name": proto.name,
+        "version": proto.version,
+        "title": proto.title,
+        "source": proto.source,
+        "notes": proto.notes,
+        "sha256": proto.sha256,
+        "prescription": {"target": proto.prescription.target, "dose_gy": proto.prescription.dose_gy,
+                         "fractions": proto.prescription.fractions},
+        "organs": {k: {"display_name": o.display_name, "kind": o.kind, "alpha_beta_gy": o.alpha_beta_gy,
+                       "aliases": list(o.aliases)} for k, o in proto.organs.items()},
+        "constraints": [{"id": c.id, "organ": c.organ, "metric": c.metric.text, "domain": c.domain,
+                         "comparison": c.comparison, "limit": c.limit, "limit_table": c.limit_table,
+                         "unit": c.unit, "priority": c.priority, "advisory": c.advisory}
+                        for c in proto.constraints],
+        "tables": {k: {"description": t.description, "input_organ": t.input_organ,
+                       "input_metric": t.input_metric.text, "input_alpha_beta_gy": t.input_alpha_beta_gy,
+                       "rows": [list(r) for r in t.rows], "above": t.above, "unit": t.unit}
+                   for k, t in proto.tables.items()},
+        "coverage_goals": [{"id": g.id, "organ": g.organ, "metric": g.metric.text, "comparison": g.comparison,
+                            "value": g.value, "unit": g.unit} for g in proto.coverage_goals],
+    }
+
+
+def run_show(args: argparse.Namespace) -> int:
+    proto = load_protocol(args.name)
+    if args.verbatim:
+        print(proto.text, end="")
+        return 0
+    if args.json:
+        print_json(protocol_to_dict(proto))
+        return 0
+    print(f"{proto.name} v{proto.version}: {proto.title}")
+    print(f"source: {proto.source}")
+    print(f"prescription: {proto.prescription.dose_gy:g} Gy in {proto.prescription.fractions} fractions "
+          f"to {proto.organs[proto.prescription.target].display_name}")
+    print()
+    print_table(["organ", "metric", "domain", "limit", "unit", "priority", "note"],
+                [[proto.organs[c.organ].display_name, c.metric.text, c.domain, f"{c.comparison} "
+                  + (f"{c.limit:g}" if c.limit is not None else f"table {c.limit_table}"), c.unit, c.priority,
+                  "advisory" if c.advisory else ""] for c in proto.constraints], title="constraints")
+    for t in proto.tables.values():
+        print()
+        print_table([f"prior {t.input_metric.text} BED (a/b {t.input_alpha_beta_gy:g}) <=", f"limit ({t.unit})"],
+                    [[f"{b:g}", f"{v:g}"] for b, v in t.rows] + [["above", f"{t.above:g}"]],
+                    title=f"table {t.key}: {t.description}")
+    print()
+    print_table(["organ", "metric", "goal", "unit"],
+                [[proto.organs[g.organ].display_name, g.metric.text, f"{g.comparison} {g.value:g}", g.unit]
+                 for g in proto.coverage_goals], title="coverage goals (reirrad defaults)")
+    print()
+    print_table(["organ", "alpha/beta (Gy)", "ROI aliases"],
+                [[o.display_name, o.alpha_beta_gy, ", ".join(o.aliases)] for o in proto.organs.values()],
+                title="organs")
+    if proto.notes:
+        print()
+        print(f"notes: {proto.notes}")
+    return 0
+
+
+def run_cord_limit(args: argparse.Namespace) -> int:
+    proto = load_protocol(args.protocol)
+    tables = [proto.tables[c.limit_table] for c in proto.constraints
+              if c.limit_table is not None and c.organ == "spinal_cord_prv"]
+    if not tables:
+        from constraints.errors import ProtocolError
+        raise ProtocolError(f"protocol {proto.name!r} has no table-based cord PRV limit")
+    table = tables[0]
+    limit = table.lookup(args.prior_bed)
+    payload = {"limit_gy": limit, "prior_bed": args.prior_bed, "alpha_beta": table.input_alpha_beta_gy,
+               "protocol": proto.name, "protocol_version": proto.version, "table": table.key,
+               "metric": "D0.035cc", "domain": "sbrt_physical"}
+    if args.json:
+        print_json(payload)
+    else:
+        print(f"prior cord BED {args.prior_bed:g} Gy{table.input_alpha_beta_gy:g} -> cord PRV SBRT-only "
+              f"D0.035cc <= {limit:g} Gy ({proto.name} v{proto.version})")
+    return 0
