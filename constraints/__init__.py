@@ -13,11 +13,13 @@ DVH           : :func:`compute_dvh`, :class:`Dvh`, :func:`parse_metric`, :class:
 Protocols     : :func:`load_protocol`, :func:`builtin_protocols`, :class:`Protocol`,
                 :func:`match_roi_names`
 Eligibility   : :class:`CaseFacts`, :func:`assess_eligibility`
+Evaluation    : :class:`PlanCase`, :func:`evaluate_protocol`, :func:`dose_table`
 Errors        : :class:`ReirradError` and subclasses (``constraints.errors``)
 """
 from .accumulate import course_bed, cumulative_bed, cumulative_eqd2
 from .dose_course import DoseCourse
 from .dvh import Dvh, compute_dvh
+from .evaluation import ConstraintResult, Evaluation, GoalResult, PlanCase, dose_table, evaluate_protocol
 from .eligibility import CaseFacts, EligibilityResult, assess_eligibility
 from .errors import (
     DicomImportError,
@@ -42,6 +44,7 @@ __all__ = [
     "Dvh", "compute_dvh", "Metric", "parse_metric",
     "Protocol", "RoiMatch", "load_protocol", "builtin_protocols", "match_roi_names",
     "CaseFacts", "EligibilityResult", "assess_eligibility",
+    "PlanCase", "Evaluation", "ConstraintResult", "GoalResult", "evaluate_protocol", "dose_table",
     "ReirradError", "InputError", "GridMismatchError", "ProtocolError", "NotEvaluableError",
     "InfeasibleError", "TpsStateError", "DicomImportError",
 ]

@@ -1,0 +1,281 @@
+"""Evaluate a plan (neutral model) against a protocol: every constraint, its value,
+limit, margin and pass/fail, and the seed's Table 3 layout of dose metrics.
+
+Domains (see :data:`constraints.protocol.DOMAINS`):
+
+* ``sbrt_physical`` — the new course's physical dose (Gy);
+* ``sbrt_bed`` / ``sbrt_eqd2`` — the new course alone in BED/EQD2 of the organ's α/β;
+* ``cumulative_bed`` / ``cumulative_eqd2`` — prior courses (after recovery) plus the new
+  course, summed voxel by voxel in BED of the organ's α/β.
+
+A metric that cannot be evaluated (unknown prior dose in the organ, a volume larger
+than the organ) is reported as not evaluable and counts as a failure for a binding
+constraint: never a silent pass.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .accumulate import cumulative_bed
+from .dose_course import DoseCourse
+from .dvh import compute_dvh
+from .errors import InputError, NotEvaluableError, ReirradError
+from .grid import Grid
+from .lq import _bed
+from .metric import Metric, parse_metric
+from .morphology import dilate_mm
+from .protocol import Constraint, Protocol
+from .structure import Structure
+
+__all__ = ["PlanCase", "ConstraintResult", "GoalResult", "Evaluation", "evaluate_protocol", "domain_dose",
+           "organ_structure", "dose_table", "TABLE3_METRICS", "TABLE3_ALPHA_BETAS"]
+
+TABLE3_METRICS = ("Dmax", "D0.035cc", "D1cc")
+TABLE3_ALPHA_BETAS = (2.0, 3.0, 10.0)
+
+
+@dataclass(frozen=True, eq=False)
+class PlanCase:
+    """Everything needed to evaluate one re-irradiation plan, on one dose grid.
+
+    Attributes
+    ----------
+    grid : Grid
+    structures : mapping organ key → Structure
+        The protocol organs matched to ROIs (see :func:`constraints.match_roi_names`).
+    sbrt : DoseCourse
+        The new course's total physical dose.
+    priors : tuple of DoseCourse
+        Prior courses mapped onto the same grid.
+    """
+
+    grid: Grid
+    structures: Mapping[str, Structure]
+    sbrt: DoseCourse
+    priors: Tuple[DoseCourse, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.sbrt, DoseCourse):
+            raise InputError("PlanCase sbrt must be a DoseCourse")
+        self.grid.require_same(self.sbrt.grid, f"SBRT dose {self.sbrt.label!r}")
+        for p in self.priors:
+            self.grid.require_same(p.grid, f"prior course {p.label!r}")
+        for key, s in self.structures.items():
+            self.grid.require_same(s.grid, f"structure {s.name!r} ({key})")
+        if self.sbrt.has_unknown:
+            raise InputError(f"SBRT dose {self.sbrt.label!r} contains unknown (NaN) voxels")
+        object.__setattr__(self, "priors", tuple(self.priors))
+
+
+@dataclass(frozen=True)
+class ConstraintResult:
+    """One constraint evaluated.  ``margin`` = limit − value, in ``unit`` (> 0 is slack)."""
+
+    constraint_id: str
+    organ: str
+    roi_name: Optional[str]
+    metric: str
+    domain: str
+    comparison: str
+    unit: str
+    limit: Optional[float]
+    value: Optional[float]
+    margin: Optional[float]
+    passed: bool
+    advisory: bool
+    priority: int
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class GoalResult:
+    goal_id: str
+    organ: str
+    metric: str
+    comparison: str
+    goal: float
+    unit: str
+    value: Optional[float]
+    met: bool
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """All constraint and goal results of one plan.
+
+    ``all_pass`` is True when every binding (non-advisory) constraint of an organ
+    present in the plan passed; constraints of organs absent from the plan are
+    listed in ``not_applicable`` (an organ that is not there receives no dose limit).
+    """
+
+    protocol_name: str
+    protocol_version: str
+    results: Tuple[ConstraintResult, ...]
+    goals: Tuple[GoalResult, ...]
+    not_applicable: Tuple[str, ...]
+
+    @property
+    def all_pass(self) -> bool:
+        return all(r.passed for r in self.results if not r.advisory)
+
+    def failures(self) -> Tuple[ConstraintResult, ...]:
+        return tuple(r for r in self.results if not r.passed and not r.advisory)
+
+    def sorted_failures_first(self) -> List[ConstraintResult]:
+        return sorted(self.results, key=lambda r: (r.passed, r.advisory, r.priority, r.constraint_id))
+
+
+def domain_dose(case: PlanCase, domain: str, alpha_beta_gy: float) -> np.ndarray:
+    """The voxel-wise quantity a constraint of ``domain`` is evaluated on."""
+    if domain == "sbrt_physical":
+        return case.sbrt.dose_gy
+    sbrt_bed = _bed(case.sbrt.dose_gy, case.sbrt.fractions, alpha_beta_gy)
+    if domain.startswith("sbrt_"):
+        total = sbrt_bed
+    elif domain.startswith("cumulative_"):
+        total = (cumulative_bed(case.priors, alpha_beta_gy) + sbrt_bed) if case.priors else sbrt_bed
+    else:
+        raise InputError(f"unknown domain {domain!r}")
+    if domain.endswith("_eqd2"):
+        return total / (1.0 + 2.0 / alpha_beta_gy)
+    return total
+
+
+def organ_structure(case: PlanCase, protocol: Protocol, organ_key: str) -> Structure:
+    """The structure of an organ, derived where the protocol says so (unspecified
+    tissue = External − (union of target organs dilated by the margin))."""
+    s = case.structures[organ_key]
+    organ = protocol.organs[organ_key]
+    if organ.exclude_target_margin_mm is None:
+        return s
+    targets = np.zeros(case.grid.shape, dtype=bool)
+    for key, t in case.structures.items():
+        if protocol.organs[key].kind == "target":
+            targets |= t.mask >= 0.5
+    ring = dilate_mm(targets, case.grid, organ.exclude_target_margin_mm)
+    return Structure(f"{s.name} - (targets + {organ.exclude_target_margin_mm:g} mm)", s.kind,
+                     np.where(ring, 0.0, s.mask), case.grid)
+
+
+def _table_input(case: PlanCase, protocol: Protocol, constraint: Constraint) -> Tuple[float, str]:
+    table = protocol.tables[constraint.limit_table]
+    if table.input_organ not in case.structures:
+        raise NotEvaluableError(f"table {table.key!r} needs organ {table.input_organ!r}, which the plan lacks")
+    if not case.priors:
+        return 0.0, f"no prior course: prior {table.input_metric.text} BED{table.input_alpha_beta_gy:g} = 0"
+    prior = cumulative_bed(case.priors, table.input_alpha_beta_gy)
+    dvh = compute_dvh(prior, case.structures[table.input_organ])
+    value = table.input_metric.evaluate(dvh)
+    return value, (f"prior {table.input_metric.text} of {case.structures[table.input_organ].name} = "
+                   f"{value:.1f} Gy{table.input_alpha_beta_gy:g} BED")
+
+
+def _compare(value: float, comparison: str, limit: float) -> bool:
+    return {"<": value < limit, "<=": value <= limit, ">": value > limit, ">=": value >= limit}[comparison]
+
+
+def evaluate_protocol(case: PlanCase, protocol: Protocol) -> Evaluation:
+    """Evaluate every constraint and coverage goal of ``protocol`` on ``case``."""
+    results: List[ConstraintResult] = []
+    not_applicable: List[str] = []
+    cache: Dict[Tuple[str, str], object] = {}
+
+    def dvh_of(organ_key: str, domain: str):
+        key = (organ_key, domain)
+        if key not in cache:
+            try:
+                s = organ_structure(case, protocol, organ_key)
+                cache[key] = compute_dvh(domain_dose(case, domain, protocol.organs[organ_key].alpha_beta_gy), s)
+            except ReirradError as exc:
+                cache[key] = exc
+        return cache[key]
+
+    for c in protocol.constraints:
+        if c.organ not in case.structures:
+            not_applicable.append(c.id)
+            continue
+        roi = case.structures[c.organ].name
+        note = ""
+        try:
+            if c.limit_table is not None:
+                table_value, note = _table_input(case, protocol, c)
+                limit = protocol.limit_of(c, table_input=table_value)
+            else:
+                limit = c.limit
+            dvh = dvh_of(c.organ, c.domain)
+            if isinstance(dvh, Exception):
+                raise dvh
+            value = c.metric.evaluate(dvh)
+        except ReirradError as exc:
+            results.append(ConstraintResult(c.id, c.organ, roi, c.metric.text, c.domain, c.comparison, c.unit,
+                                            c.limit, None, None, False, c.advisory, c.priority,
+                                            f"not evaluable: {exc}"))
+            continue
+        results.append(ConstraintResult(c.id, c.organ, roi, c.metric.text, c.domain, c.comparison, c.unit,
+                                        limit, value, limit - value, _compare(value, c.comparison, limit),
+                                        c.advisory, c.priority, note))
+    goals = []
+    for g in protocol.coverage_goals:
+        if g.organ not in case.structures:
+            goals.append(GoalResult(g.id, g.organ, g.metric.text, g.comparison, g.value, g.unit, None, False,
+                                    "organ not in plan"))
+            continue
+        dvh = dvh_of(g.organ, "sbrt_physical")
+        if isinstance(dvh, Exception):
+            goals.append(GoalResult(g.id, g.organ, g.metric.text, g.comparison, g.value, g.unit, None, False,
+                                    f"not evaluable: {dvh}"))
+            continue
+        value = g.metric.evaluate(dvh, volume_unit="cc" if g.unit == "cc" else "%")
+        goals.append(GoalResult(g.id, g.organ, g.metric.text, g.comparison, g.value, g.unit, value,
+                                _compare(value, g.comparison, g.value)))
+    return Evaluation(protocol.name, protocol.version, tuple(results), tuple(goals), tuple(not_applicable))
+
+
+def dose_table(case: PlanCase, structure: Structure, *, alpha_betas: Sequence[float] = TABLE3_ALPHA_BETAS,
+               metrics: Sequence[str] = TABLE3_METRICS) -> Dict[str, object]:
+    """Dose metrics of one structure in the layout of the seed's Table 3.
+
+    Returns a nested dict: ``{"sbrt"|"cumulative": {"physical"|"bed"|"eqd2": {ab: {metric: value}}}}``
+    (``physical`` has one entry under key ``"-"``; the cumulative physical dose is the
+    plain sum of the courses, for reference only).  Values that cannot be evaluated
+    are ``None`` and their reasons are listed under ``"not_evaluable"``.
+    """
+    parsed: List[Metric] = [parse_metric(m) for m in metrics]
+    out: Dict[str, object] = {}
+    reasons: Dict[str, str] = {}
+
+    def fill(values: np.ndarray, where: str) -> Dict[str, Optional[float]]:
+        row: Dict[str, Optional[float]] = {}
+        try:
+            dvh = compute_dvh(values, structure)
+        except ReirradError as exc:
+            reasons[where] = str(exc)
+            return {m.text: None for m in parsed}
+        for m in parsed:
+            try:
+                row[m.text] = m.evaluate(dvh)
+            except ReirradError as exc:
+                row[m.text] = None
+                reasons[f"{where} {m.text}"] = str(exc)
+        return row
+
+    for scope in ("sbrt", "cumulative"):
+        block: Dict[str, object] = {}
+        if scope == "sbrt":
+            block["physical"] = {"-": fill(case.sbrt.dose_gy, "sbrt physical")}
+        else:
+            phys = case.sbrt.dose_gy + sum((p.dose_gy for p in case.priors), np.zeros(case.grid.shape))
+            block["physical"] = {"-": fill(phys, "cumulative physical")}
+        for kind in ("bed", "eqd2"):
+            block[kind] = {}
+            for ab in alpha_betas:
+                values = domain_dose(case, f"{scope}_{kind}", float(ab))
+                block[kind][f"{float(ab):g}"] = fill(values, f"{scope} {kind} a/b {ab:g}")
+        out[scope] = block
+    if reasons:
+        out["not_evaluable"] = reasons
+    return out
