@@ -161,7 +161,7 @@ def organ_structure(case: PlanCase, protocol: Protocol, organ_key: str) -> Struc
                      np.where(ring, 0.0, s.mask), case.grid)
 
 
-def _table_input(case: PlanCase, protocol: Protocol, constraint: Constraint) -> Tuple[float, str]:
+def table_input(case: PlanCase, protocol: Protocol, constraint: Constraint) -> Tuple[float, str]:
     table = protocol.tables[constraint.limit_table]
     if table.input_organ not in case.structures:
         raise NotEvaluableError(f"table {table.key!r} needs organ {table.input_organ!r}, which the plan lacks")
@@ -198,11 +198,12 @@ def evaluate_protocol(case: PlanCase, protocol: Protocol) -> Evaluation:
         if c.organ not in case.structures:
             not_applicable.append(c.id)
             continue
-        roi = case.structures[c.organ].name
+        roi = organ_structure(case, protocol, c.organ).name if protocol.organs[c.organ].exclude_target_margin_mm \
+            is not None else case.structures[c.organ].name
         note = ""
         try:
             if c.limit_table is not None:
-                table_value, note = _table_input(case, protocol, c)
+                table_value, note = table_input(case, protocol, c)
                 limit = protocol.limit_of(c, table_input=table_value)
             else:
                 limit = c.limit

@@ -56,7 +56,8 @@ SUPPORTED_FORMAT = 1
 
 @dataclass(frozen=True)
 class Organ:
-    """An organ of the protocol: key, name shown, kind, α/β (Gy) and ROI aliases."""
+    """An organ of the protocol: key, name shown, kind, α/β (Gy), ROI aliases, and
+    whether a plan must have it (``required``: the scripts refuse to run without it)."""
 
     key: str
     display_name: str
@@ -64,6 +65,7 @@ class Organ:
     alpha_beta_gy: float
     aliases: Tuple[str, ...]
     exclude_target_margin_mm: Optional[float] = None
+    required: bool = False
 
 
 @dataclass(frozen=True)
@@ -340,7 +342,8 @@ class _Parser:
         seen_alias: Dict[str, str] = {}
         for key, t in table.items():
             entry = f"[organs.{key}]"
-            self.check_fields(t, entry, ["display_name", "kind", "alpha_beta_gy", "aliases", "exclude_target_margin_mm"])
+            self.check_fields(t, entry, ["display_name", "kind", "alpha_beta_gy", "aliases", "exclude_target_margin_mm",
+                                         "required"])
             aliases = self.get(t, entry, "aliases", list)
             if not aliases or not all(isinstance(a, str) and a.strip() for a in aliases):
                 raise self.fail(entry, "field 'aliases' must be a non-empty list of ROI names")
@@ -359,6 +362,7 @@ class _Parser:
                 alpha_beta_gy=self.positive(t, entry, "alpha_beta_gy"),
                 aliases=tuple(aliases),
                 exclude_target_margin_mm=margin,
+                required=self.get(t, entry, "required", bool, default=False),
             )
         if not out:
             raise self.fail("[organs]", "at least one organ is required")

@@ -52,7 +52,7 @@ def test_seed_fatal_case_fails_cumulative_dmax_while_sbrt_only_passes_except_20g
 
 def test_cumulative_pass_when_sbrt_respects_the_voxel_limit():
     # 22.04 Gy is the limit for a 60/30 voxel under 203 Gy3; D0.035cc<187 and D1cc<167 need less:
-    # D1cc: 167 - 100 = 67 -> 3(sqrt(1+4*67/6)-1) = 17.26 Gy. Put 17 Gy in the hottest voxel.
+    # D1cc: 167 - 100 = 67 -> 3(sqrt(1+4*67/6)-1) = 17.27 Gy. Put 17 Gy in the hottest voxel.
     case = build(sbrt_esoph=17.0)
     case.sbrt.dose_gy  # read-only
     sb = case.sbrt.dose_gy.copy()

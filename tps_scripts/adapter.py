@@ -1,0 +1,352 @@
+"""The adapter: RayStation objects → the neutral model (read side).
+
+One road into the packages (DESIGN §4): the dose grid geometry (cm → mm), ROI
+fractional masks on the dose grid (``GetRoiGeometryAsVoxels``, 0–255 → 0–1), the
+SBRT dose (cGy → Gy) with its fraction count, and the prior courses (evaluation
+doses on the planning examination, Gy, with fraction counts from their names or the
+configuration), resampled onto the SBRT dose grid where their grid differs.
+
+Everything here only reads.  Writing back lives in :mod:`tps_scripts.writeback`.
+Runs on CPython 3.8 with numpy only.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from constraints.dose_course import DoseCourse
+from constraints.errors import InputError, TpsStateError
+from constraints.evaluation import PlanCase
+from constraints.grid import Grid
+from constraints.protocol import Protocol, RoiMatch, match_roi_names
+from constraints.resample import resample_to_grid
+from constraints.structure import Structure
+
+from .config import PluginConfig
+from .units import cgy_to_gy, cm_to_mm
+
+__all__ = ["get_api", "TpsContext", "current_context", "dose_grid", "read_dose_gy", "roi_mask",
+           "PriorInfo", "find_prior_doses", "Gathered", "gather", "fractions_from_name", "array_digest"]
+
+#: "60Gy/30fx", "60 Gy in 30 fractions", "20Gy/5fr", "50.4Gy/28F"
+_FRACTIONS_IN_NAME = re.compile(
+    r"(\d+(?:[.,]\d+)?)\s*Gy\s*(?:/|in|x)\s*(\d+)\s*(?:fx|fr|fractions?|f)\b", re.IGNORECASE)
+
+ORGAN_KIND_FROM_TPS = {"Target": "target", "OrganAtRisk": "oar", "Other": "other", "Unknown": "other"}
+
+
+def get_api() -> Any:
+    """The scripting module: ``raystation`` (RayStation 2025+) or ``connect`` (earlier)."""
+    try:
+        import raystation as api  # noqa: F401
+    except ImportError:
+        try:
+            import connect as api  # noqa: F401
+        except ImportError:
+            raise TpsStateError("no RayStation scripting module: run this script from RayStation's script "
+                                "console (or load a mock_tps phantom first)") from None
+    return api
+
+
+@dataclass(frozen=True)
+class TpsContext:
+    """The current objects of the planning system."""
+
+    patient: Any
+    case: Any
+    plan: Any
+    beam_set: Any
+    examination: Any
+
+
+def _current(api: Any, kind: str, hint: str) -> Any:
+    try:
+        return api.get_current(kind)
+    except SystemError:
+        raise TpsStateError(f"no {kind.lower()} is loaded: {hint}") from None
+
+
+def current_context(api: Any) -> TpsContext:
+    """Patient, case, plan, beam set and planning examination that are current.
+
+    Raises
+    ------
+    constraints.errors.TpsStateError
+        Nothing loaded, or no plan/beam set selected.
+    """
+    hint = "open the patient and the re-irradiation SBRT plan (with its beam set) before running the script"
+    patient = _current(api, "Patient", hint)
+    case = _current(api, "Case", hint)
+    plan = _current(api, "Plan", hint)
+    beam_set = _current(api, "BeamSet", hint)
+    exam = beam_set.GetPlanningExamination()
+    return TpsContext(patient, case, plan, beam_set, exam)
+
+
+def dose_grid(dose_distribution: Any) -> Grid:
+    """The dose grid of a dose distribution as a :class:`Grid` (cm → mm).
+
+    ``InDoseGrid.Corner`` is the outer corner of the first voxel (research §3).
+    """
+    g = dose_distribution.InDoseGrid
+    corner = (cm_to_mm(g.Corner.x), cm_to_mm(g.Corner.y), cm_to_mm(g.Corner.z))
+    spacing = (cm_to_mm(g.VoxelSize.x), cm_to_mm(g.VoxelSize.y), cm_to_mm(g.VoxelSize.z))
+    shape = (int(g.NrVoxels.z), int(g.NrVoxels.y), int(g.NrVoxels.x))
+    return Grid(corner, spacing, shape)
+
+
+def read_dose_gy(dose_distribution: Any, what: str, grid: Optional[Grid] = None) -> np.ndarray:
+    """``DoseValues.DoseData`` (cGy) as Gy, shaped (nz, ny, nx).
+
+    Raises
+    ------
+    constraints.errors.TpsStateError
+        No dose computed (``DoseValues`` is None).
+    constraints.errors.InputError
+        Wrong size, NaN or negative values.
+    """
+    values = dose_distribution.DoseValues
+    if values is None:
+        raise TpsStateError(f"{what} has no dose: compute the dose first")
+    grid = grid or dose_grid(dose_distribution)
+    data = np.asarray(values.DoseData, dtype=np.float64)
+    if data.size != grid.n_voxels:
+        raise InputError(f"{what}: DoseData has {data.size} values, its dose grid {grid.shape} needs {grid.n_voxels}")
+    data = data.reshape(grid.shape)
+    if not np.isfinite(data).all():
+        raise InputError(f"{what}: the dose contains {int((~np.isfinite(data)).sum())} non-finite value(s) (NaN/inf)")
+    if data.min() < 0:
+        raise InputError(f"{what}: the dose contains negative values (minimum {data.min():g} cGy)")
+    return cgy_to_gy(data)
+
+
+def roi_mask(structure_set: Any, roi_name: str, dose_distribution: Any, grid: Grid) -> np.ndarray:
+    """Fractional coverage (0–1) of an ROI on a dose grid, via ``GetRoiGeometryAsVoxels``
+    (which returns 0–255 per voxel, x fastest)."""
+    g = dose_distribution.InDoseGrid
+    vox = structure_set.RoiGeometries[roi_name].GetRoiGeometryAsVoxels(
+        Corner=g.Corner, VoxelSize=g.VoxelSize, NrVoxels=g.NrVoxels)
+    arr = np.asarray(vox, dtype=np.float64)
+    if arr.size != grid.n_voxels:
+        raise InputError(f"ROI {roi_name!r}: GetRoiGeometryAsVoxels gave {arr.size} values for {grid.n_voxels} voxels")
+    return np.clip(arr.reshape(grid.shape) / 255.0, 0.0, 1.0)
+
+
+def fractions_from_name(name: str) -> Optional[int]:
+    """Fraction count stated in a dose's name (``"Prior EBRT 60Gy/30fx"`` → 30), or None."""
+    m = _FRACTIONS_IN_NAME.search(name or "")
+    return int(m.group(2)) if m else None
+
+
+@dataclass(frozen=True)
+class PriorInfo:
+    """A prior course as found in the planning system."""
+
+    name: str
+    fractions: int
+    recovery: float
+    date: Optional[str]
+    fractions_source: str      # "name" or "configuration"
+    resampled: bool
+    dose_digest: str
+    assumed_voxels: int = 0     # voxels outside the prior grid given the organ's highest prior dose
+
+
+def _evaluation_doses(case: Any, exam_name: str) -> List[Any]:
+    found = []
+    for fe in case.TreatmentDelivery.FractionEvaluations:
+        for doe in fe.DoseOnExaminations:
+            if doe.OnExamination.Name != exam_name:
+                continue
+            for de in doe.DoseEvaluations:
+                found.append(de)
+    return found
+
+
+def _is_of_beam_set(dose: Any, beam_set: Any) -> bool:
+    try:
+        bs = dose.ForBeamSet
+    except AttributeError:
+        return False
+    return bs is not None and getattr(bs, "DicomPlanLabel", None) == getattr(beam_set, "DicomPlanLabel", object())
+
+
+def find_prior_doses(ctx: TpsContext, config: PluginConfig) -> List[Tuple[Any, str, int, float, Optional[str], str]]:
+    """Prior courses among the evaluation doses on the planning examination.
+
+    Without configured priors: every *named* evaluation dose on the planning
+    examination that is not a dose of the SBRT beam set, its fraction count read from
+    its name.  With configured priors: exactly those, by name.
+
+    Returns
+    -------
+    list of (dose object, name, fractions, recovery, date or None, source of the fraction count)
+
+    Raises
+    ------
+    constraints.errors.TpsStateError
+        A configured prior is not there, or a prior's fraction count is unknown.
+    """
+    doses = [d for d in _evaluation_doses(ctx.case, ctx.examination.Name) if not _is_of_beam_set(d, ctx.beam_set)]
+    named = {d.Name: d for d in doses if getattr(d, "Name", "")}
+    out = []
+    if config.priors:
+        for p in config.priors:
+            if p.name not in named:
+                raise TpsStateError(
+                    f"configured prior course {p.name!r} is not among the evaluation doses on examination "
+                    f"{ctx.examination.Name!r}; found: {sorted(named)}")
+            out.append((named[p.name], p.name, p.fractions, p.recovery,
+                        p.date.isoformat() if p.date else None, "configuration"))
+        return out
+    for name, dose in named.items():
+        fx = fractions_from_name(name)
+        if fx is None:
+            raise TpsStateError(
+                f"the fraction count of evaluation dose {name!r} is unknown: RayStation does not store it for a "
+                "mapped dose; name it like 'Prior 60Gy/30fx' or list it under [[prior]] in the configuration")
+        out.append((dose, name, fx, 0.0, None, "name"))
+    return out
+
+
+def _handle_unknown_prior(dose_gy: np.ndarray, name: str, structures: Dict[str, Structure],
+                          policy: str) -> Tuple[np.ndarray, int]:
+    """Apply the unknown-prior policy to a resampled prior dose (NaN outside its grid).
+
+    ``refuse``: any organ voxel outside the prior grid is an error naming the ROI.
+    ``organ_max``: such voxels get the highest known prior dose of that organ (the
+    highest over all organs containing the voxel); voxels in no organ stay unknown.
+    """
+    unknown = np.isnan(dose_gy)
+    if not unknown.any():
+        return dose_gy, 0
+    out = dose_gy.copy()
+    filled = np.zeros(dose_gy.shape, dtype=bool)
+    for s in structures.values():
+        inside = s.mask > 0
+        hole = unknown & inside
+        if not hole.any():
+            continue
+        if policy == "refuse":
+            raise TpsStateError(
+                f"prior course {name!r} does not cover ROI {s.name!r}: {int(hole.sum())} of its voxels lie outside "
+                "the prior dose grid. Map the prior dose on a larger grid, or set unknown_prior = 'organ_max' in the "
+                "configuration to assume the organ's highest prior dose there (never zero)")
+        known = dose_gy[inside & ~unknown]
+        if known.size == 0:
+            raise TpsStateError(f"prior course {name!r} does not reach ROI {s.name!r} at all: its dose there is unknown")
+        value = float(known.max())
+        out[hole] = np.where(filled[hole], np.maximum(out[hole], value), value)
+        filled |= hole
+    return out, int(filled.sum())
+
+
+def array_digest(values: np.ndarray) -> str:
+    """SHA-256 (first 16 hex digits) of an array's float64 bytes: identifies a dose in records."""
+    return hashlib.sha256(np.ascontiguousarray(values, dtype=np.float64).tobytes()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, eq=False)
+class Gathered:
+    """What :func:`gather` read from the planning system."""
+
+    context: TpsContext
+    case: PlanCase
+    match: RoiMatch
+    roi_kinds: Dict[str, str]
+    empty_rois: Tuple[str, ...]
+    priors: Tuple[PriorInfo, ...]
+    sbrt_fractions: int
+    prescription_gy: Optional[float]
+    sbrt_digest: str
+    identity: Dict[str, str]
+    prior_objects: Tuple[Any, ...] = ()
+
+
+def _prescription_gy(beam_set: Any) -> Optional[float]:
+    presc = getattr(beam_set, "Prescription", None)
+    if presc is None:
+        return None
+    for attr in ("PrimaryPrescriptionDoseReference", "PrimaryDosePrescription"):  # 12A+ / older
+        ref = getattr(presc, attr, None)
+        if ref is not None:
+            return float(cgy_to_gy(ref.DoseValue))
+    return None
+
+
+def gather(api: Any, config: PluginConfig, protocol: Protocol, *, require_dose: bool = True) -> Gathered:
+    """Read the current plan into the neutral model.
+
+    Raises
+    ------
+    constraints.errors.TpsStateError
+        Nothing loaded, no dose computed, unknown fraction count of a prior course,
+        a required organ (e.g. cord PRV, esophagus) without an ROI or contours.
+    constraints.errors.InputError
+        Ambiguous ROI names, bad dose data.
+    """
+    ctx = current_context(api)
+    bs = ctx.beam_set
+    fractions = int(bs.FractionationPattern.NumberOfFractions)
+    fraction_dose = bs.FractionDose
+    grid = dose_grid(fraction_dose)
+    if require_dose or fraction_dose.DoseValues is not None:
+        sbrt_gy = read_dose_gy(fraction_dose, f"beam set {bs.DicomPlanLabel!r} (fraction dose)", grid) * fractions
+    else:
+        sbrt_gy = np.zeros(grid.shape)
+    pm = ctx.case.PatientModel
+    roi_names = [r.Name for r in pm.RegionsOfInterest]
+    kinds = {r.Name: ORGAN_KIND_FROM_TPS.get(r.OrganData.OrganType, "other") for r in pm.RegionsOfInterest}
+    match = match_roi_names(roi_names, protocol, config.roi_overrides)
+    ss = pm.StructureSets[ctx.examination.Name]
+    structures: Dict[str, Structure] = {}
+    empty = []
+    for organ, roi in match.organ_to_roi.items():
+        if not ss.RoiGeometries[roi].HasContours():
+            empty.append(roi)
+            continue
+        mask = roi_mask(ss, roi, fraction_dose, grid)
+        if not mask.any():
+            empty.append(roi)
+            continue
+        structures[organ] = Structure(roi, protocol.organs[organ].kind, mask, grid)
+    missing = [k for k, o in protocol.organs.items() if o.required and k not in structures]
+    if missing:
+        details = []
+        for k in missing:
+            roi = match.organ_to_roi.get(k)
+            details.append(f"{protocol.organs[k].display_name} (ROI {roi!r} has no contours on {ctx.examination.Name!r} "
+                           "or does not reach the dose grid)" if roi else
+                           f"{protocol.organs[k].display_name} (no ROI named like {list(protocol.organs[k].aliases[:3])})")
+        raise TpsStateError("required organ(s) missing: " + "; ".join(details)
+                            + f". Unmatched ROIs: {list(match.unmatched_rois)}; set roi_overrides in the configuration")
+    priors = []
+    prior_infos = []
+    prior_objects = []
+    for dose_obj, name, fx, rec, date, source in find_prior_doses(ctx, config):
+        prior_objects.append(dose_obj)
+        pgrid = dose_grid(dose_obj)
+        pdose = read_dose_gy(dose_obj, f"prior course {name!r}", pgrid)
+        resampled = not pgrid.same_as(grid)
+        assumed = 0
+        if resampled:
+            pdose = resample_to_grid(pdose, pgrid, grid)
+            pdose, assumed = _handle_unknown_prior(pdose, name, structures, config.unknown_prior)
+        priors.append(DoseCourse(pdose, grid, fx, name, recovery=rec))
+        prior_infos.append(PriorInfo(name, fx, rec, date, source, resampled, array_digest(pdose), assumed))
+    sbrt = DoseCourse(sbrt_gy, grid, fractions, f"SBRT {bs.DicomPlanLabel}")
+    identity = {
+        "patient_name": str(getattr(ctx.patient, "Name", "")),
+        "patient_id": str(getattr(ctx.patient, "PatientID", "")),
+        "case": str(getattr(ctx.case, "CaseName", "")),
+        "plan": str(getattr(ctx.plan, "Name", "")),
+        "beam_set": str(bs.DicomPlanLabel),
+        "examination": str(ctx.examination.Name),
+    }
+    return Gathered(ctx, PlanCase(grid, structures, sbrt, tuple(priors)), match, kinds, tuple(empty),
+                    tuple(prior_infos), fractions, _prescription_gy(bs), array_digest(sbrt_gy), identity,
+                    tuple(prior_objects))

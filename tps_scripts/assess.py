@@ -1,0 +1,159 @@
+"""The assessment (read-only): cumulative and SBRT-only dose of every OAR in physical
+dose, BED and EQD2 (α/β 2, 3, 10; the seed's Table 3 layout), the protocol's
+constraints with pass/fail and margin, coverage goals and — when the configuration
+gives the case facts — the eligibility recommendation.  Writes a JSON record and a
+text report; changes nothing in the patient.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Optional, Tuple
+
+from constraints.eligibility import assess_eligibility
+from constraints.evaluation import Evaluation, dose_table, evaluate_protocol
+from constraints.protocol import Protocol, load_protocol
+
+from .adapter import Gathered, gather, get_api
+from .config import PluginConfig, load_config
+from .record import evaluation_block, protocol_block, software_version, write_record
+
+__all__ = ["assessment_record", "assessment_report", "run_assessment", "main"]
+
+_LOG = logging.getLogger(__name__)
+
+
+def inputs_block(g: Gathered, config: PluginConfig) -> Dict[str, Any]:
+    ident = dict(g.identity)
+    if not config.show_identity:
+        ident.pop("patient_name", None)
+        ident.pop("patient_id", None)
+    grid = g.case.grid
+    return {
+        "tps_objects": ident,
+        "dose_grid": {"corner_mm": list(grid.corner_mm), "spacing_mm": list(grid.spacing_mm),
+                      "shape_zyx": list(grid.shape)},
+        "sbrt": {"fractions": g.sbrt_fractions, "prescription_gy": g.prescription_gy, "dose_digest": g.sbrt_digest},
+        "priors": [{"name": p.name, "fractions": p.fractions, "recovery": p.recovery, "date": p.date,
+                    "fractions_from": p.fractions_source, "resampled_to_dose_grid": p.resampled,
+                    "voxels_assumed_organ_max": p.assumed_voxels, "dose_digest": p.dose_digest} for p in g.priors],
+        "roi_match": dict(g.match.organ_to_roi),
+        "unmatched_rois": list(g.match.unmatched_rois),
+        "organs_without_roi": list(g.match.missing_organs),
+        "empty_rois": list(g.empty_rois),
+        "configuration": config.source,
+        "unknown_prior_policy": config.unknown_prior,
+    }
+
+
+def assessment_record(g: Gathered, protocol: Protocol, ev: Evaluation, config: PluginConfig) -> Dict[str, Any]:
+    tables = {}
+    for organ, s in g.case.structures.items():
+        if protocol.organs[organ].kind == "oar" or organ == protocol.prescription.target:
+            tables[s.name] = dose_table(g.case, s)
+    record: Dict[str, Any] = {
+        "tool": "reirrad",
+        "software_version": software_version(),
+        "kind": "assessment",
+        "protocol": protocol_block(protocol),
+        "inputs": inputs_block(g, config),
+        "evaluation": evaluation_block(ev),
+        "table3": tables,
+    }
+    if config.case is not None:
+        e = assess_eligibility(config.case, protocol)
+        record["eligibility"] = {"eligible": e.eligible, "recommendation": e.recommendation,
+                                 "reasons": list(e.reasons), "warnings": list(e.warnings)}
+    return record
+
+
+def _fmt(v: Optional[float], digits: int = 2) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def assessment_report(record: Dict[str, Any], title: str = "reirrad assessment") -> List[str]:
+    """The human report (plain text) of an assessment record."""
+    p = record["protocol"]
+    inp = record["inputs"]
+    ev = record["evaluation"]
+    lines = [title, "=" * len(title),
+             f"protocol {p['name']} v{p['version']} (sha256 {p['sha256'][:12]}...)",
+             f"plan {inp['tps_objects'].get('plan')} / beam set {inp['tps_objects'].get('beam_set')} on "
+             f"{inp['tps_objects'].get('examination')}",
+             f"SBRT: {inp['sbrt']['prescription_gy']} Gy in {inp['sbrt']['fractions']} fractions",
+             "dose grid: spacing {} mm, {} voxels (z, y, x)".format(
+                 " x ".join(f"{s:g}" for s in inp["dose_grid"]["spacing_mm"]), inp["dose_grid"]["shape_zyx"]),
+             "alpha/beta (Gy): " + ", ".join(f"{k} {v:g}" for k, v in p["alpha_beta_gy"].items()
+                                             if k in inp["roi_match"]),
+             "D0.035cc rule: dose of the voxel at which the hottest voxels' covered volume first reaches "
+             "0.035 cc (no interpolation)"]
+    for pr in inp["priors"]:
+        lines.append(f"prior course {pr['name']!r}: {pr['fractions']} fx (from {pr['fractions_from']}), "
+                     f"recovery {pr['recovery']:g}" + (", resampled onto the SBRT dose grid" if pr["resampled_to_dose_grid"] else ""))
+    if not inp["priors"]:
+        lines.append("no prior course found: cumulative = SBRT only")
+    lines.append("")
+    lines.append("ALL CONSTRAINTS PASS" if ev["all_pass"] else "CONSTRAINTS FAILED")
+    lines.append(f"{'':2}{'ROI':<18}{'metric':<10}{'domain':<17}{'value':>9}  {'limit':>10}  {'margin':>8}  result")
+    for c in ev["constraints"]:
+        flag = "pass" if c["pass"] else "FAIL"
+        if c["advisory"]:
+            flag += " (advisory)"
+        lines.append(f"{'':2}{str(c['roi']):<18}{c['metric']:<10}{c['domain']:<17}{_fmt(c['value']):>9}  "
+                     f"{c['comparison'] + ' ' + _fmt(c['limit']):>10}  {_fmt(c['margin']):>8}  {flag} {c['unit']}"
+                     + (f"  [{c['note']}]" if c["note"] else ""))
+    lines.append("")
+    lines.append("coverage goals (reirrad defaults)")
+    for gl in ev["coverage_goals"]:
+        lines.append(f"  {gl['metric']:<10}{_fmt(gl['value'])} {gl['unit']}  goal {gl['comparison']} {gl['goal']:g}  "
+                     + ("met" if gl["met"] else "NOT met"))
+    for roi, t in record.get("table3", {}).items():
+        lines.append("")
+        lines.append(f"{roi}: Dmax / D0.035cc / D1cc")
+        for scope in ("sbrt", "cumulative"):
+            phys = t[scope]["physical"]["-"]
+            lines.append(f"  {scope:<11}physical      " + " / ".join(_fmt(phys[m], 1) for m in phys) + " Gy")
+            for kind in ("bed", "eqd2"):
+                for ab, row in t[scope][kind].items():
+                    lines.append(f"  {'':<11}{kind.upper():<4} a/b {ab:<4} " + " / ".join(_fmt(row[m], 1) for m in row))
+    if inp["unmatched_rois"]:
+        lines.append("")
+        lines.append("ROIs not matched to a protocol organ (not evaluated): " + ", ".join(inp["unmatched_rois"]))
+    if "eligibility" in record:
+        e = record["eligibility"]
+        lines.append("")
+        lines.append(f"eligibility: {e['recommendation']}")
+        lines.extend(f"  - {r}" for r in e["reasons"])
+        lines.extend(f"  ! {w}" for w in e["warnings"])
+    return lines
+
+
+def run_assessment(api: Any = None, config: Optional[PluginConfig] = None) -> Tuple[str, Dict[str, Any]]:
+    """Gather, evaluate, write the record; return (record path, record)."""
+    api = api or get_api()
+    config = config or load_config()
+    protocol = load_protocol(config.protocol)
+    g = gather(api, config, protocol)
+    ev = evaluate_protocol(g.case, protocol)
+    record = assessment_record(g, protocol, ev, config)
+    path = write_record("assessment", record, assessment_report(record), config.output_directory())
+    return path, record
+
+
+def summary_lines(record: Dict[str, Any]) -> List[str]:
+    ev = record["evaluation"]
+    fails = [c for c in ev["constraints"] if not c["pass"] and not c["advisory"]]
+    lines = [f"reirrad: {'all constraints pass' if ev['all_pass'] else str(len(fails)) + ' constraint(s) FAIL'}"]
+    for c in fails:
+        lines.append(f"  FAIL {c['roi']} {c['metric']} {c['domain']}: {_fmt(c['value'])} vs {c['comparison']} "
+                     f"{_fmt(c['limit'])} {c['unit']}")
+    return lines
+
+
+def main(config_path: Optional[str] = None) -> str:
+    """Entry of ``reirrad_assess.py``: prints a summary, then the record path as the last line."""
+    config = load_config(config_path)
+    path, record = run_assessment(config=config)
+    for line in summary_lines(record):
+        print(line)
+    print(path)
+    return path

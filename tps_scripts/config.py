@@ -1,0 +1,181 @@
+"""The plug-in's configuration: what RayStation cannot tell (prior courses' fraction
+counts, recovery, dates), ROI-name overrides, the protocol, case facts, output folder.
+
+A configuration file is JSON or TOML; its path is given to the entry scripts by the
+``REIRRAD_CONFIG`` environment variable (or the ``config_path`` argument).  Without
+one, prior courses are found among the planning examination's evaluation doses and
+their fraction counts read from their names (``"... 60Gy/30fx ..."``).
+
+Example (TOML)::
+
+    protocol = "koide2024"
+    output_dir = "C:/reirrad_records"
+    show_identity = false
+    unknown_prior = "refuse"          # or "organ_max"
+    max_optimizations = 4
+
+    [[prior]]
+    name = "EBRT 2025"                # the evaluation dose's Name in RayStation
+    fractions = 30
+    recovery = 0.0
+    date = "2025-03-14"
+
+    [roi_overrides]
+    esophagus = "Esoph_new"
+
+    [case]                            # optional: eligibility (seed Fig. 1)
+    prior_eqd2_gy = 60
+    interval_months = 7.8
+    expected_survival_months = 6
+    bilsky_grade = "1b"
+    sins = 5
+    surgery_possible = true
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+from constraints.eligibility import CaseFacts
+from constraints.errors import InputError
+from optimizer.limit_map import UNKNOWN_PRIOR_POLICIES
+
+__all__ = ["PriorConfig", "PluginConfig", "load_config", "CONFIG_ENV"]
+
+CONFIG_ENV = "REIRRAD_CONFIG"
+OUTPUT_ENV = "REIRRAD_OUTPUT_DIR"
+
+
+@dataclass(frozen=True)
+class PriorConfig:
+    """One prior course as the user describes it."""
+
+    name: str
+    fractions: int
+    recovery: float = 0.0
+    date: Optional[_dt.date] = None
+
+
+@dataclass(frozen=True)
+class PluginConfig:
+    protocol: str = "koide2024"
+    output_dir: Optional[str] = None
+    show_identity: bool = False
+    unknown_prior: str = "refuse"
+    max_optimizations: int = 4
+    priors: Tuple[PriorConfig, ...] = ()
+    roi_overrides: Mapping[str, str] = field(default_factory=dict)
+    case: Optional[CaseFacts] = None
+    source: str = "defaults"
+
+    def output_directory(self) -> str:
+        """Where records go: the configured folder, ``$REIRRAD_OUTPUT_DIR``, or ``~/reirrad_records``."""
+        return self.output_dir or os.environ.get(OUTPUT_ENV) or os.path.join(os.path.expanduser("~"),
+                                                                               "reirrad_records")
+
+
+_KNOWN = {"protocol", "output_dir", "show_identity", "unknown_prior", "max_optimizations", "prior",
+          "roi_overrides", "case"}
+
+
+def load_config(path: Optional[str] = None) -> PluginConfig:
+    """Load the configuration from ``path``, else ``$REIRRAD_CONFIG``, else defaults.
+
+    Raises
+    ------
+    constraints.errors.InputError
+        Unreadable file, bad syntax, unknown or invalid field (the message names
+        the file and the field).
+    """
+    path = path or os.environ.get(CONFIG_ENV)
+    if not path:
+        return PluginConfig()
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        raise InputError(f"configuration {path!r} cannot be read: {exc.strerror}") from None
+    try:
+        if path.lower().endswith(".json"):
+            data = json.loads(raw.decode("utf-8"))
+        else:
+            if sys.version_info >= (3, 11):
+                import tomllib as toml  # novermin (guarded)
+            else:
+                import tomli as toml
+            data = toml.loads(raw.decode("utf-8"))
+    except Exception as exc:  # json/toml decode errors of several classes
+        raise InputError(f"configuration {path!r} cannot be parsed: {exc}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"configuration {path!r} must be a table/object at the top level")
+    unknown = sorted(set(data) - _KNOWN)
+    if unknown:
+        raise InputError(f"configuration {path!r}: unknown field(s) {unknown}; known: {sorted(_KNOWN)}")
+
+    def fail(fieldname: str, msg: str) -> InputError:
+        return InputError(f"configuration {path!r}, field {fieldname!r}: {msg}")
+
+    unknown_prior = data.get("unknown_prior", "refuse")
+    if unknown_prior not in UNKNOWN_PRIOR_POLICIES:
+        raise fail("unknown_prior", f"must be one of {list(UNKNOWN_PRIOR_POLICIES)}, got {unknown_prior!r}")
+    max_opt = data.get("max_optimizations", 4)
+    if isinstance(max_opt, bool) or not isinstance(max_opt, int) or not 1 <= max_opt <= 20:
+        raise fail("max_optimizations", f"must be an integer 1-20, got {max_opt!r}")
+    show = data.get("show_identity", False)
+    if not isinstance(show, bool):
+        raise fail("show_identity", f"must be true or false, got {show!r}")
+    priors = []
+    for i, p in enumerate(data.get("prior", []) or []):
+        where = f"prior[{i}]"
+        if not isinstance(p, dict):
+            raise fail(where, "must be a table with name, fractions[, recovery, date]")
+        extra = sorted(set(p) - {"name", "fractions", "recovery", "date"})
+        if extra:
+            raise fail(where, f"unknown field(s) {extra}")
+        name = p.get("name")
+        if not isinstance(name, str) or not name:
+            raise fail(f"{where}.name", f"must be the evaluation dose's name, got {name!r}")
+        fx = p.get("fractions")
+        if isinstance(fx, bool) or not isinstance(fx, int) or fx < 1:
+            raise fail(f"{where}.fractions", f"must be an integer >= 1, got {fx!r}")
+        rec = p.get("recovery", 0.0)
+        if isinstance(rec, bool) or not isinstance(rec, (int, float)) or not 0 <= rec < 1:
+            raise fail(f"{where}.recovery", f"must be in [0, 1), got {rec!r}")
+        date = p.get("date")
+        if date is not None:
+            if isinstance(date, str):
+                try:
+                    date = _dt.date.fromisoformat(date)
+                except ValueError:
+                    raise fail(f"{where}.date", f"must be an ISO date YYYY-MM-DD, got {date!r}") from None
+            elif not isinstance(date, _dt.date):
+                raise fail(f"{where}.date", f"must be an ISO date, got {date!r}")
+        priors.append(PriorConfig(name, fx, float(rec), date))
+    overrides = data.get("roi_overrides", {}) or {}
+    if not isinstance(overrides, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                  for k, v in overrides.items()):
+        raise fail("roi_overrides", "must map organ keys to ROI names")
+    case = None
+    if "case" in data:
+        c = data["case"]
+        if not isinstance(c, dict):
+            raise fail("case", "must be a table")
+        try:
+            case = CaseFacts(**c)
+        except TypeError as exc:
+            raise fail("case", str(exc)) from None
+        except InputError as exc:
+            raise fail("case", str(exc)) from None
+    out = data.get("output_dir")
+    if out is not None and not isinstance(out, str):
+        raise fail("output_dir", f"must be a folder path, got {out!r}")
+    proto = data.get("protocol", "koide2024")
+    if not isinstance(proto, str):
+        raise fail("protocol", f"must be a protocol name or path, got {proto!r}")
+    return PluginConfig(protocol=proto, output_dir=out, show_identity=show, unknown_prior=unknown_prior,
+                        max_optimizations=max_opt, priors=tuple(priors), roi_overrides=dict(overrides),
+                        case=case, source=path)

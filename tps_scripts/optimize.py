@@ -1,0 +1,232 @@
+"""Closed-loop PTVeval coverage tuning against per-voxel remaining tolerance.
+
+1. Read the plan (adapter), refuse approved plans/structure sets, compute every
+   organ's exact per-voxel SBRT limits (:func:`optimizer.organ_limits.organ_limits`).
+2. In one ``CompositeAction``: copy the user's plan to ``rr_<plan>`` (the user's plan,
+   its functions and dose stay untouched), create limit zones (``rr_`` ROIs), add
+   MaxDose constraints at each zone's level (lowest exact limit − margin), PTVeval
+   objectives and a dose fall-off, then loop:
+   ``RunOptimization`` → read the dose → evaluate the exact per-voxel cumulative
+   metrics and the whole protocol →
+   * a limit fails: lower the failing zones' levels by their excess (+ 0.1 Gy);
+   * all pass: keep the plan if PTVeval V24Gy improved, then relax the margins of
+     the binding zones (halve, down to ``min_margin_gy``) toward more coverage;
+   stop when all pass and coverage no longer improves (< 0.5 percentage points),
+   nothing can be relaxed, or after ``max_optimizations`` runs.
+3. Add clinical goals, make ``rr_<plan>`` current, write the record (tuning log,
+   final assessment) and print its path last.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from constraints.dose_course import DoseCourse
+from constraints.dvh import compute_dvh
+from constraints.evaluation import PlanCase, evaluate_protocol
+from constraints.protocol import Protocol, load_protocol
+from optimizer.organ_limits import organ_limits
+
+from .adapter import gather, get_api, read_dose_gy
+from .assess import assessment_record, assessment_report, summary_lines
+from .config import PluginConfig, load_config
+from .limit_zones import Zone, build_zones
+from .record import write_record
+from .writeback import (PREFIX, add_clinical_goal, add_function, check_editable, set_dose_level, step,
+                        unique_plan_name)
+
+__all__ = ["TuningSettings", "run_optimization", "main"]
+
+_LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TuningSettings:
+    """Knobs of the loop (defaults chosen on the mock phantoms; see the README)."""
+
+    margin_gy: float = 0.3
+    min_margin_gy: float = 0.1
+    tighten_extra_gy: float = 0.1
+    min_gain_percent: float = 0.5
+    target_min_dvh_weight: float = 100.0
+    target_max_dose_weight: float = 20.0
+    target_max_dose_factor: float = 1.25
+    falloff_weight: float = 5.0
+    falloff_low_factor: float = 0.5
+    falloff_distance_mm: float = 10.0
+
+
+def _coverage(dose_gy: np.ndarray, case: PlanCase, protocol: Protocol) -> Dict[str, float]:
+    target = case.structures[protocol.prescription.target]
+    h = compute_dvh(dose_gy, target)
+    rx = protocol.prescription.dose_gy
+    return {f"v{rx:g}gy_percent": h.v_percent(rx), "d95_gy": h.d_percent(95), "dmax_gy": h.dmax,
+            "v_rx_percent": h.v_percent(rx)}
+
+
+def _worst_margins(ev) -> Dict[str, float]:
+    out: Dict[str, float] = {}
+    for r in ev.results:
+        if r.advisory or r.margin is None:
+            continue
+        key = r.roi_name or r.organ
+        out[key] = min(out.get(key, np.inf), r.margin)
+    return out
+
+
+def _setup_functions(po: Any, zones: List[Zone], case: PlanCase, protocol: Protocol, s: TuningSettings) -> None:
+    rx = protocol.prescription.dose_gy
+    target = case.structures[protocol.prescription.target].name
+    with step(f"add PTV objectives on {target}"):
+        add_function(po, "MinDvh", target, dose_level_gy=rx, percent_volume=95.0, weight=s.target_min_dvh_weight)
+        add_function(po, "MaxDose", target, dose_level_gy=rx * s.target_max_dose_factor,
+                     weight=s.target_max_dose_weight)
+    external = [st.name for k, st in case.structures.items() if protocol.organs[k].kind == "external"]
+    if external:
+        with step(f"add dose fall-off on {external[0]}"):
+            add_function(po, "DoseFallOff", external[0], high_dose_gy=rx, low_dose_gy=rx * s.falloff_low_factor,
+                         low_dose_distance_mm=s.falloff_distance_mm, weight=s.falloff_weight)
+    for z in zones:
+        with step(f"add MaxDose constraint on {z.roi_name}"):
+            z.function = add_function(po, "MaxDose", z.roi_name, dose_level_gy=z.level_gy(), is_constraint=True)
+        z.history.append(z.level_gy())
+
+
+def _add_goals(evaluation_setup: Any, case: PlanCase, protocol: Protocol, zones: List[Zone]) -> None:
+    rx = protocol.prescription.dose_gy
+    target = case.structures[protocol.prescription.target].name
+    with step("add clinical goals"):
+        add_clinical_goal(evaluation_setup, target, "AtLeast", "VolumeAtDose", 0.90, parameter_value=rx * 100.0)
+        for z in zones:
+            add_clinical_goal(evaluation_setup, z.roi_name, "AtMost", "DoseAtAbsoluteVolume",
+                              z.level_gy() * 100.0 + 1e-6, parameter_value=0.0, priority=2)
+
+
+def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
+                     settings: TuningSettings = TuningSettings()) -> Tuple[str, Dict[str, Any]]:
+    """Run the closed loop; return (record path, record)."""
+    api = api or get_api()
+    config = config or load_config()
+    protocol = load_protocol(config.protocol)
+    g = gather(api, config, protocol, require_dose=False)
+    ctx = g.context
+    check_editable(ctx.case, ctx.plan, ctx.examination.Name)
+    limits = organ_limits(g.case, protocol, unknown_prior=config.unknown_prior)
+    grid = g.case.grid
+    fx = g.sbrt_fractions
+    log: List[Dict[str, Any]] = []
+    calls = 0
+    with api.CompositeAction("reirrad: re-irradiation optimization"):
+        new_name = unique_plan_name(ctx.case, PREFIX + ctx.plan.Name)
+        with step(f"copy plan {ctx.plan.Name!r} to {new_name!r}"):
+            ctx.case.CopyPlan(PlanName=ctx.plan.Name, NewPlanName=new_name, KeepBeamSetNames=True)
+        new_plan = ctx.case.TreatmentPlans[new_name]
+        new_bs = new_plan.BeamSets[ctx.beam_set.DicomPlanLabel]
+        zones = build_zones(ctx, ctx.case.PatientModel, ctx.examination, new_bs.FractionDose, grid, g.case,
+                            protocol, limits, g.prior_objects, margin_gy=settings.margin_gy)
+        po = new_plan.PlanOptimizations[0]
+        _setup_functions(po, zones, g.case, protocol, settings)
+        best: Optional[Dict[str, Any]] = None
+        stop_reason = "maximum number of optimizations reached"
+        for it in range(1, config.max_optimizations + 1):
+            _progress(api, f"reirrad: optimization {it} of at most {config.max_optimizations}",
+                      int(100 * (it - 1) / config.max_optimizations))
+            with step(f"RunOptimization {it}"):
+                po.RunOptimization()
+            calls += 1
+            dose = read_dose_gy(new_bs.FractionDose, f"beam set {new_bs.DicomPlanLabel!r} of {new_name!r}", grid) * fx
+            case_it = PlanCase(grid, g.case.structures, DoseCourse(dose, grid, fx, new_name), g.case.priors)
+            ev = evaluate_protocol(case_it, protocol)
+            cov = _coverage(dose, g.case, protocol)
+            excess = {z.roi_name: z.excess_gy(dose) for z in zones}
+            entry: Dict[str, Any] = {"iteration": it, "run_optimization_calls": calls, "all_pass": ev.all_pass,
+                                     "ptv_eval": cov, "worst_margin": _worst_margins(ev),
+                                     "zone_levels_gy": {z.roi_name: z.level_gy() for z in zones},
+                                     "zone_excess_gy": excess, "failures": [r.constraint_id for r in ev.failures()],
+                                     "changes": []}
+            log.append(entry)
+            if not ev.all_pass:
+                for z in zones:
+                    if excess[z.roi_name] > -0.02:
+                        z.margin_gy += excess[z.roi_name] + settings.tighten_extra_gy
+                        entry["changes"].append(f"tighten {z.roi_name} to {z.level_gy():.2f} Gy")
+                if not entry["changes"]:
+                    stop_reason = "a constraint fails that no zone controls: " + ", ".join(entry["failures"])
+                    break
+            else:
+                gain = cov["v_rx_percent"] - (best["ptv_eval"]["v_rx_percent"] if best else -np.inf)
+                if best is None or gain >= settings.min_gain_percent:
+                    best = {"iteration": it, "ptv_eval": cov, "margins": {z.roi_name: z.margin_gy for z in zones}}
+                else:
+                    stop_reason = f"all constraints pass; coverage gain {gain:.2f} % < {settings.min_gain_percent} %"
+                    break
+                for z in zones:
+                    binding = excess[z.roi_name] > -(z.margin_gy + 0.05)
+                    if binding and z.margin_gy > settings.min_margin_gy:
+                        z.margin_gy = max(settings.min_margin_gy, z.margin_gy / 2.0)
+                        entry["changes"].append(f"relax {z.roi_name} to {z.level_gy():.2f} Gy")
+                if not entry["changes"]:
+                    stop_reason = "all constraints pass; nothing left to relax"
+                    break
+            if it == config.max_optimizations:
+                break
+            with step(f"update zone levels after optimization {it}"):
+                for z in zones:
+                    set_dose_level(z.function, z.level_gy())
+                    z.history.append(z.level_gy())
+        if log and not log[-1]["all_pass"] and best is not None:
+            stop_reason += "; the last run failed, so the best passing zone levels were restored and re-optimized"
+            with step("restore the best passing zone levels"):
+                for z in zones:
+                    z.margin_gy = best["margins"][z.roi_name]
+                    set_dose_level(z.function, z.level_gy())
+            with step("RunOptimization (restore)"):
+                po.RunOptimization()
+            calls += 1
+        _add_goals(new_plan.TreatmentCourse.EvaluationSetup, g.case, protocol, zones)
+    _progress(api, "reirrad: optimization finished", 100)
+    new_plan.SetCurrent()
+    new_bs.SetCurrent()
+    final = gather(api, config, protocol)
+    ev = evaluate_protocol(final.case, protocol)
+    record = assessment_record(final, protocol, ev, config)
+    record["kind"] = "optimization"
+    record["source_plan"] = ctx.plan.Name
+    record["optimized_plan"] = new_name
+    record["run_optimization_calls"] = calls
+    record["stop_reason"] = stop_reason
+    record["tuning_log"] = log
+    record["zones"] = [{"roi": z.roi_name, "organ": z.organ, "kind": z.kind, "created": z.created,
+                        "final_level_gy": z.level_gy(), "level_history_gy": z.history} for z in zones]
+    record["limit_sources"] = {k: list(v.sources) for k, v in limits.items()}
+    record["ptv_eval"] = _coverage(final.case.sbrt.dose_gy, final.case, protocol)
+    lines = assessment_report(record, title="reirrad optimization")
+    lines += ["", f"optimized plan {new_name!r} (copy of {ctx.plan.Name!r}); RunOptimization calls: {calls}",
+              f"stop: {stop_reason}", "tuning log:"]
+    for e in log:
+        lines.append(f"  {e['iteration']}: V{protocol.prescription.dose_gy:g}Gy {e['ptv_eval']['v_rx_percent']:.1f} %, "
+                     f"D95 {e['ptv_eval']['d95_gy']:.2f} Gy, {'pass' if e['all_pass'] else 'FAIL'}; "
+                     + ("; ".join(e["changes"]) or "no change"))
+    path = write_record("optimization", record, lines, config.output_directory())
+    return path, record
+
+
+def _progress(api: Any, message: str, percent: int) -> None:
+    fn = getattr(api, "set_progress", None)
+    if fn is not None:
+        fn(message, percentage=max(0, min(100, percent)))
+
+
+def main(config_path: Optional[str] = None) -> str:
+    """Entry of ``reirrad_optimize.py``: prints a summary, then the record path as the last line."""
+    config = load_config(config_path)
+    path, record = run_optimization(config=config)
+    print(f"reirrad: optimized plan {record['optimized_plan']!r}, {record['run_optimization_calls']} "
+          f"RunOptimization call(s); PTVeval V{24:g}Gy {record['ptv_eval']['v_rx_percent']:.1f} %")
+    for line in summary_lines(record):
+        print(line)
+    print(path)
+    return path
