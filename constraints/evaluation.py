@@ -146,8 +146,13 @@ def domain_dose(case: PlanCase, domain: str, alpha_beta_gy: float) -> np.ndarray
 
 
 def organ_structure(case: PlanCase, protocol: Protocol, organ_key: str) -> Structure:
-    """The structure of an organ, derived where the protocol says so (unspecified
-    tissue = External − (union of target organs dilated by the margin))."""
+    """The structure of an organ, derived where the protocol says so.
+
+    Unspecified tissue = External − (targets + margin): the voxels whose centre lies
+    farther than the margin from every voxel a target touches (measured to the
+    nearest face of that voxel).  This region is contained in what a planning system
+    computes for "External minus (target expanded by the margin)" with partial
+    voxels, so a TPS constraint on that ROI covers every voxel evaluated here."""
     s = case.structures[organ_key]
     organ = protocol.organs[organ_key]
     if organ.exclude_target_margin_mm is None:
@@ -155,8 +160,10 @@ def organ_structure(case: PlanCase, protocol: Protocol, organ_key: str) -> Struc
     targets = np.zeros(case.grid.shape, dtype=bool)
     for key, t in case.structures.items():
         if protocol.organs[key].kind == "target":
-            targets |= t.mask >= 0.5
-    ring = dilate_mm(targets, case.grid, organ.exclude_target_margin_mm)
+            targets |= t.mask > 0
+    # a voxel counts as unspecified tissue only when its centre is surely farther than the
+    # margin from the targets (any voxel a target touches may hold target anywhere in it)
+    ring = dilate_mm(targets, case.grid, organ.exclude_target_margin_mm, from_voxel_boxes=True)
     return Structure(f"{s.name} - (targets + {organ.exclude_target_margin_mm:g} mm)", s.kind,
                      np.where(ring, 0.0, s.mask), case.grid)
 

@@ -12,11 +12,14 @@ from .grid import Grid
 __all__ = ["dilate_mm"]
 
 
-def dilate_mm(mask: np.ndarray, grid: Grid, margin_mm: float) -> np.ndarray:
+def dilate_mm(mask: np.ndarray, grid: Grid, margin_mm: float, *, from_voxel_boxes: bool = False) -> np.ndarray:
     """Dilate a boolean mask by a sphere of radius ``margin_mm`` (anisotropic voxels).
 
     Every voxel whose centre lies within ``margin_mm`` of a centre of a voxel in
-    ``mask`` is set.  Implemented as a union of shifted copies over the ellipsoidal
+    ``mask`` is set; with ``from_voxel_boxes`` within ``margin_mm`` of *any point* of
+    a mask voxel's box (use it when a mask voxel only says "the structure is
+    somewhere in here": the result then holds every voxel whose centre may lie within
+    the margin of the structure).  Implemented as a union of shifted copies over the
     structuring element's offsets (a loop over offsets, not voxels).
 
     Parameters
@@ -35,14 +38,24 @@ def dilate_mm(mask: np.ndarray, grid: Grid, margin_mm: float) -> np.ndarray:
     if margin == 0 or not src.any():
         return src.copy()
     dx, dy, dz = grid.spacing_mm
-    rx, ry, rz = (int(np.floor(margin / s + 1e-9)) for s in (dx, dy, dz))
+    extra = 0.5 if from_voxel_boxes else 0.0
+    rx, ry, rz = (int(np.floor(margin / s + extra + 1e-9)) for s in (dx, dy, dz))
     out = src.copy()
     nz, ny, nx = src.shape
     for kz in range(-rz, rz + 1):
         for ky in range(-ry, ry + 1):
             for kx in range(-rx, rx + 1):
-                if (kx * dx) ** 2 + (ky * dy) ** 2 + (kz * dz) ** 2 > margin ** 2 + 1e-9 or (kx, ky, kz) == (0, 0, 0):
+                if (kx, ky, kz) == (0, 0, 0) or _offset_mm(kx, dx, from_voxel_boxes) ** 2 + \
+                        _offset_mm(ky, dy, from_voxel_boxes) ** 2 + _offset_mm(kz, dz, from_voxel_boxes) ** 2 \
+                        > margin ** 2 + 1e-9:
                     continue
                 out[max(kz, 0):nz + min(kz, 0), max(ky, 0):ny + min(ky, 0), max(kx, 0):nx + min(kx, 0)] |= \
                     src[max(-kz, 0):nz + min(-kz, 0), max(-ky, 0):ny + min(-ky, 0), max(-kx, 0):nx + min(-kx, 0)]
     return out
+
+
+def _offset_mm(k: int, step_mm: float, from_boxes: bool) -> float:
+    """Distance along one axis from a voxel centre to the centre (or nearest face) of a voxel k steps away."""
+    if not from_boxes:
+        return k * step_mm
+    return max(abs(k) - 0.5, 0.0) * step_mm

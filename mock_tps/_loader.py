@@ -1,0 +1,218 @@
+"""Build a loaded patient from :class:`~mock_tps._phantom_data.PhantomData`.
+
+The patient arrives as a planner would have left it: case "CASE 1", examination
+"CT 1", the phantom's ROIs (approved? no: unapproved structure set), the prior
+courses as evaluation doses in ``case.TreatmentDelivery.FractionEvaluations[0]``,
+and plan "SBRT" with beam set "SBRT" (prescription ``data.prescription_gy`` in
+``data.fractions`` fractions to ``data.target_roi``).  Every object made here is
+the user's (``_mock_user_made = True``): reirrad's scripts must never touch it.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+from typing import Any, Optional
+
+import numpy as np
+
+from ._api import ArgumentException
+from ._bridge import _session
+from ._dose import EvaluationDose, gy_to_cgy
+from ._optimization import PlanOptimization
+from ._patient import Case, DoseOnExamination, Examination, Patient
+from ._phantom_data import PhantomData
+from ._plan import BeamSet, PrescriptionDoseReference, Prescription, TreatmentPlan
+
+__all__ = ["load_patient_data", "unload", "install_connect_modules"]
+
+logger = logging.getLogger(__name__)
+
+CASE_NAME = "CASE 1"
+EXAM_NAME = "CT 1"
+PLAN_NAME = "SBRT"
+BEAM_SET_NAME = "SBRT"
+#: Objective weights of the planner's SBRT-only plan (illustrative, not from the seed study).
+_SBRT_ONLY_WEIGHTS = {"MinDvh": 100.0, "UniformDose": 30.0, "Esophagus": 10.0, "DoseFallOff": 1.0}
+_CORD_PRV = "SpinalCord_PRV"
+_CORD_PRV_MAX_CGY = 1220.0
+_ESOPHAGUS = "Esophagus"
+_OAR_MAX_CGY = 2000.0
+
+
+def install_connect_modules() -> None:
+    """Make ``import connect`` and ``import raystation`` give :mod:`mock_tps.connect`."""
+    from . import connect
+    sys.modules["connect"] = connect
+    sys.modules["raystation"] = connect
+
+
+def _check(data: Any) -> None:
+    if not isinstance(data, PhantomData):
+        raise TypeError(f"data must be a mock_tps PhantomData, got {type(data).__name__}")
+    for r in data.rois:
+        if np.shape(r.mask) != tuple(data.ct_grid.shape):
+            raise ValueError(f"ROI '{r.name}' mask shape {np.shape(r.mask)} differs from the CT grid "
+                             f"shape {data.ct_grid.shape}")
+    if np.shape(data.ct_hu) != tuple(data.ct_grid.shape):
+        raise ValueError(f"ct_hu shape {np.shape(data.ct_hu)} differs from the CT grid shape {data.ct_grid.shape}")
+    if data.influence_gy.shape[0] != data.dose_grid.n_voxels:
+        raise ValueError(f"influence_gy has {data.influence_gy.shape[0]} rows, the dose grid "
+                         f"{data.dose_grid.n_voxels} voxels")
+    if data.target_roi not in [r.name for r in data.rois]:
+        raise ValueError(f"target_roi '{data.target_roi}' is not among the ROIs {[r.name for r in data.rois]}")
+
+
+def load_patient_data(data: PhantomData, *, initial_plan: str = "sbrt_only") -> Patient:
+    """Build a patient from phantom data and make it current.
+
+    Parameters
+    ----------
+    data : PhantomData
+    initial_plan : {'sbrt_only', 'none'}
+        'sbrt_only': the plan carries the functions a planner would have made under
+        the seed study's SBRT-only constraints — PTVeval MinDvh (Rx at 90 %) and
+        UniformDose (Rx), SpinalCord_PRV MaxDose *constraint* 12.2 Gy, Esophagus
+        MaxDose 20 Gy, External DoseFallOff (Rx → Rx/2 over 1.5 cm) — optimized, dose
+        computed.  Functions on absent ROIs are left out.  'none': no functions, no
+        dose (``DoseValues`` None).
+
+    Returns
+    -------
+    Patient
+        Also current: its case, examination, plan and beam set are current, and
+        ``import connect`` / ``import raystation`` give :mod:`mock_tps.connect`.
+    """
+    if initial_plan not in ("sbrt_only", "none"):
+        raise ValueError(f"initial_plan must be 'sbrt_only' or 'none', got {initial_plan!r}")
+    _check(data)
+    patient = Patient(data.patient_name, data.patient_id)
+    case = Case(CASE_NAME)
+    patient.Cases._append(case)
+    uid = "1.2.826.0.1.3680043.9.7777." + str(int(hashlib.sha1(data.name.encode()).hexdigest()[:12], 16))
+    exam = Examination(EXAM_NAME, data.ct_grid, data.ct_hu, uid)
+    case.Examinations._append(exam)
+    pm = case.PatientModel
+    for spec in data.rois:
+        roi = pm.CreateRoi(Name=spec.name, Color=spec.color, Type=spec.roi_type)
+        roi.OrganData._init(OrganType=spec.organ_type)
+        roi._mock_user_made = True
+    ss = pm._add_structure_set(exam)
+    for spec in data.rois:
+        ss._geometry(spec.name)._set_coverage(spec.mask)
+
+    doe = DoseOnExamination(exam)
+    case.TreatmentDelivery.FractionEvaluations[0].DoseOnExaminations._append(doe)
+    for course in data.prior_courses:
+        ev = EvaluationDose(course.name, course.grid, ss)
+        ev._set_dose_cgy(gy_to_cgy(np.asarray(course.dose_gy, dtype=np.float64)))
+        ev._mock_user_made = True
+        doe.DoseEvaluations._append(ev)
+
+    plan = TreatmentPlan(case, PLAN_NAME, data.dose_grid, ss)
+    plan._mock_user_made = True
+    case.TreatmentPlans._append(plan)
+    bs = BeamSet(plan, BEAM_SET_NAME, data.fractions, data.beams, data.influence_gy,
+                 data.beamlet_beam_index, data.dose_grid, ss, exam)
+    bs._mock_user_made = True
+    target = pm.RegionsOfInterest[data.target_roi]
+    bs._init(Prescription=Prescription(PrescriptionDoseReference(
+        gy_to_cgy(data.prescription_gy), target, "DoseAtVolume", 90.0)))
+    plan.BeamSets._append(bs)
+    bs._initial_weights = _uniform_weights(bs, data)
+    bs._weights = bs._initial_weights.copy()
+    po = PlanOptimization(plan, bs)
+    plan.PlanOptimizations._append(po)
+
+    s = _session()
+    s.patient, s.case, s.examination, s.plan, s.beam_set = patient, case, exam, plan, bs
+    install_connect_modules()
+    if initial_plan == "sbrt_only":
+        _make_sbrt_only_plan(po, data)
+    logger.info("Loaded phantom '%s' (%d ROIs, %d prior courses, %d beamlets).", data.name,
+                len(data.rois), len(data.prior_courses), data.influence_gy.shape[1])
+    return patient
+
+
+def _uniform_weights(bs: BeamSet, data: PhantomData) -> np.ndarray:
+    """Equal beamlet weights scaled so the target's mean fraction dose is the Rx per fraction."""
+    n = bs._influence.value.shape[1]
+    cov = bs._structure_set._geometry(data.target_roi)._coverage_on(data.dose_grid).ravel()
+    d = bs._fraction_dose_gy(np.ones(n))
+    mean = float(np.sum(cov * d) / np.sum(cov)) if np.sum(cov) > 0 else 0.0
+    scale = (data.prescription_gy / data.fractions) / mean if mean > 0 else 1.0
+    return np.full(n, scale)
+
+
+def _make_sbrt_only_plan(po: PlanOptimization, data: PhantomData) -> None:
+    names = set(po._plan._case.PatientModel.RegionsOfInterest.Keys)
+    rx = gy_to_cgy(data.prescription_gy)
+    made = []
+    f = po.AddOptimizationFunction(FunctionType="MinDvh", RoiName=data.target_roi)
+    f.DoseFunctionParameters.DoseLevel = rx
+    f.DoseFunctionParameters.PercentVolume = 90
+    f.DoseFunctionParameters.Weight = _SBRT_ONLY_WEIGHTS["MinDvh"]
+    made.append(f)
+    f = po.AddOptimizationFunction(FunctionType="UniformDose", RoiName=data.target_roi)
+    f.DoseFunctionParameters.DoseLevel = rx
+    f.DoseFunctionParameters.Weight = _SBRT_ONLY_WEIGHTS["UniformDose"]
+    made.append(f)
+    if _CORD_PRV in names:
+        f = po.AddOptimizationFunction(FunctionType="MaxDose", RoiName=_CORD_PRV, IsConstraint=True)
+        f.DoseFunctionParameters.DoseLevel = _CORD_PRV_MAX_CGY
+        made.append(f)
+    if _ESOPHAGUS in names:
+        f = po.AddOptimizationFunction(FunctionType="MaxDose", RoiName=_ESOPHAGUS)
+        f.DoseFunctionParameters.DoseLevel = _OAR_MAX_CGY
+        f.DoseFunctionParameters.Weight = _SBRT_ONLY_WEIGHTS["Esophagus"]
+        made.append(f)
+    external = _external_name(data)
+    if external is not None:
+        f = po.AddOptimizationFunction(FunctionType="DoseFallOff", RoiName=external)
+        p = f.DoseFunctionParameters
+        p.HighDoseLevel = rx
+        p.LowDoseLevel = rx / 2.0
+        p.LowDoseDistance = 1.5
+        p.Weight = _SBRT_ONLY_WEIGHTS["DoseFallOff"]
+        made.append(f)
+    for f in made:
+        f._mock_user_made = True
+    po.RunOptimization()
+
+
+def _external_name(data: PhantomData) -> Optional[str]:
+    for r in data.rois:
+        if r.roi_type == "External":
+            return r.name
+    return None
+
+
+def unload() -> None:
+    """Close the patient: afterwards ``get_current`` raises ``SystemError``."""
+    s = _session()
+    s.patient = s.case = s.examination = s.plan = s.beam_set = None
+    s.composite_depth = 0
+
+
+def load_phantom(name: str, *, initial_plan: str = "sbrt_only", **params: Any) -> Patient:
+    """Build a built-in phantom (``mock_tps.PHANTOMS``) and load it as the current patient.
+
+    Parameters
+    ----------
+    name : str
+        A key of ``mock_tps._phantoms.PHANTOM_BUILDERS``.
+    initial_plan : {'sbrt_only', 'none'}
+        See :func:`load_patient_data`.
+    **params
+        Passed to the phantom builder.
+
+    Raises
+    ------
+    ArgumentException
+        Unknown phantom name (the message lists the known ones).
+    """
+    from ._phantoms import PHANTOM_BUILDERS
+    if name not in PHANTOM_BUILDERS:
+        raise ArgumentException(f"Unknown phantom '{name}'; known: {', '.join(PHANTOM_BUILDERS)}.")
+    data = PHANTOM_BUILDERS[name](**params)
+    return load_patient_data(data, initial_plan=initial_plan)

@@ -1,0 +1,353 @@
+"""``plan.PlanOptimizations[i]``: optimization functions, parameters and the run.
+
+Conventions chosen where RayStation's documentation is silent
+-------------------------------------------------------------
+- Supported ``FunctionType`` values are those of the numerical core
+  (:data:`mock_tps._tps_optimizer.FUNCTION_TYPES`): MaxDose, MinDose, MaxDvh,
+  MinDvh, UniformDose, DoseFallOff, MaxEud, MinEud.  Others raise
+  :class:`~mock_tps._api.ArgumentException` naming the type.
+- New functions start at DoseLevel 0 cGy, PercentVolume 0, Weight 1,
+  EudParameterA 1; DoseFallOff at HighDoseLevel 0, LowDoseLevel 0,
+  LowDoseDistance 1 cm, AdaptToTargetDoseLevels False.  Scripts set them after
+  adding the function, as in RayStation.
+- Dose levels are total planned doses (all fractions) in cGy.
+- ``MaxNumberOfIterations`` defaults to 40 (close to RayStation's UI default);
+  ``OptimalityTolerance`` to 1e-5.
+- ``RunOptimization`` warm-starts from the beam set's current beamlet weights
+  (RayStation's continued optimization).  It passes each function's ROI as the
+  dose-grid voxels with coverage > 0, weighted by coverage × voxel volume (cm³).
+  DoseFallOff distances are measured (Euclidean, mm, between voxel centres) to
+  the union (coverage ≥ 0.5 on the dose grid) of the ROIs of the target
+  functions (MinDose, MinDvh, UniformDose, MinEud) of the same optimization, or
+  of the ROIs with OrganType 'Target' when there are none.  With
+  ``AdaptToTargetDoseLevels`` the high level is the highest target DoseLevel.
+  The dose is always computed afterwards (the mock has no approximate dose).
+  ``RestrictToBeams``, ``IsRobust`` and ``UseRbeDose`` are stored, not modelled.
+- ``ProgressOfOptimization`` is None before the first run, then holds the last
+  run's ``Iterations`` (0..k) and ``ObjectiveValues`` (unitless, as the core's).
+- Mock-only instrumentation: ``po._mock_run_count``, ``po._mock_last_result`` and
+  ``mock_tps.statistics()``.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, List, Optional
+
+import numpy as np
+
+from ._api import (ApiObject, ArgumentException, Collection, InvalidOperationException,
+                   _check_finite_number, api_method)
+from ._dose import cgy_to_gy
+from ._geometry import MM_PER_CM
+
+__all__ = ["PlanOptimization", "OptimizationFunction"]
+
+logger = logging.getLogger(__name__)
+
+FUNCTION_TYPES = ("MaxDose", "MinDose", "MaxDvh", "MinDvh", "UniformDose", "DoseFallOff",
+                  "MaxEud", "MinEud")
+_TARGET_FUNCTIONS = ("MinDose", "MinDvh", "UniformDose", "MinEud")
+
+
+class _Parameters(ApiObject):
+    """Common checks of function parameters: approved plan, finite numbers, ranges."""
+
+    def __init__(self, function: "OptimizationFunction") -> None:
+        self._function = function
+
+    def _on_set(self, name: str, value: Any) -> Any:
+        self._function._po._plan._check_editable(f"change {name}")
+        if name == "AdaptToTargetDoseLevels":
+            return bool(value)
+        v = _check_finite_number("DoseFunctionParameters", name, value)
+        if name == "PercentVolume" and not 0 <= v <= 100:
+            raise ArgumentException(f"PercentVolume must be in 0–100 %, got {value!r}")
+        if name == "LowDoseDistance" and v <= 0:
+            raise ArgumentException(f"LowDoseDistance must be > 0 cm, got {value!r}")
+        if v < 0:
+            raise ArgumentException(f"{name} must be ≥ 0, got {value!r}")
+        return v
+
+
+class DoseFunctionParameters(_Parameters):
+    """Dose-based function parameters (cGy, %), with ``FunctionType``."""
+
+    _settable = ("DoseLevel", "PercentVolume", "Weight", "EudParameterA")
+
+    def __init__(self, function: "OptimizationFunction", function_type: str) -> None:
+        super().__init__(function)
+        self._init(FunctionType=function_type, DoseLevel=0.0, PercentVolume=0.0, Weight=1.0,
+                   EudParameterA=1.0)
+
+    def _on_set(self, name: str, value: Any) -> Any:
+        if name == "EudParameterA":
+            self._function._po._plan._check_editable(f"change {name}")
+            v = _check_finite_number("DoseFunctionParameters", name, value)
+            if v == 0:
+                raise ArgumentException("EudParameterA must be non-zero.")
+            return v
+        return super()._on_set(name, value)
+
+
+class DoseFallOffParameters(_Parameters):
+    """DoseFallOff parameters: no ``FunctionType`` attribute, as in RayStation."""
+
+    _settable = ("HighDoseLevel", "LowDoseLevel", "LowDoseDistance", "Weight", "AdaptToTargetDoseLevels")
+
+    def __init__(self, function: "OptimizationFunction") -> None:
+        super().__init__(function)
+        self._init(HighDoseLevel=0.0, LowDoseLevel=0.0, LowDoseDistance=1.0, Weight=1.0,
+                   AdaptToTargetDoseLevels=False)
+
+
+class FunctionValue(ApiObject):
+    def __init__(self, value: float) -> None:
+        self._init(FunctionValue=float(value))
+
+
+class OptimizationFunction(ApiObject):
+    """A constituent function or constraint of a plan optimization."""
+
+    def __init__(self, po: "PlanOptimization", function_type: str, roi: Any, is_constraint: bool,
+                 restrict_to_beams: Any, is_robust: bool, use_rbe: bool) -> None:
+        self._po = po
+        self._type = function_type
+        self._is_constraint = is_constraint
+        self._mock_restrict_to_beams = restrict_to_beams
+        self._mock_use_rbe = use_rbe
+        params = (DoseFallOffParameters(self) if function_type == "DoseFallOff"
+                  else DoseFunctionParameters(self, function_type))
+        self._value: Optional[FunctionValue] = None
+        self._init(ForRegionOfInterest=roi, DoseFunctionParameters=params, UseRobustness=bool(is_robust))
+
+    @property
+    def FunctionValue(self) -> Optional[FunctionValue]:  # noqa: N802
+        """None until optimized; then ``.FunctionValue`` (float)."""
+        return self._value
+
+    @api_method
+    def DeleteFunction(self) -> None:  # noqa: N802
+        self._po._plan._check_editable("delete an optimization function")
+        self._po._remove_function(self)
+
+    def _snapshot(self) -> dict:
+        p = self.DoseFunctionParameters
+        keys = [k for k in ("FunctionType", "DoseLevel", "PercentVolume", "Weight", "EudParameterA",
+                            "HighDoseLevel", "LowDoseLevel", "LowDoseDistance", "AdaptToTargetDoseLevels")
+                if k in p.__dict__]
+        return {"type": self._type, "roi": self.ForRegionOfInterest.Name, "constraint": self._is_constraint,
+                **{k: p.__dict__[k] for k in keys}}
+
+
+class Objective(ApiObject):
+    def __init__(self) -> None:
+        self._init(ConstituentFunctions=Collection(key="_none"))
+
+
+class _Algorithm(ApiObject):
+    _settable = ("MaxNumberOfIterations", "OptimalityTolerance")
+
+    def __init__(self, plan: Any) -> None:
+        self._plan = plan
+        self._init(MaxNumberOfIterations=40, OptimalityTolerance=1e-5)
+
+    def _on_set(self, name: str, value: Any) -> Any:
+        self._plan._check_editable(f"change {name}")
+        v = _check_finite_number("Algorithm", name, value)
+        if name == "MaxNumberOfIterations":
+            if v < 1 or v != int(v):
+                raise ArgumentException(f"MaxNumberOfIterations must be an integer ≥ 1, got {value!r}")
+            return int(v)
+        if v <= 0:
+            raise ArgumentException(f"OptimalityTolerance must be > 0, got {value!r}")
+        return v
+
+
+class _DoseCalculation(ApiObject):
+    _settable = ("ComputeFinalDose", "ComputeIntermediateDose", "IterationsInPreparationsPhase")
+
+    def __init__(self) -> None:
+        self._init(ComputeFinalDose=True, ComputeIntermediateDose=False, IterationsInPreparationsPhase=7)
+
+
+class OptimizationParameters(ApiObject):
+    def __init__(self, plan: Any) -> None:
+        self._init(Algorithm=_Algorithm(plan), DoseCalculation=_DoseCalculation())
+
+
+class ProgressOfOptimization(ApiObject):
+    def __init__(self, objective_values: Any) -> None:
+        vals = np.asarray(objective_values, dtype=np.float64)
+        self._iterations = np.arange(vals.size)
+        self._values = vals
+
+    @property
+    def Iterations(self) -> np.ndarray:  # noqa: N802
+        return self._iterations.copy()
+
+    @property
+    def ObjectiveValues(self) -> np.ndarray:  # noqa: N802
+        return self._values.copy()
+
+
+class PlanOptimization(ApiObject):
+    """``plan.PlanOptimizations[i]`` for one beam set."""
+
+    def __init__(self, plan: Any, beam_set: Any) -> None:
+        self._plan = plan
+        self._beam_set = beam_set
+        self._objective: Optional[Objective] = None
+        self._progress: Optional[ProgressOfOptimization] = None
+        self._mock_run_count = 0
+        self._mock_last_result: Any = None
+        self._init(OptimizedBeamSets=Collection([beam_set], key="DicomPlanLabel"),
+                   Constraints=Collection(key="_none"),
+                   OptimizationParameters=OptimizationParameters(plan), AutoScaleToPrescription=False)
+
+    @property
+    def Objective(self) -> Optional[Objective]:  # noqa: N802
+        """None when there are no objective functions."""
+        return self._objective
+
+    @property
+    def ProgressOfOptimization(self) -> Optional[ProgressOfOptimization]:  # noqa: N802
+        return self._progress
+
+    def _functions(self) -> List[OptimizationFunction]:
+        obj = [] if self._objective is None else list(self._objective.ConstituentFunctions)
+        return obj + list(self.Constraints)
+
+    def _remove_function(self, f: OptimizationFunction) -> None:
+        if f._is_constraint:
+            self.Constraints._remove(f)
+        elif self._objective is not None:
+            self._objective.ConstituentFunctions._remove(f)
+            if self._objective.ConstituentFunctions.Count == 0:
+                self._objective = None
+
+    @api_method
+    def AddOptimizationFunction(self, FunctionType: str, RoiName: str, IsConstraint: bool = False,  # noqa: N802,N803
+                                RestrictAllBeamsIndividually: bool = False, RestrictToBeams: Any = None,
+                                IsRobust: bool = False, RestrictToBeamSet: Any = None,
+                                UseRbeDose: bool = False) -> OptimizationFunction:
+        """Add an objective function or constraint on an ROI; returns it."""
+        self._plan._check_editable("add an optimization function")
+        if FunctionType not in FUNCTION_TYPES:
+            raise ArgumentException(f"Unknown or unsupported FunctionType '{FunctionType}'; "
+                                    f"the mock supports {', '.join(FUNCTION_TYPES)}.")
+        rois = self._plan._case.PatientModel.RegionsOfInterest
+        if RoiName not in rois.Keys:
+            raise ArgumentException(f"ROI '{RoiName}' does not exist. Known ROIs: {', '.join(rois.Keys)}.")
+        f = OptimizationFunction(self, FunctionType, rois[RoiName], bool(IsConstraint), RestrictToBeams,
+                                 IsRobust, UseRbeDose)
+        if IsConstraint:
+            self.Constraints._append(f)
+        else:
+            if self._objective is None:
+                self._objective = Objective()
+            self._objective.ConstituentFunctions._append(f)
+        return f
+
+    @api_method
+    def ResetOptimization(self) -> None:  # noqa: N802
+        """Weights back to the initial state; dose, function values and progress cleared."""
+        self._plan._check_editable("reset the optimization")
+        bs = self._beam_set
+        bs._weights = bs._initial_weights.copy()
+        bs._clear_dose()
+        for f in self._functions():
+            f._value = None
+        self._progress = None
+
+    @api_method
+    def RunOptimization(self, **_ignored: Any) -> None:  # noqa: N802
+        """Optimize the beamlet weights (warm start), then compute the dose."""
+        from . import _tps_optimizer
+        from ._bridge import _session
+
+        self._plan._check_editable("run the optimization")
+        funcs = self._functions()
+        if not funcs:
+            raise InvalidOperationException("There are no optimization functions: add at least one objective.")
+        t0 = time.perf_counter()
+        specs = self._function_specs(funcs, _tps_optimizer.FunctionSpec)
+        bs = self._beam_set
+        algo = self.OptimizationParameters.Algorithm
+        result = _tps_optimizer.optimize_beamlet_weights(
+            bs._influence.value, specs, fractions=bs.FractionationPattern.NumberOfFractions,
+            initial_weights=bs._weights, max_iterations=algo.MaxNumberOfIterations,
+            optimality_tolerance=algo.OptimalityTolerance)
+        bs._weights = np.array(result.weights, dtype=np.float64)
+        for f, v in zip(funcs, result.function_values):
+            f._value = FunctionValue(v)
+        self._progress = ProgressOfOptimization(result.objective_values)
+        self._mock_run_count += 1
+        self._mock_last_result = result
+        if not result.converged:
+            logger.info("Optimization stopped without convergence: %s", result.message)
+        bs._compute_dose()
+        s = _session()
+        s.count("optimization_runs")
+        s.count("optimization_iterations", result.iterations)
+        s.count("optimization_seconds", time.perf_counter() - t0)
+
+    def _function_specs(self, funcs: List[OptimizationFunction], spec_cls: Any) -> list:
+        bs = self._beam_set
+        grid = bs.FractionDose._grid
+        ss = bs._structure_set
+        vox_cc = float(np.prod(grid.spacing_mm)) / 1000.0
+        distance = None
+        specs = []
+        for f in funcs:
+            name = f.ForRegionOfInterest.Name
+            cov = ss._geometry(name)._coverage_on(grid).ravel()
+            idx = np.flatnonzero(cov > 0)
+            if idx.size == 0:
+                raise InvalidOperationException(f"ROI '{name}' of a {f._type} function has no geometry "
+                                                "on the dose grid: contour it or delete the function.")
+            p = f.DoseFunctionParameters
+            common = dict(voxel_index=idx, voxel_volume_weight=cov[idx] * vox_cc,
+                          weight=p.Weight, is_constraint=f._is_constraint)
+            if f._type == "DoseFallOff":
+                if distance is None:
+                    distance = self._distance_to_targets_mm(funcs)
+                high = p.HighDoseLevel
+                if p.AdaptToTargetDoseLevels:
+                    high = max((g.DoseFunctionParameters.DoseLevel for g in funcs
+                                if g._type in _TARGET_FUNCTIONS), default=high)
+                specs.append(spec_cls(function_type="DoseFallOff", high_dose_level_gy=cgy_to_gy(high),
+                                      low_dose_level_gy=cgy_to_gy(p.LowDoseLevel),
+                                      low_dose_distance_mm=p.LowDoseDistance * MM_PER_CM,
+                                      distance_mm=distance[idx], **common))
+            else:
+                extra = {}
+                if f._type in ("MaxDvh", "MinDvh"):
+                    extra["percent_volume"] = p.PercentVolume
+                if f._type in ("MaxEud", "MinEud"):
+                    extra["eud_parameter_a"] = p.EudParameterA
+                specs.append(spec_cls(function_type=f._type, dose_level_gy=cgy_to_gy(p.DoseLevel),
+                                      **extra, **common))
+        return specs
+
+    def _distance_to_targets_mm(self, funcs: List[OptimizationFunction]) -> np.ndarray:
+        from scipy.ndimage import distance_transform_edt
+
+        bs = self._beam_set
+        grid = bs.FractionDose._grid
+        ss = bs._structure_set
+        names = {f.ForRegionOfInterest.Name for f in funcs if f._type in _TARGET_FUNCTIONS}
+        if not names:
+            names = {r.Name for r in self._plan._case.PatientModel.RegionsOfInterest
+                     if r.OrganData.OrganType == "Target" and ss._geometry(r.Name).HasContours()}
+        if not names:
+            raise InvalidOperationException("DoseFallOff needs a target: add a target function or a "
+                                            "Target ROI with geometry.")
+        mask = np.zeros(grid.shape, dtype=bool)
+        for n in names:
+            mask |= ss._geometry(n)._coverage_on(grid) >= 0.5
+        if not mask.any():
+            raise InvalidOperationException(f"DoseFallOff target(s) {sorted(names)} cover no dose-grid voxel "
+                                            "by half or more.")
+        dx, dy, dz = grid.spacing_mm
+        return distance_transform_edt(~mask, sampling=(dz, dy, dx)).ravel()

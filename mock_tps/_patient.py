@@ -1,0 +1,202 @@
+"""Patient, case, examination (CT image stack) and treatment delivery of the mock.
+
+Image conventions (cm; DICOM patient coordinates)
+-------------------------------------------------
+- ``ImageStack.Corner`` is the **centre** of the first voxel (DICOM
+  ImagePositionPatient), unlike ``InDoseGrid.Corner`` (outer corner of the first
+  voxel).  ``SlicePositions`` are the slice-centre offsets from ``Corner.z``, so
+  ``Corner.z + SlicePositions`` are the DICOM slice positions (as wrssc's
+  ``check_contour_gaps.py`` computes them).
+- ``PixelSize`` (x, y) in cm; ``NrPixels`` (x, y).
+- ``PixelData`` is a flat uint8 array of 16-bit little-endian stored values,
+  x fastest, then y, then slice; HU = stored × ``RescaleSlope`` +
+  ``RescaleIntercept`` with slope 1, intercept −1024, ``PixelRepresentation`` 0
+  (unsigned); HU are rounded and clipped to [−1024, 64511].
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._api import ApiObject, Collection, ExpandoDictionary, Shared, _point, api_method
+from ._geometry import MM_PER_CM
+from ._phantom_data import GridSpec
+from ._patient_model import PatientModel
+
+__all__ = ["Patient", "Case", "Examination", "TreatmentDelivery"]
+
+_RESCALE_INTERCEPT = -1024.0
+
+
+class EquipmentInfo(ApiObject):
+    """``exam.EquipmentInfo``: ``Modality`` ('CT') and ``FrameOfReference`` (a UID str)."""
+
+    def __init__(self, modality: str, frame_of_reference: str) -> None:
+        self._init(Modality=modality, FrameOfReference=frame_of_reference)
+
+
+class ConversionParameters(ApiObject):
+    """``ImageStack.ConversionParameters``: rescale of stored values to HU."""
+
+    def __init__(self) -> None:
+        self._init(RescaleSlope=1.0, RescaleIntercept=_RESCALE_INTERCEPT, PixelRepresentation=0)
+
+
+class ImageStack(ApiObject):
+    """``exam.Series[0].ImageStack`` (see the module docstring for conventions)."""
+
+    def __init__(self, grid: GridSpec, hu: np.ndarray) -> None:
+        self._grid = grid
+        stored = np.clip(np.rint(np.asarray(hu, dtype=np.float64) - _RESCALE_INTERCEPT), 0, 65535)
+        self._stored = Shared(stored.astype("<u2").reshape(grid.shape))
+        self._init(ConversionParameters=ConversionParameters())
+
+    @property
+    def Corner(self) -> Any:  # noqa: N802
+        g = self._grid
+        return _point(*((c + 0.5 * s) / MM_PER_CM for c, s in zip(g.corner_mm, g.spacing_mm)))
+
+    @property
+    def PixelSize(self) -> Any:  # noqa: N802
+        return ExpandoDictionary(x=self._grid.spacing_mm[0] / MM_PER_CM, y=self._grid.spacing_mm[1] / MM_PER_CM)
+
+    @property
+    def NrPixels(self) -> Any:  # noqa: N802
+        nz, ny, nx = self._grid.shape
+        return ExpandoDictionary(x=int(nx), y=int(ny))
+
+    @property
+    def SlicePositions(self) -> np.ndarray:  # noqa: N802
+        nz = self._grid.shape[0]
+        return np.arange(nz) * self._grid.spacing_mm[2] / MM_PER_CM
+
+    @property
+    def PixelData(self) -> np.ndarray:  # noqa: N802
+        return np.frombuffer(self._stored.value.tobytes(), dtype=np.uint8).copy()
+
+    @api_method
+    def GetBoundingBox(self) -> list:  # noqa: N802
+        """[min outer corner, max outer corner] of the image, cm."""
+        g = self._grid
+        nz, ny, nx = g.shape
+        hi = [g.corner_mm[k] + n * g.spacing_mm[k] for k, n in enumerate((nx, ny, nz))]
+        return [_point(*(c / MM_PER_CM for c in g.corner_mm)), _point(*(h / MM_PER_CM for h in hi))]
+
+
+class Series(ApiObject):
+    def __init__(self, image_stack: ImageStack) -> None:
+        self._init(ImageStack=image_stack)
+
+
+class Examination(ApiObject):
+    """``case.Examinations[name]``."""
+
+    def __init__(self, name: str, grid: GridSpec, hu: np.ndarray, frame_of_reference: str,
+                 patient_position: str = "HFS") -> None:
+        self._grid = grid
+        self._init(Name=name, PatientPosition=patient_position,
+                   EquipmentInfo=EquipmentInfo("CT", frame_of_reference),
+                   Series=Collection([Series(ImageStack(grid, hu))], key="_none"))
+
+
+class DoseOnExamination(ApiObject):
+    """``FractionEvaluations[i].DoseOnExaminations[exam_name]``."""
+
+    def __init__(self, examination: Examination) -> None:
+        self._init(OnExamination=examination, DoseEvaluations=Collection())
+
+    @property
+    def _name(self) -> str:
+        return self.OnExamination.Name
+
+
+class FractionEvaluation(ApiObject):
+    def __init__(self) -> None:
+        self._init(DoseOnExaminations=Collection(key="_name"))
+
+
+class TreatmentDelivery(ApiObject):
+    """``case.TreatmentDelivery`` with ``FractionEvaluations[0]`` (the planned-dose evaluation)."""
+
+    def __init__(self) -> None:
+        self._init(FractionEvaluations=Collection([FractionEvaluation()], key="_none"))
+
+
+class Case(ApiObject):
+    """``patient.Cases[name]``."""
+
+    def __init__(self, name: str) -> None:
+        self._init(CaseName=name, Examinations=Collection(), TreatmentPlans=Collection(),
+                   TreatmentDelivery=TreatmentDelivery())
+        self._init(PatientModel=PatientModel(self))
+
+    @property
+    def _name(self) -> str:
+        return self.CaseName
+
+    @api_method
+    def SetCurrent(self) -> None:  # noqa: N802
+        """Make this case current (its first plan and examination too)."""
+        from ._bridge import _session
+        s = _session()
+        s.case = self
+        s.examination = self.Examinations[0] if self.Examinations.Count else None
+        s.plan = self.TreatmentPlans[0] if self.TreatmentPlans.Count else None
+        s.beam_set = s.plan.BeamSets[0] if s.plan is not None and s.plan.BeamSets.Count else None
+
+
+    @api_method
+    def CopyPlan(self, PlanName: str, NewPlanName: str, KeepBeamSetNames: bool = True) -> None:  # noqa: N802,N803
+        """Copy a plan with its beam sets, beam weights, doses, optimization functions and
+        clinical goals, as ``case.CopyPlan`` in RayStation.
+
+        Conventions where the research is silent: the copy is unapproved; beam set
+        labels are kept whatever ``KeepBeamSetNames`` says (the mock has one beam set
+        per plan); ROIs, examinations and prior doses are shared, not copied; the copy
+        is not the user's (``_mock_user_made`` False on everything copied).
+
+        Raises
+        ------
+        IndexError
+            No plan named ``PlanName``.
+        ArgumentException
+            A plan named ``NewPlanName`` exists already (names compare ignoring case).
+        """
+        import copy as _copy
+
+        from ._api import ArgumentException
+        from ._bridge import _reachable_objects
+        from ._patient_model import Review
+
+        source = self.TreatmentPlans[PlanName]
+        if not isinstance(NewPlanName, str) or not NewPlanName.strip():
+            raise ArgumentException("NewPlanName must be a non-empty string.")
+        if NewPlanName.lower() in {p.Name.lower() for p in self.TreatmentPlans}:
+            raise ArgumentException(f"A plan named '{NewPlanName}' already exists.")
+        roots = [self.PatientModel, self.Examinations, self.TreatmentDelivery] + \
+            [p for p in self.TreatmentPlans if p is not source]
+        outside = {id(self): self}
+        for root in roots:   # what the plan refers to but does not own (not walking through case or plan)
+            outside.update({id(o): o for o in _reachable_objects(root, stop=(self, source))})
+        memo = dict(outside)
+        new = _copy.deepcopy(source, memo)
+        object.__setattr__(new, "Name", NewPlanName)
+        object.__setattr__(new, "Review", Review())
+        for o in _reachable_objects(new):
+            if id(o) not in outside and "_mock_user_made" in o.__dict__:
+                o.__dict__["_mock_user_made"] = False
+        self.TreatmentPlans._append(new)
+
+
+class Patient(ApiObject):
+    """The loaded patient (``get_current('Patient')``)."""
+
+    def __init__(self, name: str, patient_id: str) -> None:
+        self._init(Name=name, PatientID=patient_id, Cases=Collection(key="CaseName"))
+        self._mock_save_count = 0
+
+    @api_method
+    def Save(self) -> None:  # noqa: N802
+        """Persist (mock: counts saves in ``_mock_save_count``)."""
+        self._mock_save_count += 1
