@@ -99,8 +99,12 @@ def dose_grid(dose_distribution: Any) -> Grid:
     return Grid(corner, spacing, shape)
 
 
-def read_dose_gy(dose_distribution: Any, what: str, grid: Optional[Grid] = None) -> np.ndarray:
+def read_dose_gy(dose_distribution: Any, what: str, grid: Optional[Grid] = None, *,
+                 allow_unknown: bool = False) -> np.ndarray:
     """``DoseValues.DoseData`` (cGy) as Gy, shaped (nz, ny, nx).
+
+    With ``allow_unknown`` NaN is accepted and means "unknown" (a mapped prior dose
+    outside its source grid); infinities and negative values are always refused.
 
     Raises
     ------
@@ -117,10 +121,11 @@ def read_dose_gy(dose_distribution: Any, what: str, grid: Optional[Grid] = None)
     if data.size != grid.n_voxels:
         raise InputError(f"{what}: DoseData has {data.size} values, its dose grid {grid.shape} needs {grid.n_voxels}")
     data = data.reshape(grid.shape)
-    if not np.isfinite(data).all():
-        raise InputError(f"{what}: the dose contains {int((~np.isfinite(data)).sum())} non-finite value(s) (NaN/inf)")
-    if data.min() < 0:
-        raise InputError(f"{what}: the dose contains negative values (minimum {data.min():g} cGy)")
+    bad = np.isinf(data) if allow_unknown else ~np.isfinite(data)
+    if bad.any():
+        raise InputError(f"{what}: the dose contains {int(bad.sum())} non-finite value(s) (NaN/inf)")
+    if np.nanmin(data) < 0 if np.isfinite(data).any() else False:
+        raise InputError(f"{what}: the dose contains negative values (minimum {np.nanmin(data):g} cGy)")
     return cgy_to_gy(data)
 
 
@@ -330,12 +335,11 @@ def gather(api: Any, config: PluginConfig, protocol: Protocol, *, require_dose: 
     for dose_obj, name, fx, rec, date, source in find_prior_doses(ctx, config):
         prior_objects.append(dose_obj)
         pgrid = dose_grid(dose_obj)
-        pdose = read_dose_gy(dose_obj, f"prior course {name!r}", pgrid)
+        pdose = read_dose_gy(dose_obj, f"prior course {name!r}", pgrid, allow_unknown=True)
         resampled = not pgrid.same_as(grid)
-        assumed = 0
         if resampled:
             pdose = resample_to_grid(pdose, pgrid, grid)
-            pdose, assumed = _handle_unknown_prior(pdose, name, structures, config.unknown_prior)
+        pdose, assumed = _handle_unknown_prior(pdose, name, structures, config.unknown_prior)
         priors.append(DoseCourse(pdose, grid, fx, name, recovery=rec))
         prior_infos.append(PriorInfo(name, fx, rec, date, source, resampled, array_digest(pdose), assumed))
     sbrt = DoseCourse(sbrt_gy, grid, fractions, f"SBRT {bs.DicomPlanLabel}")

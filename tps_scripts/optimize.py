@@ -148,6 +148,9 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
                                      "zone_excess_gy": excess, "failures": [r.constraint_id for r in ev.failures()],
                                      "changes": []}
             log.append(entry)
+            _LOG.info("optimization %d: PTVeval V%gGy %.1f %%, D95 %.2f Gy, protocol %s", it,
+                      protocol.prescription.dose_gy, cov["v_rx_percent"], cov["d95_gy"],
+                      "pass" if ev.all_pass else "FAIL (" + ", ".join(entry["failures"]) + ")")
             if not ev.all_pass:
                 for z in zones:
                     if excess[z.roi_name] > -0.02:
