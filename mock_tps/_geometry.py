@@ -68,8 +68,8 @@ def resample_coverage(coverage: np.ndarray, src: GridSpec, dst: GridSpec) -> np.
     -------
     ndarray, shape dst.shape, float64 in [0, 1]
     """
-    if (src.corner_mm == dst.corner_mm and src.spacing_mm == dst.spacing_mm
-            and src.shape == dst.shape):
+    if (src.shape == dst.shape and np.allclose(src.corner_mm, dst.corner_mm, rtol=0, atol=1e-6)
+            and np.allclose(src.spacing_mm, dst.spacing_mm, rtol=0, atol=1e-6)):   # same grid (cm round trip)
         return np.asarray(coverage, dtype=np.float64).copy()
     mats = []
     for ax, k in ((2, 0), (1, 1), (0, 2)):  # array axis, GridSpec component (x, y, z)

@@ -35,9 +35,12 @@ BEAM_SET_NAME = "SBRT"
 #: Objective weights of the planner's SBRT-only plan (illustrative, not from the seed study).
 _SBRT_ONLY_WEIGHTS = {"MinDvh": 100.0, "UniformDose": 30.0, "Esophagus": 10.0, "DoseFallOff": 1.0}
 _CORD_PRV = "SpinalCord_PRV"
-_CORD_PRV_MAX_CGY = 1220.0
 _ESOPHAGUS = "Esophagus"
-_OAR_MAX_CGY = 2000.0
+#: The SBRT-only 20 Gy organs of Koide 2024 that the phantoms have (as MaxDose constraints at 19.5 Gy).
+_SBRT_ONLY_OARS = ("Esophagus", "Trachea", "Lungs", "Aorta")
+_OAR_MAX_CGY = 1950.0
+_RING = "Ring_PTV+5mm"
+_SBRT_ONLY_ITERATIONS = 100
 
 
 def install_connect_modules() -> None:
@@ -56,11 +59,20 @@ def _check(data: Any) -> None:
                              f"shape {data.ct_grid.shape}")
     if np.shape(data.ct_hu) != tuple(data.ct_grid.shape):
         raise ValueError(f"ct_hu shape {np.shape(data.ct_hu)} differs from the CT grid shape {data.ct_grid.shape}")
-    if data.influence_gy.shape[0] != data.dose_grid.n_voxels:
+    if data.influence_gy is None:
+        if data.plan_dose_gy is None:
+            raise ValueError("PhantomData needs influence_gy (a beam model) or plan_dose_gy (an imported dose)")
+    elif data.influence_gy.shape[0] != data.dose_grid.n_voxels:
         raise ValueError(f"influence_gy has {data.influence_gy.shape[0]} rows, the dose grid "
                          f"{data.dose_grid.n_voxels} voxels")
-    if data.target_roi not in [r.name for r in data.rois]:
-        raise ValueError(f"target_roi '{data.target_roi}' is not among the ROIs {[r.name for r in data.rois]}")
+    if data.plan_dose_gy is not None and np.shape(data.plan_dose_gy) != tuple(data.dose_grid.shape):
+        raise ValueError(f"plan_dose_gy shape {np.shape(data.plan_dose_gy)} differs from the dose grid shape "
+                         f"{data.dose_grid.shape}")
+    names = [r.name for r in data.rois]
+    if data.target_roi is None and data.influence_gy is not None:
+        raise ValueError("target_roi is required for a plan with a beam model")
+    if data.target_roi is not None and data.target_roi not in names:
+        raise ValueError(f"target_roi '{data.target_roi}' is not among the ROIs {names}")
 
 
 def load_patient_data(data: PhantomData, *, initial_plan: str = "sbrt_only") -> Patient:
@@ -89,8 +101,9 @@ def load_patient_data(data: PhantomData, *, initial_plan: str = "sbrt_only") -> 
     patient = Patient(data.patient_name, data.patient_id)
     case = Case(CASE_NAME)
     patient.Cases._append(case)
-    uid = "1.2.826.0.1.3680043.9.7777." + str(int(hashlib.sha1(data.name.encode()).hexdigest()[:12], 16))
-    exam = Examination(EXAM_NAME, data.ct_grid, data.ct_hu, uid)
+    uid = data.frame_of_reference_uid or (
+        "1.2.826.0.1.3680043.9.7777." + str(int(hashlib.sha1(data.name.encode()).hexdigest()[:12], 16)))
+    exam = Examination(EXAM_NAME, data.ct_grid, data.ct_hu, uid, patient_position=data.patient_position)
     case.Examinations._append(exam)
     pm = case.PatientModel
     for spec in data.rois:
@@ -112,25 +125,41 @@ def load_patient_data(data: PhantomData, *, initial_plan: str = "sbrt_only") -> 
     plan = TreatmentPlan(case, PLAN_NAME, data.dose_grid, ss)
     plan._mock_user_made = True
     case.TreatmentPlans._append(plan)
-    bs = BeamSet(plan, BEAM_SET_NAME, data.fractions, data.beams, data.influence_gy,
-                 data.beamlet_beam_index, data.dose_grid, ss, exam)
+    imported = data.influence_gy is None
+    if imported:
+        import scipy.sparse
+
+        from . import _dicom_plan
+        bs = _dicom_plan.BeamSet(plan, BEAM_SET_NAME, data.fractions, data.beams,
+                                 scipy.sparse.csr_matrix((data.dose_grid.n_voxels, 0)), np.zeros(0, dtype=int),
+                                 data.dose_grid, ss, exam)
+    else:
+        bs = BeamSet(plan, BEAM_SET_NAME, data.fractions, data.beams, data.influence_gy,
+                     data.beamlet_beam_index, data.dose_grid, ss, exam)
     bs._mock_user_made = True
-    target = pm.RegionsOfInterest[data.target_roi]
-    bs._init(Prescription=Prescription(PrescriptionDoseReference(
-        gy_to_cgy(data.prescription_gy), target, "DoseAtVolume", 90.0)))
+    if data.prescription_gy is not None:
+        target = pm.RegionsOfInterest[data.target_roi] if data.target_roi is not None else None
+        bs._init(Prescription=Prescription(PrescriptionDoseReference(
+            gy_to_cgy(data.prescription_gy), target, "DoseAtVolume", 90.0)))
     plan.BeamSets._append(bs)
-    bs._initial_weights = _uniform_weights(bs, data)
-    bs._weights = bs._initial_weights.copy()
-    po = PlanOptimization(plan, bs)
+    if imported:
+        bs.FractionDose._set_dose_cgy(gy_to_cgy(np.asarray(data.plan_dose_gy, dtype=np.float64)) / data.fractions)
+        plan._update_total_dose()
+        po = _dicom_plan.PlanOptimization(plan, bs)
+    else:
+        bs._initial_weights = _uniform_weights(bs, data)
+        bs._weights = bs._initial_weights.copy()
+        po = PlanOptimization(plan, bs)
     plan.PlanOptimizations._append(po)
 
     s = _session()
     s.patient, s.case, s.examination, s.plan, s.beam_set = patient, case, exam, plan, bs
     install_connect_modules()
-    if initial_plan == "sbrt_only":
+    if initial_plan == "sbrt_only" and not imported:
         _make_sbrt_only_plan(po, data)
-    logger.info("Loaded phantom '%s' (%d ROIs, %d prior courses, %d beamlets).", data.name,
-                len(data.rois), len(data.prior_courses), data.influence_gy.shape[1])
+    logger.info("Loaded phantom '%s' (%d ROIs, %d prior courses, %s).", data.name,
+                len(data.rois), len(data.prior_courses),
+                "imported dose, no beam model" if imported else f"{data.influence_gy.shape[1]} beamlets")
     return patient
 
 
@@ -144,8 +173,39 @@ def _uniform_weights(bs: BeamSet, data: PhantomData) -> np.ndarray:
     return np.full(n, scale)
 
 
+def _prior_cord_bed2(po: PlanOptimization, data: PhantomData) -> float:
+    """Prior cord-PRV BED (α/β 2 Gy) a planner reads off the prior plans: the sum over
+    courses of each course's maximum BED in the cord PRV (an upper bound of the voxel sum)."""
+    ss = po._plan.BeamSets[0]._structure_set
+    total = 0.0
+    for course in data.prior_courses:
+        cov = ss._geometry(_CORD_PRV)._coverage_on(course.grid)
+        d = np.asarray(course.dose_gy, dtype=np.float64)[cov > 0]
+        d = d[np.isfinite(d)]
+        if d.size:
+            dmax = float(d.max())
+            total += dmax * (1.0 + dmax / (course.fractions * 2.0))
+    return total
+
+
 def _make_sbrt_only_plan(po: PlanOptimization, data: PhantomData) -> None:
-    names = set(po._plan._case.PatientModel.RegionsOfInterest.Keys)
+    """The planner's plan under the seed study's SBRT-only constraints, without any
+    cumulative assessment (the practice in which the seed's fatal case was planned):
+
+    - cord PRV: MaxDose constraint 0.3 Gy below the Koide 2024 table limit for the
+      prior cord BED (α/β 2) — D0.035cc ≤ limit is then met with margin;
+    - every other specified OAR present (esophagus, trachea, lungs, aorta): MaxDose
+      constraint 19.5 Gy (D0.035cc ≤ 20 Gy);
+    - unspecified tissue: a ring ROI ``Ring_PTV+5mm`` = External − (PTV + 5 mm) with a
+      MaxDose constraint 19.5 Gy;
+    - PTVeval MinDvh 24 Gy at 90 % and UniformDose 24 Gy; External DoseFallOff.
+
+    Weights and margins are this mock's illustrative choices, not the seed study's.
+    """
+    from constraints.protocol import load_protocol
+
+    pm = po._plan._case.PatientModel
+    names = set(pm.RegionsOfInterest.Keys)
     rx = gy_to_cgy(data.prescription_gy)
     made = []
     f = po.AddOptimizationFunction(FunctionType="MinDvh", RoiName=data.target_roi)
@@ -158,16 +218,33 @@ def _make_sbrt_only_plan(po: PlanOptimization, data: PhantomData) -> None:
     f.DoseFunctionParameters.Weight = _SBRT_ONLY_WEIGHTS["UniformDose"]
     made.append(f)
     if _CORD_PRV in names:
+        table = load_protocol("koide2024").tables["cord_prv_d0035cc"]
+        limit_gy = table.lookup(_prior_cord_bed2(po, data))
         f = po.AddOptimizationFunction(FunctionType="MaxDose", RoiName=_CORD_PRV, IsConstraint=True)
-        f.DoseFunctionParameters.DoseLevel = _CORD_PRV_MAX_CGY
+        f.DoseFunctionParameters.DoseLevel = gy_to_cgy(limit_gy - 0.3)
         made.append(f)
-    if _ESOPHAGUS in names:
-        f = po.AddOptimizationFunction(FunctionType="MaxDose", RoiName=_ESOPHAGUS)
-        f.DoseFunctionParameters.DoseLevel = _OAR_MAX_CGY
-        f.DoseFunctionParameters.Weight = _SBRT_ONLY_WEIGHTS["Esophagus"]
-        made.append(f)
+    for oar in _SBRT_ONLY_OARS:
+        if oar in names:
+            f = po.AddOptimizationFunction(FunctionType="MaxDose", RoiName=oar, IsConstraint=True)
+            f.DoseFunctionParameters.DoseLevel = _OAR_MAX_CGY
+            made.append(f)
     external = _external_name(data)
-    if external is not None:
+    if external is not None and data.target_roi is not None:
+        ptv = "PTV" if "PTV" in names else data.target_roi
+        ring = pm.CreateRoi(Name=pm.GetUniqueRoiName(DesiredName=_RING), Color="Cyan", Type="Control")
+        margin = {"Type": "Expand", "Superior": 0.5, "Inferior": 0.5, "Anterior": 0.5, "Posterior": 0.5,
+                  "Right": 0.5, "Left": 0.5}
+        zero = {k: (0.0 if k != "Type" else "Expand") for k in margin}
+        ring.CreateAlgebraGeometry(Examination=po._plan.BeamSets[0]._examination, Algorithm="Auto",
+                                   ExpressionA={"Operation": "Union", "SourceRoiNames": [external],
+                                                "MarginSettings": zero},
+                                   ExpressionB={"Operation": "Union", "SourceRoiNames": [ptv],
+                                                "MarginSettings": margin},
+                                   ResultOperation="Subtraction", ResultMarginSettings=zero)
+        ring._mock_user_made = True
+        f = po.AddOptimizationFunction(FunctionType="MaxDose", RoiName=ring.Name, IsConstraint=True)
+        f.DoseFunctionParameters.DoseLevel = _OAR_MAX_CGY
+        made.append(f)
         f = po.AddOptimizationFunction(FunctionType="DoseFallOff", RoiName=external)
         p = f.DoseFunctionParameters
         p.HighDoseLevel = rx
@@ -177,6 +254,7 @@ def _make_sbrt_only_plan(po: PlanOptimization, data: PhantomData) -> None:
         made.append(f)
     for f in made:
         f._mock_user_made = True
+    po.OptimizationParameters.Algorithm.MaxNumberOfIterations = _SBRT_ONLY_ITERATIONS
     po.RunOptimization()
 
 

@@ -121,6 +121,17 @@ class PhantomData:
     beamlet_beam_index : ndarray of int, shape (n_beamlets,)
         Index into ``beams`` of each beamlet.
     prescription_gy, fractions, target_roi : the SBRT prescription (24 Gy, 2 fx, PTVeval).
+    plan_dose_gy : ndarray, shape dose_grid.shape, Gy, optional
+        Total planned dose (all fractions) of a plan that has a dose but no beam
+        model (imported from DICOM).  With it, ``influence_gy`` may be None: the
+        beam set's ``FractionDose`` is ``plan_dose_gy / fractions`` (in cGy) and
+        ``RunOptimization``/``ComputeDose`` refuse.  ``prescription_gy`` may then
+        be None (no prescription) and ``target_roi`` None or any ROI.
+    frame_of_reference_uid : str, optional
+        The examination's ``EquipmentInfo.FrameOfReference``; default: a UID made
+        from ``name``.
+    patient_position : str
+        The examination's ``PatientPosition`` ('HFS', 'FFS', 'HFP', 'FFP').
     """
 
     name: str
@@ -133,9 +144,12 @@ class PhantomData:
     influence_gy: Any
     beamlet_beam_index: np.ndarray
     prior_courses: Tuple[PriorCourseSpec, ...]
-    prescription_gy: float = 24.0
+    prescription_gy: Optional[float] = 24.0
     fractions: int = 2
-    target_roi: str = "PTVeval"
+    target_roi: Optional[str] = "PTVeval"
     patient_name: str = "Phantom^Synthetic"
     patient_id: str = "PHANTOM-0001"
     notes: Optional[str] = field(default=None)
+    plan_dose_gy: Optional[np.ndarray] = None
+    frame_of_reference_uid: Optional[str] = None
+    patient_position: str = "HFS"

@@ -48,10 +48,11 @@ class TuningSettings:
     """Knobs of the loop (defaults chosen on the mock phantoms; see the README)."""
 
     margin_gy: float = 0.3
+    max_iterations: int = 100
     min_margin_gy: float = 0.1
     tighten_extra_gy: float = 0.1
     min_gain_percent: float = 0.5
-    target_min_dvh_weight: float = 100.0
+    target_min_dose_weight: float = 100.0
     target_max_dose_weight: float = 20.0
     target_max_dose_factor: float = 1.25
     falloff_weight: float = 5.0
@@ -81,7 +82,7 @@ def _setup_functions(po: Any, zones: List[Zone], case: PlanCase, protocol: Proto
     rx = protocol.prescription.dose_gy
     target = case.structures[protocol.prescription.target].name
     with step(f"add PTV objectives on {target}"):
-        add_function(po, "MinDvh", target, dose_level_gy=rx, percent_volume=95.0, weight=s.target_min_dvh_weight)
+        add_function(po, "MinDose", target, dose_level_gy=rx, weight=s.target_min_dose_weight)
         add_function(po, "MaxDose", target, dose_level_gy=rx * s.target_max_dose_factor,
                      weight=s.target_max_dose_weight)
     external = [st.name for k, st in case.structures.items() if protocol.organs[k].kind == "external"]
@@ -128,6 +129,8 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
         zones = build_zones(ctx, ctx.case.PatientModel, ctx.examination, new_bs.FractionDose, grid, g.case,
                             protocol, limits, g.prior_objects, margin_gy=settings.margin_gy)
         po = new_plan.PlanOptimizations[0]
+        with step("set the optimization's maximum number of iterations"):
+            po.OptimizationParameters.Algorithm.MaxNumberOfIterations = settings.max_iterations
         _setup_functions(po, zones, g.case, protocol, settings)
         best: Optional[Dict[str, Any]] = None
         stop_reason = "maximum number of optimizations reached"

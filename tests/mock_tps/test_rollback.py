@@ -52,7 +52,7 @@ def test_exception_rolls_back_everything(patient):
             raise _Boom("mid-script failure")
     assert mock_tps.snapshot(patient) == before
     # references held by the script are restored in place
-    assert [r.Name for r in case.PatientModel.RegionsOfInterest][-1] == "Cube2cm"
+    assert [r.Name for r in case.PatientModel.RegionsOfInterest][-1] == "Ring_PTV+5mm"   # the planner's ring, last made
     assert case.PatientModel.RegionsOfInterest["Esophagus"].Color == "Brown"
     assert po.Objective.ConstituentFunctions[1] is uniform
     assert po.Objective.ConstituentFunctions[0].DoseFunctionParameters.Weight == 100.0

@@ -1,0 +1,180 @@
+"""Planar contours → fractional voxel coverage on the examination's CT grid.
+
+This is the geometry behind ``GetRoiGeometryAsVoxels`` for imported ROIs: the
+coverage computed here is stored as the ROI's CT-grid coverage (the mock's
+geometry model) and box-resampled to any grid asked for (:mod:`mock_tps._geometry`).
+
+The rule
+--------
+In-plane (one contour plane):
+    The contours of a plane are combined by the **even-odd (XOR) rule**: a point is
+    inside when a ray from it crosses the plane's contours an odd number of times,
+    so a contour inside another is a hole and an island inside a hole is inside
+    again.  Each CT row is sampled on ``subrows`` (default 8) equally spaced lines
+    (y = row edge + (k + ½)·dy/subrows); along each line the inside intervals are
+    found *exactly* (edge crossings, half-open in y so a vertex on the line counts
+    once) and integrated analytically over each CT column.  The in-plane fraction
+    of a pixel is the mean over its lines: exact in x, midpoint-sampled in y
+    (error O((dy/subrows)²) per boundary pixel).  Fully vectorized over edges and
+    lines; loops only over planes.
+
+Between planes and at the end caps (z):
+    Each contour plane at z_k represents the slab ``[z_k − h⁻_k, z_k + h⁺_k]`` with
+    h⁻_k = half the distance to the previous plane of the same ROI and h⁺_k = half
+    the distance to the next one (the planes' slabs tile the ROI without gaps or
+    overlap).  **End caps extend half a plane spacing beyond the first and last
+    planes**: where there is no neighbouring plane, or the neighbour is more than
+    1.5 × the nominal plane spacing away (a gap: the ROI has separate parts), h is
+    half the nominal spacing.  The nominal spacing is the most frequent gap
+    between consecutive planes of the structure set (or the CT slice spacing for a
+    single-plane structure set).  This is the convention of Nelms et al. (2015)
+    ("½ slice thickness end-caps"), of most planning systems, and the one for which
+    a contour stack sampled at the centres of slices of a solid reproduces its
+    volume (midpoint rule: a sphere of radius 12 mm contoured every 2 mm at the
+    slice centres loses 0.35 % of its volume; contoured at z = −12…12 it loses
+    0.7 %).  It sets D0.035cc at the ends of a structure: the first and last
+    half-slabs belong to the ROI.
+
+A CT voxel's coverage is Σ_k (in-plane fraction of plane k) × (overlap of slab k
+with the voxel's z extent) / (voxel z size), clipped to [0, 1].
+"""
+from __future__ import annotations
+
+from typing import Sequence, Tuple
+
+import numpy as np
+
+from ._phantom_data import GridSpec
+
+__all__ = ["voxelize_planes", "slab_bounds_mm", "plane_fraction", "DEFAULT_SUBROWS", "GAP_FACTOR"]
+
+DEFAULT_SUBROWS = 8
+#: Neighbouring planes farther apart than GAP_FACTOR × nominal spacing are separate parts.
+GAP_FACTOR = 1.5
+
+
+def slab_bounds_mm(z_planes_mm: np.ndarray, nominal_spacing_mm: float) -> Tuple[np.ndarray, np.ndarray]:
+    """Lower and upper z (mm) of the slab each contour plane represents (rule in module doc).
+
+    Examples
+    --------
+    >>> lo, hi = slab_bounds_mm(np.array([0.0, 2.0, 4.0, 10.0]), 2.0)
+    >>> lo.tolist(), hi.tolist()
+    ([-1.0, 1.0, 3.0, 9.0], [1.0, 3.0, 5.0, 11.0])
+    """
+    z = np.asarray(z_planes_mm, dtype=np.float64)
+    half = 0.5 * float(nominal_spacing_mm)
+    gaps = np.diff(z)
+    inner = np.where(gaps <= GAP_FACTOR * nominal_spacing_mm + 1e-6, 0.5 * gaps, half)
+    below = np.concatenate([[half], inner])
+    above = np.concatenate([inner, [half]])
+    return z - below, z + above
+
+
+def plane_fraction(contours: Sequence[np.ndarray], x_edge0_mm: float, dx_mm: float, nx: int,
+                   y_edge0_mm: float, dy_mm: float, ny: int, subrows: int = DEFAULT_SUBROWS) -> np.ndarray:
+    """In-plane fraction (ny, nx) of each pixel inside the contours (even-odd rule).
+
+    Parameters
+    ----------
+    contours : sequence of ndarray (n, 2), mm
+        Closed polygons (x, y), last point joined to the first.
+    x_edge0_mm, y_edge0_mm : float
+        Outer edge of pixel column 0 / row 0, mm.
+    dx_mm, dy_mm : float
+        Pixel size, mm.
+    nx, ny : int
+    subrows : int
+        Sample lines per pixel row.
+
+    Returns
+    -------
+    ndarray, shape (ny, nx), float64 in [0, 1]
+    """
+    n_lines = ny * subrows
+    h = dy_mm / subrows
+    x0 = np.concatenate([c[:, 0] for c in contours])
+    y0 = np.concatenate([c[:, 1] for c in contours])
+    x1 = np.concatenate([np.roll(c[:, 0], -1) for c in contours])
+    y1 = np.concatenate([np.roll(c[:, 1], -1) for c in contours])
+    ylo, yhi = np.minimum(y0, y1), np.maximum(y0, y1)
+    # line r lies at y_edge0 + (r + 1/2) h; edge crosses lines with ylo <= y < yhi
+    r_lo = np.clip(np.ceil((ylo - y_edge0_mm) / h - 0.5), 0, n_lines).astype(np.int64)
+    r_hi = np.clip(np.ceil((yhi - y_edge0_mm) / h - 0.5), 0, n_lines).astype(np.int64)
+    counts = np.maximum(r_hi - r_lo, 0)
+    total = int(counts.sum())
+    out = np.zeros((ny, nx))
+    if total == 0:
+        return out
+    e = np.repeat(np.arange(counts.size), counts)
+    first = np.repeat(np.cumsum(counts) - counts, counts)
+    r = r_lo[e] + (np.arange(total) - first)
+    y = y_edge0_mm + (r + 0.5) * h
+    t = (y - y0[e]) / (y1[e] - y0[e])
+    x = x0[e] + t * (x1[e] - x0[e])
+    order = np.lexsort((x, r))
+    r, x = r[order], x[order]
+    rs, xs, xe = r[0::2], x[0::2], x[1::2]
+    # Along a line, covered length is a sum of ramps; as a difference array E over
+    # columns (coverage = cumsum(E)), a crossing at column coordinate p = j + f with
+    # sign s (+1 entering, −1 leaving) adds s(1 − f) at j and s·f at j + 1.
+    width = nx + 2
+    p = np.clip((np.concatenate([xs, xe]) - x_edge0_mm) / dx_mm, 0.0, float(nx))
+    sign = np.concatenate([np.ones(xs.size), -np.ones(xe.size)])
+    j = np.floor(p).astype(np.int64)
+    f = p - j
+    base = np.concatenate([rs, rs]) * width + j
+    diff = np.bincount(np.concatenate([base, base + 1]), weights=np.concatenate([sign * (1.0 - f), sign * f]),
+                       minlength=n_lines * width)[:n_lines * width]
+    lines = np.cumsum(diff.reshape(n_lines, width), axis=1)[:, :nx]
+    out = lines.reshape(ny, subrows, nx).mean(axis=1)
+    return np.clip(out, 0.0, 1.0)
+
+
+def _index_range(lo_mm: float, hi_mm: float, edge0: float, step: float, n: int) -> Tuple[int, int]:
+    i0 = int(np.floor((lo_mm - edge0) / step))
+    i1 = int(np.ceil((hi_mm - edge0) / step))
+    return max(i0, 0), min(i1, n)
+
+
+def voxelize_planes(planes: Sequence[Tuple[float, Sequence[np.ndarray]]], grid: GridSpec, *,
+                    nominal_spacing_mm: float, subrows: int = DEFAULT_SUBROWS) -> np.ndarray:
+    """Fractional coverage of a planar-contour ROI on a CT grid (rule in module doc).
+
+    Parameters
+    ----------
+    planes : sequence of (z_mm, sequence of (n, 2) contours), sorted by z
+    grid : GridSpec
+        The examination's CT grid (mm).
+    nominal_spacing_mm : float
+        Nominal contour plane spacing (end caps, gap detection), mm.
+    subrows : int
+
+    Returns
+    -------
+    ndarray, shape grid.shape, float32 in [0, 1]
+    """
+    nz, ny, nx = grid.shape
+    cx, cy, cz = grid.corner_mm
+    dx, dy, dz = grid.spacing_mm
+    cov = np.zeros(grid.shape, dtype=np.float32)
+    if not planes:
+        return cov
+    zs = np.array([p[0] for p in planes], dtype=np.float64)
+    lo, hi = slab_bounds_mm(zs, nominal_spacing_mm)
+    for (z, contours), zlo, zhi in zip(planes, lo, hi):
+        k0, k1 = _index_range(zlo, zhi, cz, dz, nz)
+        if k0 >= k1:
+            continue
+        pts = np.concatenate(contours)
+        i0, i1 = _index_range(pts[:, 0].min(), pts[:, 0].max(), cx, dx, nx)
+        j0, j1 = _index_range(pts[:, 1].min(), pts[:, 1].max(), cy, dy, ny)
+        if i0 >= i1 or j0 >= j1:
+            continue
+        frac = plane_fraction(contours, cx + i0 * dx, dx, i1 - i0, cy + j0 * dy, dy, j1 - j0, subrows)
+        edges = cz + dz * np.arange(k0, k1 + 1)
+        w = (np.minimum(edges[1:], zhi) - np.maximum(edges[:-1], zlo)) / dz
+        for k, wk in zip(range(k0, k1), w):
+            if wk > 0:
+                cov[k, j0:j1, i0:i1] += (wk * frac).astype(np.float32)
+    return np.minimum(cov, 1.0, out=cov)

@@ -1,0 +1,130 @@
+"""``reirrad demo``: a phantom patient through the same scripts a RayStation user runs.
+
+Builds the phantom in ``mock_tps`` (default: the T4–T5 esophageal case, the seed's
+fatal case), runs the assessment script on the plan as loaded (optimized against the
+SBRT-only constraints, as in the seed), the closed-loop tuning script, the assessment
+again, and writes the HTML report.  Progress lines go to stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+
+from ._output import print_json
+
+DEFAULT_PHANTOM = "t4t5_esophageal"
+#: Phantom parameters of the small, fast variant (``--coarse``).
+COARSE = {"grid_mm": 4.0, "dose_grid_mm": 5.0, "bixel_mm": 10.0}
+
+
+def register(sub) -> None:
+    p = sub.add_parser("demo", help="run assessment, closed-loop optimization and report on a built-in phantom",
+                       description="Run the RayStation scripts on a mock_tps phantom and write the report.")
+    p.add_argument("--phantom", default=DEFAULT_PHANTOM, help=f"phantom name (default {DEFAULT_PHANTOM})")
+    p.add_argument("--out", default="reirrad_demo", metavar="DIR", help="output folder (default ./reirrad_demo)")
+    p.add_argument("--grid-mm", type=float, default=None, metavar="MM",
+                   help="CT voxel size of the phantom (default: the phantom's own)")
+    p.add_argument("--coarse", action="store_true",
+                   help="small fast variant: 4 mm CT, 5 mm dose grid, 10 mm beamlets (tests, quick looks)")
+    p.add_argument("--max-optimizations", type=int, default=4, metavar="N")
+    p.add_argument("--show-identity", action="store_true", help="show the (synthetic) patient name and ID")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=run_demo)
+
+
+class _StderrProgress(logging.Handler):
+    def __init__(self, t0: float) -> None:
+        super().__init__(logging.INFO)
+        self.t0 = t0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sys.stderr.write(f"[{time.perf_counter() - self.t0:6.1f} s] {record.getMessage()}\n")
+        sys.stderr.flush()
+
+
+def _say(t0: float, message: str) -> None:
+    sys.stderr.write(f"[{time.perf_counter() - t0:6.1f} s] {message}\n")
+    sys.stderr.flush()
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from constraints.errors import InputError
+    from constraints.protocol import load_protocol
+
+    import mock_tps
+    if args.phantom not in mock_tps.PHANTOMS:
+        raise InputError(f"--phantom {args.phantom!r} is unknown; phantoms: {', '.join(mock_tps.PHANTOMS)}")
+    if args.max_optimizations < 1:
+        raise InputError("--max-optimizations must be >= 1")
+    from optimizer.organ_limits import organ_limits
+    from optimizer.report import ReportInputs, write_report
+    from tps_scripts.adapter import gather
+    from tps_scripts.assess import run_assessment
+    from tps_scripts.config import PluginConfig
+    from tps_scripts.optimize import run_optimization
+
+    t0 = time.perf_counter()
+    handler = _StderrProgress(t0)
+    loggers = [logging.getLogger(n) for n in ("tps_scripts.optimize", "mock_tps")]
+    saved = [(lg, lg.level) for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(logging.INFO)
+    try:
+        params = dict(COARSE) if args.coarse else {}
+        if args.grid_mm is not None:
+            params["grid_mm"] = args.grid_mm
+        _say(t0, f"building phantom {args.phantom!r} (dose engine; cached after the first run)")
+        mock_tps.load_phantom(args.phantom, **params)
+        import connect
+        out = os.path.abspath(args.out)
+        config = PluginConfig(output_dir=os.path.join(out, "records"), max_optimizations=args.max_optimizations,
+                              show_identity=args.show_identity)
+        protocol = load_protocol(config.protocol)
+        _say(t0, "assessment of the plan as loaded (optimized against SBRT-only constraints)")
+        _, before = run_assessment(api=connect, config=config)
+        _say(t0, "closed-loop optimization against per-voxel cumulative limits")
+        _, opt = run_optimization(api=connect, config=config)
+        _say(t0, "assessment of the optimized plan")
+        _, after = run_assessment(api=connect, config=config)
+        final = gather(connect, config, protocol)
+        limits = organ_limits(final.case, protocol, unknown_prior=config.unknown_prior)
+        report_record = dict(after)
+        for key in ("tuning_log", "run_optimization_calls", "stop_reason", "zones"):
+            report_record[key] = opt[key]
+        report = write_report(ReportInputs(protocol, final.case, report_record, limits, before_record=before,
+                                           show_identity=args.show_identity, identity=final.identity),
+                              os.path.join(out, "report.html"))
+        _say(t0, f"report written: {report}")
+    finally:
+        for lg, level in saved:
+            lg.removeHandler(handler)
+            lg.setLevel(level)
+    ev = after["evaluation"]
+    rx = protocol.prescription.dose_gy
+    cov = opt["ptv_eval"]
+    payload = {
+        "phantom": args.phantom,
+        "all_pass": bool(ev["all_pass"]),
+        "run_optimization_calls": opt["run_optimization_calls"],
+        "ptv_eval": {"v24gy_percent": cov["v_rx_percent"], "d95_gy": cov["d95_gy"]},
+        "constraints": [{"roi": c["roi"], "metric": c["metric"], "domain": c["domain"], "limit": c["limit"],
+                         "value": c["value"], "pass": c["pass"]} for c in ev["constraints"] if not c["advisory"]],
+        "before": {"all_pass": bool(before["evaluation"]["all_pass"]),
+                   "failures": [c["id"] for c in before["evaluation"]["constraints"]
+                                if not c["pass"] and not c["advisory"]]},
+        "report": report,
+    }
+    if args.json:
+        print_json(payload)
+    else:
+        print(f"phantom {args.phantom}: plan as loaded {'passes' if payload['before']['all_pass'] else 'FAILS'} "
+              f"({', '.join(payload['before']['failures']) or 'no failure'})")
+        print(f"optimized plan: {'all constraints pass' if payload['all_pass'] else 'constraints FAIL'}, "
+              f"PTVeval V{rx:g}Gy {cov['v_rx_percent']:.1f} %, D95 {cov['d95_gy']:.2f} Gy, "
+              f"{payload['run_optimization_calls']} RunOptimization call(s)")
+        print(f"report: {report}")
+    return 0 if payload["all_pass"] else 1

@@ -1,0 +1,331 @@
+"""Tests of mock_tps._phantoms: anatomy (analytic volumes, margins, gaps), CT
+numbers, the PhantomData contract and the prior-course doses.
+
+Geometry tests use :func:`build_anatomy` (no dose engine).  Dose tests build the
+coarse variant (4 mm CT, 5 mm dose grid, 10 mm bixels) of ``t4t5_esophageal``
+once per module; its influence matrices are cached in a temporary directory so
+the ``prior_covers_oars=False`` variant reuses them.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from constraints.errors import InputError
+from mock_tps._phantom_data import GridSpec, PhantomData
+from mock_tps import _phantoms as ph
+from mock_tps._phantoms import PHANTOM_BUILDERS, ROI_NAMES_BY_PHANTOM, build_anatomy, fractional_mask
+
+COARSE = dict(grid_mm=4.0, dose_grid_mm=5.0, bixel_mm=10.0)
+ALL_ROIS = ("Body", "Vertebra", "SpinalCord", "SpinalCord_PRV", "Esophagus", "Trachea",
+            "Lungs", "Aorta", "GTV", "CTV", "PTV", "PTVeval")
+
+
+def _cc(mask: np.ndarray, grid: GridSpec) -> float:
+    return float(mask.sum(dtype=np.float64) * np.prod(grid.spacing_mm) / 1000.0)
+
+
+@pytest.fixture(scope="module")
+def anat_t4t5():
+    return build_anatomy("t4t5_esophageal", grid_mm=4.0, esophagus_gap_mm=0.0)
+
+
+@pytest.fixture(scope="module")
+def anat_c3():
+    return build_anatomy("c3_cervical", grid_mm=2.0)
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def test_registry_names_and_roi_sets():
+    assert set(PHANTOM_BUILDERS) == {"t4t5_esophageal", "c7t1_head_neck", "c3_cervical", "t8_two_courses"}
+    for name, rois in ROI_NAMES_BY_PHANTOM.items():
+        assert set(rois) <= set(ALL_ROIS)
+        for must in ("Body", "Vertebra", "SpinalCord", "SpinalCord_PRV", "Esophagus", "GTV", "CTV", "PTV", "PTVeval"):
+            assert must in rois, (name, must)
+    assert set(ROI_NAMES_BY_PHANTOM["t4t5_esophageal"]) == set(ALL_ROIS)
+    assert "Lungs" not in ROI_NAMES_BY_PHANTOM["c3_cervical"]
+    assert "Trachea" not in ROI_NAMES_BY_PHANTOM["t8_two_courses"]  # below the carina
+
+
+# --------------------------------------------------------------------------- analytic machinery
+
+
+def test_fractional_mask_and_margin_match_analytic_volumes():
+    """A 10 mm sphere on a 2 mm grid; +2 mm margin → 12 mm sphere; minus a cylinder."""
+    g = GridSpec((-20.3, -19.7, -20.1), (2.0, 2.0, 2.0), (20, 20, 20))
+    s = ph._sphere(0.0, 0.0, 0.0, 10.0)
+    v10 = 4.0 / 3.0 * math.pi * 10.0 ** 3 / 1000.0
+    v12 = 4.0 / 3.0 * math.pi * 12.0 ** 3 / 1000.0
+    f = fractional_mask(g, s)
+    assert f.dtype == np.float32 and f.min() >= 0.0 and f.max() <= 1.0
+    assert _cc(f, g) == pytest.approx(v10, rel=0.01)
+    cyl = ph._cyl(0.0, 0.0, 3.0)
+    dil, dil_minus = ph._dilated_fractions(g, s, 2.0, cyl, ph.subsample_for(2.0))
+    # equivalent radius of the dilated sphere: 12 mm within 0.15 mm (sub-point spacing 0.67 mm)
+    r_eff = (3.0 * _cc(dil, g) * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
+    assert r_eff == pytest.approx(12.0, abs=0.15)
+    assert _cc(dil, g) == pytest.approx(v12, rel=0.04)
+    # the subtraction removes the cylinder's own sub-points inside the dilated sphere
+    # (compared on the same sub-point lattice: flat-capped cylinder, caps ~2 %)
+    h_cap = math.sqrt(12.0 ** 2 - 3.0 ** 2)
+    cut_ref = fractional_mask(g, ph._cyl(0.0, 0.0, 3.0, -h_cap, h_cap))
+    assert _cc(dil - dil_minus, g) == pytest.approx(_cc(cut_ref, g), rel=0.05)
+    assert np.all(dil_minus <= dil + 1e-7)
+
+
+# --------------------------------------------------------------------------- anatomy
+
+
+def test_cord_and_prv_volumes_are_analytic(anat_t4t5, anat_c3):
+    for anat in (anat_t4t5, anat_c3):
+        g = anat.ct_grid
+        L_mm = g.shape[0] * g.spacing_mm[2]  # cord runs through the whole CT
+        r = anat.shapes.a.cord_r
+        assert 2 * r == pytest.approx(10.0)
+        assert _cc(anat.masks["SpinalCord"], g) == pytest.approx(math.pi * r ** 2 * L_mm / 1000, rel=0.02)
+        assert _cc(anat.masks["SpinalCord_PRV"], g) == pytest.approx(math.pi * (r + 1.5) ** 2 * L_mm / 1000, rel=0.02)
+        # PRV contains the cord voxel by voxel
+        assert np.all(anat.masks["SpinalCord_PRV"] >= anat.masks["SpinalCord"] - 1e-6)
+
+
+def test_target_hierarchy_and_ptveval(anat_t4t5, anat_c3):
+    for anat in (anat_t4t5, anat_c3):
+        m = anat.masks
+        g = anat.ct_grid
+        assert np.all(m["GTV"] <= m["CTV"] + 1e-6)
+        assert np.all(m["CTV"] <= m["PTV"] + 1e-6)
+        assert np.all(m["PTVeval"] <= m["PTV"] + 1e-6)
+        # PTVeval ∩ SpinalCord_PRV is empty: disjoint sub-points, fractions never sum above 1
+        assert float(np.maximum(m["PTVeval"] + m["SpinalCord_PRV"] - 1.0, 0.0).max()) <= 1e-6
+        # the PTV reaches into the PRV, so PTVeval is strictly smaller
+        cut_cc = _cc(m["PTV"] - m["PTVeval"], g)
+        assert 0.01 < cut_cc < 0.2 * _cc(m["PTV"], g)
+        assert _cc(m["GTV"], g) > 0.3
+
+
+def test_ptv_is_ctv_plus_2mm_along_anterior_axis(anat_c3):
+    """Chord of PTV minus chord of CTV along y through the vertebral-body centre
+    = 2 mm anterior + 2 mm posterior (the posterior wall faces the canal)."""
+    anat = anat_c3
+    g = anat.ct_grid
+    x, y, z = g.centres_mm()
+    ix = np.argsort(np.abs(x))[:2]  # the two columns straddling x = 0
+    iz = int(np.argmin(np.abs(z - 0.0)))  # centre of C3
+    dy = g.spacing_mm[1]
+    chord_ptv = anat.masks["PTV"][iz][:, ix].sum(axis=0).mean() * dy
+    chord_ctv = anat.masks["CTV"][iz][:, ix].sum(axis=0).mean() * dy
+    assert chord_ptv - chord_ctv == pytest.approx(4.0, abs=0.7)
+
+
+@pytest.mark.parametrize("gap_mm", [0.0, 6.0])
+def test_esophagus_gap_is_honoured(gap_mm):
+    """Surface-to-surface gap between esophagus and vertebral body, on a 0.25 mm slice."""
+    from scipy.ndimage import distance_transform_edt
+
+    a = ph._ANATOMY["t4t5_esophageal"]
+    shapes = ph._Shapes(a, gap_mm)
+    ex, ey = shapes.esophagus_centre
+    assert math.hypot(ex, ey - a.vb_y) == pytest.approx(a.vb_r + gap_mm + a.esoph_r)
+    zc = float(a.treated_centres()[0])
+    h = 0.25
+    g = GridSpec((-30.0, -5.0, zc - h / 2), (h, h, h), (1, 240, 240))
+    esoph = fractional_mask(g, shapes.esophagus, ss=1)[0] > 0.5
+    vert = fractional_mask(g, shapes.vertebra, ss=1)[0] > 0.5
+    dist = distance_transform_edt(~vert, sampling=(h, h))
+    gap_measured = float(dist[esoph].min()) - h  # centre-to-centre → surface-to-surface
+    assert gap_measured == pytest.approx(gap_mm, abs=0.3)
+
+
+def test_esophagus_gap_on_ct_masks():
+    abut = build_anatomy("c3_cervical", grid_mm=2.0, esophagus_gap_mm=0.0).masks
+    apart = build_anatomy("c3_cervical", grid_mm=2.0, esophagus_gap_mm=8.0).masks
+    touching = (abut["Esophagus"] > 0) & (abut["Vertebra"] > 0)
+    assert touching.any()  # abutting: shared partial-volume voxels
+    assert not ((apart["Esophagus"] > 0) & (apart["Vertebra"] > 0)).any()
+
+
+def test_ct_numbers(anat_t4t5):
+    anat = anat_t4t5
+    g, hu, a = anat.ct_grid, anat.ct_hu, anat.shapes.a
+    x, y, z = g.centres_mm()
+
+    def at(px, py, pz):
+        return float(hu[np.argmin(np.abs(z - pz)), np.argmin(np.abs(y - py)), np.argmin(np.abs(x - px))])
+
+    zc = float(a.treated_centres()[0])
+    assert at(0.0, a.vb_y, zc) == pytest.approx(ph.HU_BONE, abs=30)
+    assert at(a.lungs[0], a.lungs[1], zc) == pytest.approx(ph.HU_LUNG, abs=30)
+    assert at(-a.lungs[0], a.lungs[1], zc) == pytest.approx(ph.HU_LUNG, abs=30)
+    assert at(0.0, -a.body_ay + 20.0, zc) == pytest.approx(ph.HU_SOFT, abs=30)
+    assert at(0.0, a.canal_y, zc) == pytest.approx(ph.HU_SOFT, abs=30)
+    assert hu[0, 0, 0] == ph.HU_AIR
+    assert hu.dtype == np.float32 and hu.shape == g.shape
+    for name in ("Body", "Lungs", "PTV"):
+        assert anat.masks[name].shape == g.shape and anat.masks[name].dtype == np.float32
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, word",
+    [
+        ("t4t5_esophageal", dict(grid_mm=0.5), "grid_mm"),
+        ("t4t5_esophageal", dict(esophagus_gap_mm=-1.0), "esophagus_gap_mm"),
+        ("t4t5_esophageal", dict(n_beams=5), "n_beams"),
+        ("c3_cervical", dict(prior_fractions=0), "prior_fractions"),
+        ("c3_cervical", dict(prior_dose_gy=float("nan")), "prior_dose_gy"),
+        ("c7t1_head_neck", dict(prior_covers_oars="no"), "prior_covers_oars"),
+        ("t8_two_courses", dict(prior_dose_gy=30.0), "prior_dose_gy"),
+        ("t8_two_courses", dict(prior_fractions=(10, 5, 3)), "prior_fractions"),
+        ("t4t5_esophageal", dict(dose_grid_mm=20.0), "dose_grid_mm"),
+    ],
+)
+def test_bad_parameters_raise_input_error(name, kwargs, word):
+    with pytest.raises(InputError, match=word):
+        PHANTOM_BUILDERS[name](**kwargs)
+
+
+def test_build_phantom_unknown_name():
+    with pytest.raises(InputError, match="unknown phantom"):
+        ph.build_phantom("l5_lumbar")
+
+
+# --------------------------------------------------------------------------- full coarse build
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("REIRRAD_CACHE_DIR", str(tmp_path_factory.mktemp("rr_phantom_cache")))
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def t4t5(cache):
+    pytest.importorskip("pyRadPlan")
+    return PHANTOM_BUILDERS["t4t5_esophageal"](**COARSE)
+
+
+def test_phantom_data_contract(t4t5):
+    p = t4t5
+    assert isinstance(p, PhantomData)
+    assert p.name == "t4t5_esophageal"
+    assert tuple(r.name for r in p.rois) == ROI_NAMES_BY_PHANTOM["t4t5_esophageal"]
+    types = {r.name: (r.roi_type, r.organ_type) for r in p.rois}
+    assert types["Body"] == ("External", "Other")
+    assert types["PTVeval"] == ("Ptv", "Target") and types["GTV"] == ("Gtv", "Target")
+    assert types["Esophagus"] == ("Organ", "OrganAtRisk")
+    for r in p.rois:
+        assert r.mask.shape == p.ct_grid.shape and r.mask.dtype == np.float32
+    assert (p.prescription_gy, p.fractions, p.target_roi) == (24.0, 2, "PTVeval")
+    # SBRT beams: >= 9 equi-spaced coplanar beams, isocentre at the PTV centre
+    g = np.array([b.gantry_deg for b in p.beams])
+    assert len(g) == 9 and np.allclose(np.diff(g), 40.0) and all(b.couch_deg == 0.0 for b in p.beams)
+    iso = np.array(p.beams[0].isocenter_mm)
+    a = ph._ANATOMY["t4t5_esophageal"]
+    assert abs(iso[0]) < 2.0 and abs(iso[2]) < 2.0 and a.vb_y - 5 < iso[1] < a.canal_y
+    # influence matrix
+    A = p.influence_gy
+    assert A.shape == (p.dose_grid.n_voxels, p.beamlet_beam_index.size)
+    assert set(np.unique(p.beamlet_beam_index)) == set(range(9))
+    assert A.format == "csc" and A.dtype == np.float32
+    # dose grid: a box around the PTV inside the CT
+    lo = np.asarray(p.dose_grid.corner_mm)
+    hi = lo + np.asarray(p.dose_grid.spacing_mm) * np.asarray(p.dose_grid.shape[::-1])
+    ct_lo = np.asarray(p.ct_grid.corner_mm)
+    ct_hi = ct_lo + np.asarray(p.ct_grid.spacing_mm) * np.asarray(p.ct_grid.shape[::-1])
+    assert np.all(lo >= ct_lo - 1e-6) and np.all(hi <= ct_hi + 1e-6)
+    assert p.dose_grid.n_voxels < 0.1 * p.ct_grid.n_voxels
+
+
+def _on_dose_grid(p: PhantomData, name: str) -> np.ndarray:
+    """Nearest-CT-voxel sample of ROI ``name`` at dose-grid voxel centres (coarse check only)."""
+    m = {r.name: r.mask for r in p.rois}[name]
+    xd, yd, zd = p.dose_grid.centres_mm()
+    g = p.ct_grid
+    ix = np.floor((xd - g.corner_mm[0]) / g.spacing_mm[0]).astype(int)
+    iy = np.floor((yd - g.corner_mm[1]) / g.spacing_mm[1]).astype(int)
+    iz = np.floor((zd - g.corner_mm[2]) / g.spacing_mm[2]).astype(int)
+    return m[np.ix_(iz, iy, ix)]
+
+
+def test_open_field_sbrt_dose_lands_on_the_target(t4t5):
+    p = t4t5
+    d = np.asarray(p.influence_gy.sum(axis=1)).ravel().reshape(p.dose_grid.shape)
+    ptv = _on_dose_grid(p, "PTV") > 0.5
+    body = _on_dose_grid(p, "Body") > 0.5
+    # 9 open fields (10 mm bixels): the overlap is on the PTV; tissue more than
+    # 10 mm outside the PTV's bounding box gets much less
+    xd, yd, zd = p.dose_grid.centres_mm()
+    Z, Y, X = np.meshgrid(zd, yd, xd, indexing="ij")
+    far = body.copy()
+    for C in (X, Y):
+        lo, hi = C[ptv].min() - 10.0, C[ptv].max() + 10.0
+        far &= (C < lo) | (C > hi)
+    assert far.sum() > 100
+    assert d[ptv].mean() > 1.4 * d[far].mean()
+    assert d[ptv].min() > 0.7 * d.max()
+    # each beam's open-field dose is centred, across the beam, on the PTV's projection
+    from mock_tps.dose_engine import beam_doses_gy, InfluenceMatrix
+
+    per_beam = beam_doses_gy(InfluenceMatrix(p.influence_gy, p.beamlet_beam_index), len(p.beams))
+    for b, db in zip(p.beams, per_beam):
+        th = math.radians(b.gantry_deg)
+        # lateral axis of the beam (perpendicular to source→isocentre, axial plane)
+        V = X * math.cos(th) + Y * math.sin(th)
+        w = db.reshape(d.shape)
+        v_c = float((w * V).sum() / w.sum())
+        assert V[ptv].min() < v_c < V[ptv].max(), (b.name, v_c)
+    w = d / d.sum()
+    cx, cy = float((w.sum(axis=(0, 1)) * xd).sum()), float((w.sum(axis=(0, 2)) * yd).sum())
+    a = ph._ANATOMY["t4t5_esophageal"]
+    assert abs(cx) < 10.0 and a.vb_y - a.vb_r < cy < a.canal_y + 5.0
+
+
+def test_prior_course_dose(t4t5):
+    p = t4t5
+    assert len(p.prior_courses) == 1
+    pc = p.prior_courses[0]
+    assert pc.fractions == 30 and "60Gy/30fx" in pc.name
+    assert pc.grid == p.dose_grid and pc.dose_gy.shape == pc.grid.shape
+    assert pc.dose_gy.dtype == np.float32 and pc.dose_gy.min() >= 0.0
+    # esophagus and GTV are well inside the prior PTV: ≈ prescription
+    esoph = _on_dose_grid(p, "Esophagus") > 0.5
+    assert float(pc.dose_gy[esoph].mean()) == pytest.approx(60.0, rel=0.04)
+    assert float(pc.dose_gy.max()) < 60.0 * 1.15
+    # the cord is behind the prior PTV: high but below the esophagus dose
+    cord = _on_dose_grid(p, "SpinalCord") > 0.5
+    assert 20.0 < float(pc.dose_gy[cord].mean()) < float(pc.dose_gy[esoph].mean())
+
+
+def test_prior_grid_not_covering_oars(t4t5):
+    q = PHANTOM_BUILDERS["t4t5_esophageal"](prior_covers_oars=False, **COARSE)  # cache hits
+    pc = q.prior_courses[0]
+    assert pc.grid.shape[0] < q.dose_grid.shape[0]
+    assert pc.grid.shape[1:] == q.dose_grid.shape[1:] and pc.grid.corner_mm == q.dose_grid.corner_mm
+    # superior slices of the SBRT dose grid (which contain esophagus and cord) are uncovered
+    cord = _on_dose_grid(q, "SpinalCord") > 0.5
+    assert cord[pc.grid.shape[0]:].any()
+    # the covered part is the same dose as the full prior grid
+    full = t4t5.prior_courses[0]
+    assert np.allclose(pc.dose_gy, full.dose_gy[: pc.grid.shape[0]])
+    assert (q.influence_gy != t4t5.influence_gy).nnz == 0
+
+
+@pytest.mark.slow  # ~15-20 s: a second coarse phantom with its own matrices
+def test_t8_has_two_prior_courses_of_different_fractionation(cache):
+    pytest.importorskip("pyRadPlan")
+    p = PHANTOM_BUILDERS["t8_two_courses"](dose_margin_mm=(5.0, 5.0, 5.0), **COARSE)
+    assert [c.fractions for c in p.prior_courses] == [10, 5]
+    assert "30Gy/10fx" in p.prior_courses[0].name and "20Gy/5fx" in p.prior_courses[1].name
+    assert p.prior_courses[0].treatment_date < p.prior_courses[1].treatment_date
+    gtv = _on_dose_grid(p, "GTV") > 0.5  # inside both prior PTVs
+    for course, rx in zip(p.prior_courses, (30.0, 20.0)):
+        assert course.grid == p.dose_grid
+        assert float(course.dose_gy[gtv].mean()) == pytest.approx(rx, rel=0.1)
