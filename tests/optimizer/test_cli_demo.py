@@ -1,0 +1,29 @@
+"""``reirrad demo``: the README's main job, on the coarse phantom."""
+import json
+import os
+
+import pytest
+
+pytest.importorskip("pyRadPlan")
+
+from optimizer.cli.main import main
+
+
+@pytest.mark.slow
+def test_demo_json(tmp_path, capsys):
+    code = main(["demo", "--coarse", "--out", str(tmp_path / "demo"), "--json"])
+    out, err = capsys.readouterr()
+    d = json.loads(out)
+    assert code == 0 and d["all_pass"] is True and d["phantom"] == "t4t5_esophageal"
+    assert set(d) >= {"phantom", "all_pass", "run_optimization_calls", "ptv_eval", "constraints", "report"}
+    assert set(d["ptv_eval"]) == {"v24gy_percent", "d95_gy"}
+    assert all(set(c) == {"roi", "metric", "domain", "limit", "value", "pass"} for c in d["constraints"])
+    assert os.path.exists(d["report"])
+    assert d["before"]["all_pass"] is False                      # the SBRT-only plan breaches cumulative limits
+    assert "optimization 1: PTVeval V24Gy" in err                # progress is visible
+
+
+def test_demo_bad_phantom_exits_2(capsys):
+    assert main(["demo", "--phantom", "l5_lumbar"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--phantom 'l5_lumbar' is unknown" in err[0]
