@@ -49,6 +49,7 @@ class TuningSettings:
 
     margin_gy: float = 0.3
     max_iterations: int = 100
+    reset_first: bool = True
     min_margin_gy: float = 0.1
     tighten_extra_gy: float = 0.1
     min_gain_percent: float = 0.5
@@ -132,6 +133,9 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
         with step("set the optimization's maximum number of iterations"):
             po.OptimizationParameters.Algorithm.MaxNumberOfIterations = settings.max_iterations
         _setup_functions(po, zones, g.case, protocol, settings)
+        if settings.reset_first:
+            with step("reset the copy's optimization (start from uniform beamlet weights)"):
+                po.ResetOptimization()
         best: Optional[Dict[str, Any]] = None
         stop_reason = "maximum number of optimizations reached"
         for it in range(1, config.max_optimizations + 1):
