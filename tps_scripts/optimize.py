@@ -12,7 +12,10 @@
    * all pass: keep the plan if PTVeval V24Gy improved, then relax the margins of
      the binding zones (halve, down to ``min_margin_gy``) toward more coverage;
    stop when all pass and coverage no longer improves (< 0.5 percentage points),
-   nothing can be relaxed, or after ``max_optimizations`` runs.
+   nothing can be relaxed, or after ``max_optimizations`` runs.  Each run starts from
+   the reset (uniform) beamlet weights, so a run's result depends on the zone levels
+   only; when the last run failed or covered less than the best passing run, the best
+   run's levels are restored and that run is reproduced (one more call).
 3. Add clinical goals, make ``rr_<plan>`` current, write the record (tuning log,
    final assessment) and print its path last.
 """
@@ -48,8 +51,8 @@ class TuningSettings:
     """Knobs of the loop (defaults chosen on the mock phantoms; see the README)."""
 
     margin_gy: float = 0.3
-    max_iterations: int = 100
-    reset_first: bool = True
+    max_iterations: int = 200
+    reset_each_run: bool = True
     min_margin_gy: float = 0.1
     tighten_extra_gy: float = 0.1
     min_gain_percent: float = 0.5
@@ -133,14 +136,13 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
         with step("set the optimization's maximum number of iterations"):
             po.OptimizationParameters.Algorithm.MaxNumberOfIterations = settings.max_iterations
         _setup_functions(po, zones, g.case, protocol, settings)
-        if settings.reset_first:
-            with step("reset the copy's optimization (start from uniform beamlet weights)"):
-                po.ResetOptimization()
         best: Optional[Dict[str, Any]] = None
         stop_reason = "maximum number of optimizations reached"
-        for it in range(1, config.max_optimizations + 1):
-            _progress(api, f"reirrad: optimization {it} of at most {config.max_optimizations}",
-                      int(100 * (it - 1) / config.max_optimizations))
+        def run_and_evaluate(it: int) -> Dict[str, Any]:
+            nonlocal calls
+            if settings.reset_each_run:   # every run from the same start: a run depends on its levels only
+                with step(f"ResetOptimization before run {it}"):
+                    po.ResetOptimization()
             with step(f"RunOptimization {it}"):
                 po.RunOptimization()
             calls += 1
@@ -148,17 +150,23 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
             case_it = PlanCase(grid, g.case.structures, DoseCourse(dose, grid, fx, new_name), g.case.priors)
             ev = evaluate_protocol(case_it, protocol)
             cov = _coverage(dose, g.case, protocol)
-            excess = {z.roi_name: z.excess_gy(dose) for z in zones}
-            entry: Dict[str, Any] = {"iteration": it, "run_optimization_calls": calls, "all_pass": ev.all_pass,
-                                     "ptv_eval": cov, "worst_margin": _worst_margins(ev),
-                                     "zone_levels_gy": {z.roi_name: z.level_gy() for z in zones},
-                                     "zone_excess_gy": excess, "failures": [r.constraint_id for r in ev.failures()],
-                                     "changes": []}
+            entry = {"iteration": it, "run_optimization_calls": calls, "all_pass": ev.all_pass,
+                     "ptv_eval": cov, "worst_margin": _worst_margins(ev),
+                     "zone_levels_gy": {z.roi_name: z.level_gy() for z in zones},
+                     "zone_excess_gy": {z.roi_name: z.excess_gy(dose) for z in zones},
+                     "failures": [r.constraint_id for r in ev.failures()], "changes": []}
             log.append(entry)
             _LOG.info("optimization %d: PTVeval V%gGy %.1f %%, D95 %.2f Gy, protocol %s", it,
                       protocol.prescription.dose_gy, cov["v_rx_percent"], cov["d95_gy"],
                       "pass" if ev.all_pass else "FAIL (" + ", ".join(entry["failures"]) + ")")
-            if not ev.all_pass:
+            return entry
+
+        for it in range(1, config.max_optimizations + 1):
+            _progress(api, f"reirrad: optimization {it} of at most {config.max_optimizations}",
+                      int(100 * (it - 1) / config.max_optimizations))
+            entry = run_and_evaluate(it)
+            excess = entry["zone_excess_gy"]
+            if not entry["all_pass"]:
                 for z in zones:
                     if excess[z.roi_name] > -0.02:
                         z.margin_gy += excess[z.roi_name] + settings.tighten_extra_gy
@@ -167,6 +175,7 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
                     stop_reason = "a constraint fails that no zone controls: " + ", ".join(entry["failures"])
                     break
             else:
+                cov = entry["ptv_eval"]
                 gain = cov["v_rx_percent"] - (best["ptv_eval"]["v_rx_percent"] if best else -np.inf)
                 if best is None or gain >= settings.min_gain_percent:
                     best = {"iteration": it, "ptv_eval": cov, "margins": {z.roi_name: z.margin_gy for z in zones}}
@@ -187,15 +196,18 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
                 for z in zones:
                     set_dose_level(z.function, z.level_gy())
                     z.history.append(z.level_gy())
-        if log and not log[-1]["all_pass"] and best is not None:
-            stop_reason += "; the last run failed, so the best passing zone levels were restored and re-optimized"
+        last = log[-1]
+        worse = last["all_pass"] and best is not None and \
+            last["ptv_eval"]["v_rx_percent"] < best["ptv_eval"]["v_rx_percent"] - settings.min_gain_percent
+        if best is not None and best["iteration"] != last["iteration"] and (not last["all_pass"] or worse):
+            stop_reason += (f"; the last run {'failed' if not last['all_pass'] else 'covered less'}, so the zone "
+                            f"levels of run {best['iteration']} were restored and re-optimized")
             with step("restore the best passing zone levels"):
                 for z in zones:
                     z.margin_gy = best["margins"][z.roi_name]
                     set_dose_level(z.function, z.level_gy())
-            with step("RunOptimization (restore)"):
-                po.RunOptimization()
-            calls += 1
+                    z.history.append(z.level_gy())
+            run_and_evaluate(len(log) + 1)["changes"].append(f"restored the zone levels of run {best['iteration']}")
         _add_goals(new_plan.TreatmentCourse.EvaluationSetup, g.case, protocol, zones)
     _progress(api, "reirrad: optimization finished", 100)
     new_plan.SetCurrent()

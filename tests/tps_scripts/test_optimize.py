@@ -32,7 +32,10 @@ def test_optimize_passes_and_adds_only_rr_objects(synthetic, out_dir, capsys):
         assert z["final_level_gy"] >= 0
     log = rec["tuning_log"]
     assert [e["iteration"] for e in log] == list(range(1, len(log) + 1))
-    assert log[-1]["ptv_eval"]["v24gy_percent"] >= log[0]["ptv_eval"]["v24gy_percent"] - 1e-9
+    # the plan left is the best passing one found (within the stop rule's 0.5 point)
+    best = max(e["ptv_eval"]["v24gy_percent"] for e in log if e["all_pass"])
+    assert log[-1]["all_pass"] and log[-1]["ptv_eval"]["v24gy_percent"] >= best - 0.5 - 1e-9
+    assert rec["ptv_eval"]["v24gy_percent"] == pytest.approx(log[-1]["ptv_eval"]["v24gy_percent"])
 
 
 def test_approved_plan_refused_without_changes(synthetic, out_dir):
