@@ -16,7 +16,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 #: Modules that run inside the planning system.
 IN_TPS = sorted(
     [p for p in (ROOT / "constraints").rglob("*.py")]
-    + [ROOT / "optimizer" / "__init__.py", ROOT / "optimizer" / "limit_map.py"]
+    + [ROOT / "optimizer" / "__init__.py", ROOT / "optimizer" / "limit_map.py",
+       ROOT / "optimizer" / "organ_limits.py"]
     + [p for p in (ROOT / "optimizer").glob("zones*.py")]
     + [p for p in (ROOT / "optimizer").glob("tuning*.py")]
     + [p for p in (ROOT / "tps_scripts").rglob("*.py")]

@@ -12,10 +12,10 @@ from typing import List, Optional
 
 from constraints.errors import ReirradError
 
-from . import assess_cmd, calculator, demo_cmd, dvh_cmd, protocol_cmd
+from . import assess_cmd, calculator, demo_cmd, dvh_cmd, optimize_cmd, protocol_cmd
 
 #: Modules that add sub-commands, in the order ``--help`` lists them.
-COMMAND_MODULES = (calculator, protocol_cmd, demo_cmd, assess_cmd, dvh_cmd)
+COMMAND_MODULES = (calculator, protocol_cmd, demo_cmd, assess_cmd, dvh_cmd, optimize_cmd)
 
 
 class _OneLineParser(argparse.ArgumentParser):

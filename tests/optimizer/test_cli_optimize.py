@@ -1,0 +1,51 @@
+"""Tests of ``reirrad optimize``: argument errors (one line, exit 2) and the --json shape."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from optimizer.cli.main import main
+
+pytest.importorskip("cvxpy")
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["optimize", "--out", "x"], "required: --phantom"),
+    (["optimize", "--phantom", "t4t5_esophageal", "--out", "x", "--strategy", "best"], "invalid choice"),
+    (["optimize", "--phantom", "nowhere", "--out", "x"], "unknown phantom 'nowhere'"),
+    (["optimize", "--phantom", "t4t5_esophageal", "--out", "x", "--grid-mm", "9"], "--grid-mm must be in"),
+    (["optimize", "--phantom", "t4t5_esophageal", "--out", "x", "--grid-mm", "abc"], "invalid float"),
+    (["optimize", "--phantom", "t4t5_esophageal", "--out", "x", "--margin-gy", "-1"], "--margin-gy must be"),
+])
+def test_bad_arguments_one_line_exit_2(argv, match, capsys, tmp_path):
+    argv = [a if a != "x" else str(tmp_path / "out") for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and match in err
+
+
+def test_out_is_a_file(capsys, tmp_path):
+    f = tmp_path / "file"
+    f.write_text("")
+    assert main(["optimize", "--phantom", "t4t5_esophageal", "--out", str(f)]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_json_shape_and_files(capsys, tmp_path):
+    out = tmp_path / "out"
+    rc = main(["optimize", "--phantom", "t4t5_esophageal", "--strategy", "sbrt-only", "--grid-mm", "4",
+               "--dose-grid-mm", "6", "--bixel-mm", "10", "--out", str(out), "--json"])
+    payload = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert list(payload) == ["phantom", "strategy", "status", "solve_s", "voxels", "beamlets", "ptv_eval",
+                             "constraints"]
+    assert payload["phantom"] == "t4t5_esophageal" and payload["strategy"] == "sbrt-only"
+    assert payload["status"] == "optimal"
+    assert set(payload["ptv_eval"]) == {"v24gy_percent", "d95_gy"}
+    assert payload["voxels"] > 0 and payload["beamlets"] > 0
+    for c in payload["constraints"]:
+        assert list(c) == ["roi", "metric", "domain", "limit", "value", "pass"]
+    assert any(c["domain"] == "cumulative_bed" and not c["pass"] for c in payload["constraints"])
+    assert (out / "plan_sbrt_only.npz").exists() and (out / "metrics_sbrt_only.json").exists()

@@ -1,0 +1,132 @@
+"""Tests of the offline FMO (optimizer.fmo, optimizer.fmo_strategies).
+
+Tolerance statement: hard bounds are imposed at ``L − ε`` (ε = ``bound_backoff_gy``
+= 1e-3 Gy) and solved with HiGHS/Clarabel feasibility tolerances 1e-8, so the
+full-matrix dose must satisfy every exact limit: ``max(d − L) ≤ −ε + 1e-6`` Gy.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+pytest.importorskip("cvxpy")
+
+from constraints import InfeasibleError, InputError, load_protocol  # noqa: E402
+from optimizer.fmo import FmoOptions, FmoSpec, MaxBound, Region, VolumeCap, solve_fmo  # noqa: E402
+from optimizer.fmo import weighted_cvar  # noqa: E402
+
+TOL_GY = 1e-6
+EPS = FmoOptions().bound_backoff_gy
+
+
+def _tiny(limits=(10.0, 4.0), target_max=None):
+    """3 voxels x 2 beamlets, 2 fractions: target v0 = [1, 1], OAR v1 = [1, 0], v2 = [0, 1] Gy/fx per weight.
+
+    Total doses: d0 = 2(x1 + x2), d1 = 2 x1 <= L1, d2 = 2 x2 <= L2.  Under-dose below 24 Gy is
+    minimized, so the optimum pushes both bounds: x1 = (L1 − ε)/2, x2 = (L2 − ε)/2 and
+    d0 = L1 + L2 − 2ε (= 14 − 0.002 Gy for the defaults).
+    """
+    a = sp.csr_matrix(np.array([[1.0, 1.0], [1.0, 0.0], [0.0, 1.0]]))
+    regions = {"t": Region("t", np.array([0]), np.array([1.0])), "o1": Region("o1", np.array([1]), np.array([1.0])),
+               "o2": Region("o2", np.array([2]), np.array([1.0]))}
+    bounds = (MaxBound("o1 max", "o1", np.array([limits[0]])), MaxBound("o2 max", "o2", np.array([limits[1]])))
+    return FmoSpec(a, 2, 0.001, regions, "t", 24.0, target_max, bounds)
+
+
+@pytest.mark.parametrize("solver", ["HIGHS", "CLARABEL"])
+def test_tiny_lp_known_optimum(solver):
+    r = solve_fmo(_tiny(), FmoOptions(solver=solver, objective_truncation=0.0, screen_fraction=0.0))
+    assert r.status == "optimal"
+    np.testing.assert_allclose(r.weights, [(10 - EPS) / 2, (4 - EPS) / 2], atol=1e-6)
+    np.testing.assert_allclose(r.dose_gy, [14 - 2 * EPS, 10 - EPS, 4 - EPS], atol=1e-6)
+    # objective = under-dose (24.05 − d0) + fluence tie-break 1e-3 · mean(y); y = w / scale, scale = 24 / (2·2)
+    y = r.weights / 6.0
+    assert r.objective == pytest.approx(24.05 - (14 - 2 * EPS) + 1e-3 * y.mean(), abs=1e-6)
+    assert r.metrics.max_bound_excess_gy <= -EPS + TOL_GY
+    assert dict(r.solver_settings)  # tolerances recorded
+
+
+def test_tiny_qp_quadratic_underdose():
+    r = solve_fmo(_tiny(), FmoOptions(solver="CLARABEL", underdose="quadratic", objective_truncation=0.0))
+    assert r.status == "optimal"
+    np.testing.assert_allclose(r.dose_gy[0], 14 - 2 * EPS, atol=1e-5)
+
+
+def test_target_max_binds():
+    """Hot-spot bound 12 Gy < 14: d0 = 12 exactly (within tolerance)."""
+    r = solve_fmo(_tiny(target_max=12.0), FmoOptions(solver="HIGHS", objective_truncation=0.0))
+    assert r.dose_gy[0] == pytest.approx(12.0, abs=1e-6)
+
+
+def test_infeasible_status_reported_not_unpacked():
+    """A target bound of −1 Gy is impossible with y ≥ 0: the status is reported, no plan unpacked."""
+    r = solve_fmo(_tiny(target_max=-1.0), FmoOptions(solver="HIGHS", objective_truncation=0.0))
+    assert r.status != "optimal"
+    assert r.weights is None and r.dose_gy is None and r.metrics is None
+    with pytest.raises(InfeasibleError, match="no plan"):
+        r.require_plan()
+
+
+def test_cvar_restriction_matches_sum_largest():
+    """Weighted RU CVaR equals sum_largest/k for equal weights (fractional k interpolates)."""
+    s = np.array([5.0, 3.0, 1.0, -2.0])
+    assert weighted_cvar(s, np.ones(4), 2.0) == pytest.approx((5 + 3) / 2)
+    assert weighted_cvar(s, np.ones(4), 1.5) == pytest.approx((5 + 0.5 * 3) / 1.5)
+
+
+def test_volume_cap_cvar_holds():
+    """One OAR voxel of 2 may exceed 4 Gy (V = 1 voxel): CVaR over 1 voxel of d − 4 ≤ 0 → max ≤ 4."""
+    a = sp.csr_matrix(np.array([[1.0, 1.0], [1.0, 0.0], [0.0, 1.0]]))
+    regions = {"t": Region("t", np.array([0]), np.array([1.0])), "o": Region("o", np.array([1, 2]), np.ones(2))}
+    cap = VolumeCap("o cap", "o", np.array([4.0, 4.0]), 0.001)
+    spec = FmoSpec(a, 2, 0.001, regions, "t", 24.0, None, (), (cap,))
+    r = solve_fmo(spec, FmoOptions(solver="HIGHS", objective_truncation=0.0, screen_fraction=0.0))
+    assert r.status == "optimal"
+    assert r.dose_gy[1:].max() <= 4.0 - EPS + TOL_GY
+    assert r.metrics.cvar_gy[0][1] <= -EPS + TOL_GY
+
+
+def test_bad_options_raise():
+    with pytest.raises(InputError, match="solver must be one of"):
+        FmoOptions(solver="MOSEK")
+    with pytest.raises(InputError, match="LPs only"):
+        FmoOptions(solver="HIGHS", underdose="quadratic")
+    with pytest.raises(InputError, match="names region"):
+        FmoSpec(sp.csr_matrix(np.eye(2)), 2, 0.001, {"t": Region("t", np.array([0]), np.ones(1))}, "t", 24.0,
+                None, (MaxBound("x", "nope", np.ones(1)),))
+
+
+# --------------------------------------------------------------------------- phantom (coarse t4t5)
+
+
+@pytest.fixture(scope="module")
+def t4t5():
+    from optimizer.fmo_case import case_from_phantom
+    proto = load_protocol("koide2024")
+    return proto, case_from_phantom("t4t5_esophageal", proto, grid_mm=4.0, dose_grid_mm=6.0, bixel_mm=10.0)
+
+
+@pytest.mark.slow
+def test_exact_holds_and_sbrt_only_breaches_cumulative(t4t5):
+    from optimizer.fmo_strategies import build_spec, plan_strategy
+    proto, fc = t4t5
+    exact = plan_strategy(fc, proto, "exact", options=FmoOptions(solver="HIGHS"))
+    sbrt = plan_strategy(fc, proto, "sbrt-only", options=FmoOptions(solver="HIGHS"))
+    assert exact.result.status == "optimal" and sbrt.result.status == "optimal"
+    # every per-voxel bound holds on the full matrix
+    spec = build_spec(fc, proto, "exact")
+    for b in spec.max_bounds:
+        excess = exact.result.dose_gy[spec.regions[b.region].rows] - b.limit_gy
+        assert excess.max() <= -EPS + TOL_GY, b.label
+    # the exact protocol check: cumulative esophagus limits hold for (a), not for (c)
+    assert exact.cumulative_pass is True
+    assert exact.all_pass is True
+    assert sbrt.cumulative_pass is False
+    failed = {r.constraint_id for r in sbrt.evaluation.failures()}
+    assert failed & {"esophagus_cum_d0035cc", "esophagus_cum_d1cc", "esophagus_cum_dmax"}
+    # the per-voxel map agrees with the protocol's cumulative BED: Dmax < 203 Gy3
+    dmax = next(r for r in exact.evaluation.results if r.constraint_id == "esophagus_cum_dmax")
+    assert dmax.value < 203.0
+    # ignoring cumulative limits cannot lower the ceiling
+    assert sbrt.v_rx_percent >= exact.v_rx_percent - 1e-6
