@@ -27,3 +27,20 @@ def test_demo_bad_phantom_exits_2(capsys):
     assert main(["demo", "--phantom", "l5_lumbar"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--phantom 'l5_lumbar' is unknown" in err[0]
+
+
+@pytest.mark.slow
+def test_demo_interrupted_with_ctrl_c_prints_no_traceback(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    proc = subprocess.Popen([sys.executable, "-m", "optimizer.cli.main", "demo", "--coarse", "--out",
+                             str(tmp_path / "demo")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("the demo finished before the interrupt arrived")
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "reirrad: interrupted"

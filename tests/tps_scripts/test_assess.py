@@ -80,14 +80,15 @@ def _load_variant(**changes):
     mock_tps.load_patient_data(dataclasses.replace(make_phantom_data(), **changes), initial_plan="sbrt_only")
 
 
-def test_missing_esophagus_is_refused(out_dir):
+@pytest.mark.parametrize("roi, shown", [("Esophagus", "Esophagus"), ("SpinalCord_PRV", r"Spinal cord PRV \(\+1.5 mm\)")])
+def test_missing_required_organ_is_refused(out_dir, roi, shown):
     from _mock_synthetic import make_phantom_data
-    rois = tuple(r for r in make_phantom_data().rois if r.name != "Esophagus")
+    rois = tuple(r for r in make_phantom_data().rois if r.name != roi)
     _load_variant(rois=rois)
     from tps_scripts.assess import run_assessment
     import connect
     try:
-        with pytest.raises(TpsStateError, match=r"required organ\(s\) missing: Esophagus \(no ROI named like"):
+        with pytest.raises(TpsStateError, match=r"required organ\(s\) missing: " + shown + r" \(no ROI named like"):
             run_assessment(api=connect)
     finally:
         mock_tps.unload()
