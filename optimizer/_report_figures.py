@@ -6,7 +6,7 @@ of one figure.  matplotlib is imported inside the functions.
 from __future__ import annotations
 
 import io
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 

@@ -33,14 +33,13 @@ import numpy as np
 
 from constraints.dose_course import DoseCourse
 from constraints.errors import InputError
-from constraints.evaluation import Evaluation, PlanCase, evaluate_protocol, organ_structure, table_input
-from constraints.lq import _dose_from_bed
+from constraints.evaluation import Evaluation, PlanCase, evaluate_protocol, organ_structure
 from constraints.protocol import Constraint, Protocol
 
 from .fmo import FmoOptions, FmoResult, FmoSpec, MaxBound, Region, VolumeCap, solve_fmo
 from .fmo_case import FmoCase, falloff_limit_gy
 from .limit_map import sbrt_limit_map
-from .organ_limits import organ_limits
+from .organ_limits import cumulative_limit_bed_gy, organ_limits, sbrt_cap_gy
 from .zones import band_thresholds, zone_level_gy
 
 __all__ = ["STRATEGIES", "MARGIN_ORGANS", "HARD_VOLUME_ORGANS", "CUMULATIVE_ORGAN", "StrategyPlan",
@@ -89,24 +88,11 @@ def _region(name: str, mask: np.ndarray) -> Region:
     return Region(name, rows, flat[rows])
 
 
-def _cap_gy(case: PlanCase, protocol: Protocol, c: Constraint, ab: float) -> float:
-    if c.limit_table is not None:
-        value, _ = table_input(case, protocol, c)
-        limit = protocol.limit_of(c, table_input=value)
-    else:
-        limit = float(c.limit)
-    if c.domain == "sbrt_eqd2":
-        return float(_dose_from_bed(limit * (1 + 2 / ab), case.sbrt.fractions, ab))
-    if c.domain == "sbrt_bed":
-        return float(_dose_from_bed(limit, case.sbrt.fractions, ab))
-    return limit
-
-
 def _limit_on_rows(case: PlanCase, protocol: Protocol, c: Constraint, mask: np.ndarray, rows: np.ndarray) -> np.ndarray:
     ab = protocol.organs[c.organ].alpha_beta_gy
     if c.domain.startswith("sbrt_"):
-        return np.full(rows.size, _cap_gy(case, protocol, c, ab))
-    x = float(c.limit) if c.domain == "cumulative_bed" else float(c.limit) * (1.0 + 2.0 / ab)
+        return np.full(rows.size, sbrt_cap_gy(case, protocol, c))
+    x = cumulative_limit_bed_gy(c, ab)
     m = sbrt_limit_map(list(case.priors), alpha_beta_gy=ab, cumulative_limit_bed_gy=x,
                        fractions=case.sbrt.fractions, mask=mask)
     return np.asarray(m.limit_gy, dtype=np.float64).ravel()[rows]

@@ -29,7 +29,7 @@ from constraints.protocol import Constraint, Protocol
 
 from .limit_map import sbrt_limit_map
 
-__all__ = ["OrganLimits", "organ_limits"]
+__all__ = ["OrganLimits", "organ_limits", "sbrt_cap_gy", "cumulative_limit_bed_gy"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,10 +63,31 @@ class OrganLimits:
     exhausted_voxels: int
 
 
-def _cumulative_bed_limit(c: Constraint, alpha_beta_gy: float) -> float:
+def cumulative_limit_bed_gy(c: Constraint, alpha_beta_gy: float) -> float:
+    """The cumulative limit of a ``cumulative_bed``/``cumulative_eqd2`` constraint as BED (Gy):
+    EQD2 limits convert as ``BED = EQD2 (1 + 2/α/β)``."""
     if c.domain == "cumulative_bed":
         return float(c.limit)
     return float(c.limit) * (1.0 + 2.0 / alpha_beta_gy)
+
+
+def sbrt_cap_gy(case: PlanCase, protocol: Protocol, c: Constraint) -> float:
+    """Physical SBRT-only cap (Gy, total over the new course) of an ``sbrt_*`` constraint.
+
+    A table limit is looked up at the plan's prior dose; SBRT-only BED/EQD2 limits are
+    converted to the physical dose that gives them in the new fractionation.
+    """
+    ab = protocol.organs[c.organ].alpha_beta_gy
+    if c.limit_table is not None:
+        value, _ = table_input(case, protocol, c)
+        limit = protocol.limit_of(c, table_input=value)
+    else:
+        limit = float(c.limit)
+    if c.domain == "sbrt_eqd2":
+        return float(_dose_from_bed(limit * (1 + 2 / ab), case.sbrt.fractions, ab))
+    if c.domain == "sbrt_bed":
+        return float(_dose_from_bed(limit, case.sbrt.fractions, ab))
+    return limit
 
 
 def _volume_cc(c: Constraint, organ_volume_cc: float) -> float:
@@ -102,19 +123,11 @@ def organ_limits(case: PlanCase, protocol: Protocol, *, unknown_prior: str = "re
             if c.advisory:
                 continue
             if c.domain.startswith("sbrt_"):
-                if c.limit_table is not None:
-                    value, _ = table_input(case, protocol, c)
-                    limit = protocol.limit_of(c, table_input=value)
-                else:
-                    limit = float(c.limit)
-                if c.domain == "sbrt_eqd2":
-                    limit = float(_dose_from_bed(limit * (1 + 2 / ab), fractions, ab))
-                elif c.domain == "sbrt_bed":
-                    limit = float(_dose_from_bed(limit, fractions, ab))
+                limit = sbrt_cap_gy(case, protocol, c)
                 caps.append(limit)
                 sources.append(f"{c.id}: SBRT-only cap {limit:.2f} Gy")
                 continue
-            x = _cumulative_bed_limit(c, ab)
+            x = cumulative_limit_bed_gy(c, ab)
             m = sbrt_limit_map(case.priors, alpha_beta_gy=ab, cumulative_limit_bed_gy=x, fractions=fractions,
                                mask=structure.mask, unknown_prior=unknown_prior) if case.priors else \
                 sbrt_limit_map([], alpha_beta_gy=ab, cumulative_limit_bed_gy=x, fractions=fractions,

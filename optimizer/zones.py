@@ -23,8 +23,7 @@ Numpy only (runs inside RayStation, CPython 3.8).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 

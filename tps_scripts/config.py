@@ -38,7 +38,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Mapping, Optional, Tuple
 
 from constraints.eligibility import CaseFacts
 from constraints.errors import InputError

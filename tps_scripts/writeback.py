@@ -13,7 +13,7 @@ the planning system refuses it.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, Optional, Sequence
 
 from constraints.errors import TpsStateError
 
