@@ -276,11 +276,16 @@ class _Parser:
         elif kind is list:
             if not isinstance(value, list):
                 raise self.fail(entry, f"field {field!r} must be a list, got {value!r}")
+        elif kind is dict:
+            if not isinstance(value, Mapping):
+                raise self.fail(entry, f"field {field!r} must be a table, got {value!r}")
         if allowed is not None and value not in allowed:
             raise self.fail(entry, f"field {field!r} must be one of {list(allowed)}, got {value!r}")
         return value
 
     def check_fields(self, table: Mapping[str, Any], entry: str, known: Sequence[str]) -> None:
+        if not isinstance(table, Mapping):
+            raise self.fail(entry, f"must be a table, got {table!r}")
         unknown = sorted(set(table) - set(known))
         if unknown:
             raise self.fail(entry, f"unknown field(s) {unknown}; known fields: {sorted(known)}")

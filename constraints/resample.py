@@ -78,8 +78,9 @@ def max_cell_variation(values: np.ndarray) -> float:
     v = np.asarray(values, dtype=np.float64)
     if v.size < 2:
         return 0.0
-    pads = [(0, 1 if n > 1 else 0) for n in v.shape]
-    p = np.pad(v, pads, mode="edge")
+    # pad every axis by one (edge copy): a singleton axis then contributes no variation
+    # (padding it by 0 made the eight corner views differ in shape: a bare numpy ValueError)
+    p = np.pad(v, [(0, 1)] * v.ndim, mode="edge")
     nz, ny, nx = v.shape
     corners = [p[a:a + nz, b:b + ny, c:c + nx] for a in (0, 1) for b in (0, 1) for c in (0, 1)]
     stack = np.stack(corners)

@@ -56,6 +56,10 @@ __all__ = ["import_dicom", "ImportedCase", "ImportedPrior"]
 
 logger = logging.getLogger(__name__)
 
+#: Largest examination grid made up without a CT series (a 512 x 512 x 381 CT has 1e8 voxels):
+#: contours or a dose grid beyond it are implausible and would exhaust memory.
+MAX_SYNTHETIC_CT_VOXELS = 10 ** 8
+
 
 @dataclass(frozen=True)
 class ImportedPrior:
@@ -122,6 +126,19 @@ class ImportedCase:
     empty_rois: Tuple[str, ...]
     synthetic_ct: bool
     priors: Tuple[ImportedPrior, ...] = field(default=())
+
+
+def _read(reader: Any, what: str, path: Any, *args: Any) -> Any:
+    """``reader(path, *args)``; a malformed element that the reader's own checks miss
+    (pydicom/numpy raising TypeError, ValueError, NotImplementedError, ...) becomes a
+    DicomImportError naming the file, never a bare exception."""
+    try:
+        return reader(path, *args)
+    except DicomImportError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any other failure of a malformed file
+        raise DicomImportError(f"{what} {str(path)!r} cannot be read: a malformed element "
+                               f"({type(exc).__name__}: {exc}); export the file again") from None
 
 
 def _fraction_count(value: Any, what: str) -> int:
@@ -204,10 +221,10 @@ def import_dicom(*, rtstruct: Any, plan_dose: Any, plan: Any = None, ct_dir: Any
         Any file that cannot be imported as asked (the message names the file and
         the problem); nothing is loaded then.
     """
-    ss = read_rtstruct(rtstruct)
-    dose = read_rtdose(plan_dose, "plan RTDOSE")
-    plan_file = read_rtplan(plan) if plan is not None else None
-    ct = read_ct_series(ct_dir) if ct_dir is not None else None
+    ss = _read(read_rtstruct, "RTSTRUCT", rtstruct)
+    dose = _read(read_rtdose, "plan RTDOSE", plan_dose, "plan RTDOSE")
+    plan_file = _read(read_rtplan, "RTPLAN", plan) if plan is not None else None
+    ct = _read(read_ct_series, "CT directory", ct_dir) if ct_dir is not None else None
     planning_frame = ct.frame_of_reference_uid if ct is not None else ss.frame_of_reference_uid
     if ss.frame_of_reference_uid != planning_frame:
         raise DicomImportError(
@@ -241,11 +258,17 @@ def import_dicom(*, rtstruct: Any, plan_dose: Any, plan: Any = None, ct_dir: Any
     else:
         planes_z = np.concatenate([r.z_planes_mm for r in ss.rois]) if ss.rois else np.zeros(0)
         grid = synthetic_ct_grid(dose.grid, _bounds_xy(ss.rois), planes_z, nominal)
+        n_voxels = int(np.prod([float(n) for n in grid.shape]))
+        if n_voxels > MAX_SYNTHETIC_CT_VOXELS:
+            raise DicomImportError(
+                f"RTSTRUCT {ss.path!r}: its contours {_bounds_xy(ss.rois)} (x min, x max, y min, y max; mm) and "
+                f"the plan RTDOSE's grid would need a synthetic examination of {tuple(grid.shape)} voxels "
+                f"(more than {MAX_SYNTHETIC_CT_VOXELS:.0e}); check the contour coordinates, or give the CT series")
         nominal = nominal or grid.spacing_mm[2]
         hu = np.zeros(grid.shape, dtype=np.float32)
     prior_specs, prior_infos = [], []
     for path, fx, rec, name in _prior_items(priors):
-        pd = read_rtdose(path, "prior RTDOSE")
+        pd = _read(read_rtdose, "prior RTDOSE", path, "prior RTDOSE")
         ptotal, pnote = dose_total_gy(pd, fx, "prior RTDOSE")
         pgrid: GridSpec = pd.grid
         registered = pd.frame_of_reference_uid != planning_frame

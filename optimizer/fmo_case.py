@@ -34,6 +34,8 @@ class FmoCase:
     prescription_gy : float, Gy total
     params : dict
         The phantom builder's parameters (for the record).
+    frame_of_reference_uid : str
+        The planning examination's frame of reference (for RTDOSE export).
     """
 
     name: str
@@ -42,6 +44,7 @@ class FmoCase:
     fractions: int
     prescription_gy: float
     params: dict
+    frame_of_reference_uid: str = ""
 
 
 def case_from_phantom_data(data: Any, protocol: Protocol) -> FmoCase:
@@ -64,13 +67,14 @@ def case_from_phantom_data(data: Any, protocol: Protocol) -> FmoCase:
     mock_tps.load_patient_data(data, initial_plan="none")
     try:
         g = gather(api, PluginConfig(protocol=protocol.name), protocol, require_dose=False)
+        frame = str(g.context.examination.EquipmentInfo.FrameOfReference)
     finally:
         mock_tps.unload()
     a = sp.csr_matrix(data.influence_gy, dtype=np.float64)
     if a.shape[0] != g.case.grid.n_voxels:
         raise InputError(f"influence matrix of {data.name!r} has {a.shape[0]} rows, the dose grid "
                          f"{g.case.grid.n_voxels} voxels")
-    return FmoCase(data.name, g.case, a, int(data.fractions), float(data.prescription_gy), dict(data.params))
+    return FmoCase(data.name, g.case, a, int(data.fractions), float(data.prescription_gy), dict(data.params), frame)
 
 
 def case_from_phantom(name: str, protocol: Protocol, *, grid_mm: Optional[float] = None, **params: Any) -> FmoCase:

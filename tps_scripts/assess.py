@@ -127,14 +127,21 @@ def assessment_report(record: Dict[str, Any], title: str = "reirrad assessment")
     return lines
 
 
-def run_assessment(api: Any = None, config: Optional[PluginConfig] = None) -> Tuple[str, Dict[str, Any]]:
-    """Gather, evaluate, write the record; return (record path, record)."""
+def run_assessment(api: Any = None, config: Optional[PluginConfig] = None, *,
+                   input_files: Optional[Dict[str, Any]] = None) -> Tuple[str, Dict[str, Any]]:
+    """Gather, evaluate, write the record; return (record path, record).
+
+    ``input_files`` (role → {path, sha256}) goes into ``record["inputs"]["files"]``
+    when the data came from files (``reirrad assess`` on DICOM exports).
+    """
     api = api or get_api()
     config = config or load_config()
     protocol = load_protocol(config.protocol)
     g = gather(api, config, protocol)
     ev = evaluate_protocol(g.case, protocol)
     record = assessment_record(g, protocol, ev, config)
+    if input_files is not None:
+        record["inputs"]["files"] = input_files
     path = write_record("assessment", record, assessment_report(record), config.output_directory())
     return path, record
 

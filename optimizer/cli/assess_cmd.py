@@ -9,9 +9,10 @@ each organ's per-voxel SBRT limit map, on the planning frame of reference.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
-from typing import List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
@@ -69,6 +70,31 @@ def parse_registration(text: str):
     return np.array(values).reshape(4, 4)
 
 
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _input_files(args: argparse.Namespace, priors: List[Tuple[str, int, float]]) -> Dict[str, Any]:
+    """SHA-256 of every input file, for the audit record (a CT directory: each file, sorted by name)."""
+    files: Dict[str, Any] = {}
+    for role, path in (("rtstruct", args.rtstruct), ("plan_dose", args.plan_dose), ("rtplan", args.plan),
+                       ("registration", args.registration if args.registration and os.path.isfile(args.registration)
+                        else None)):
+        if path is not None:
+            files[role] = {"path": os.path.abspath(path), "sha256": _sha256(path)}
+    if args.ct is not None:
+        names = sorted(f for f in os.listdir(args.ct) if os.path.isfile(os.path.join(args.ct, f)))
+        files["ct"] = {"path": os.path.abspath(args.ct),
+                       "files": {f: _sha256(os.path.join(args.ct, f)) for f in names}}
+    files["priors"] = [{"path": os.path.abspath(p), "sha256": _sha256(p), "fractions": fx, "recovery": rec}
+                       for p, fx, rec in priors]
+    return files
+
+
 def run_assess(args: argparse.Namespace) -> int:
     for opt, path in (("--rtstruct", args.rtstruct), ("--plan-dose", args.plan_dose), ("--plan", args.plan),
                       ("--ct", args.ct)):
@@ -87,8 +113,8 @@ def run_assess(args: argparse.Namespace) -> int:
     from tps_scripts.config import PluginConfig, PriorConfig
 
     protocol = load_protocol(args.protocol)
-    imported = import_dicom(rtstruct=args.rtstruct, plan_dose=args.plan_dose, plan=args.plan, ct_dir=args.ct,
-                            priors=priors, registration=registration, fractions=args.fractions)
+    import_dicom(rtstruct=args.rtstruct, plan_dose=args.plan_dose, plan=args.plan, ct_dir=args.ct,
+                 priors=priors, registration=registration, fractions=args.fractions)
     import connect
     out = os.path.abspath(args.out)
     # the evaluation doses carry generated names: hand the fraction counts over by configuration
@@ -97,7 +123,7 @@ def run_assess(args: argparse.Namespace) -> int:
     config = PluginConfig(protocol=args.protocol, output_dir=os.path.join(out, "records"),
                           show_identity=args.show_identity, unknown_prior=args.unknown_prior,
                           priors=tuple(PriorConfig(n, fx, rec) for n, (_, fx, rec) in zip(prior_names, priors)))
-    path, record = run_assessment(api=connect, config=config)
+    path, record = run_assessment(api=connect, config=config, input_files=_input_files(args, priors))
     g = gather(connect, config, protocol)
     limits = organ_limits(g.case, protocol, unknown_prior=config.unknown_prior)
     frame = connect.get_current("Examination").EquipmentInfo.FrameOfReference

@@ -83,13 +83,11 @@ def _write_plan(out: str, fcase: Any, plan: Any, payload: Dict[str, Any]) -> Non
 
 def _rtdose(out: str, tag: str, fcase: Any, r: Any) -> str:
     """Write the plan dose as RTDOSE on the phantom's planning frame of reference."""
-    import connect  # the phantom was loaded as the current mock patient by case_from_phantom
-
     from mock_tps.dicom_export import export_dose
     g = fcase.case.grid
-    frame = connect.get_current("Examination").EquipmentInfo.FrameOfReference
     path, _ = export_dose(os.path.join(out, f"plan_{tag}.dcm"), r.dose_gy.reshape(g.shape), g,
-                          frame_of_reference_uid=frame, kind="physical", description=f"reirrad FMO {tag}")
+                          frame_of_reference_uid=fcase.frame_of_reference_uid, kind="physical",
+                          description=f"reirrad FMO {tag}")
     return os.path.basename(str(path))
 
 
