@@ -35,9 +35,10 @@ def test_demo_interrupted_with_ctrl_c_prints_no_traceback(tmp_path):
     import subprocess
     import sys
     import time
-    proc = subprocess.Popen([sys.executable, "-m", "optimizer.cli.main", "demo", "--coarse", "--out",
+    # the full-size phantom: its build or its initial 100-iteration optimization outlasts 6 s
+    proc = subprocess.Popen([sys.executable, "-m", "optimizer.cli.main", "demo", "--max-optimizations", "1", "--out",
                              str(tmp_path / "demo")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(8)
+    time.sleep(6)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     if proc.returncode == 0:
