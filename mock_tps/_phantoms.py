@@ -764,6 +764,11 @@ def _course_name(dose_gy: float, fractions: int, label: str = "Prior EBRT") -> s
 # --------------------------------------------------------------------------- builders
 
 
+#: The builder parameters every phantom passes on to ``_build``.
+_BUILD_KEYS = ("grid_mm", "esophagus_gap_mm", "dose_grid_mm", "dose_margin_mm", "n_beams", "bixel_mm",
+               "prior_covers_oars", "seed")
+
+
 def build_t4t5_esophageal(
     *,
     grid_mm: float = 2.0,
@@ -824,7 +829,7 @@ def build_t4t5_esophageal(
     return _build(
         "t4t5_esophageal", priors, use_cache=use_cache, params=p,
         notes=f"T4-T5 after esophageal CRT {d:g} Gy/{n} fx (4-field box); esophagus gap {p['esophagus_gap_mm']:g} mm",
-        **{k: p[k] for k in ("grid_mm", "esophagus_gap_mm", "dose_grid_mm", "dose_margin_mm", "n_beams", "bixel_mm", "prior_covers_oars", "seed")},
+        **{k: p[k] for k in _BUILD_KEYS},
     )
 
 
@@ -862,7 +867,7 @@ def build_c7t1_head_neck(
     return _build(
         "c7t1_head_neck", priors, use_cache=use_cache, params=p,
         notes=f"C7-T1 after head-and-neck RT {d:g} Gy/{n} fx (laterals + AP)",
-        **{k: p[k] for k in ("grid_mm", "esophagus_gap_mm", "dose_grid_mm", "dose_margin_mm", "n_beams", "bixel_mm", "prior_covers_oars", "seed")},
+        **{k: p[k] for k in _BUILD_KEYS},
     )
 
 
@@ -899,7 +904,7 @@ def build_c3_cervical(
     return _build(
         "c3_cervical", priors, use_cache=use_cache, params=p,
         notes=f"C3 after {d:g} Gy/{n} fx opposed laterals to C2-C4",
-        **{k: p[k] for k in ("grid_mm", "esophagus_gap_mm", "dose_grid_mm", "dose_margin_mm", "n_beams", "bixel_mm", "prior_covers_oars", "seed")},
+        **{k: p[k] for k in _BUILD_KEYS},
     )
 
 
@@ -953,7 +958,7 @@ def build_t8_two_courses(
     return _build(
         "t8_two_courses", priors, use_cache=use_cache, params=p,
         notes=f"T8 after {doses[0]:g} Gy/{fxs[0]} fx (AP/PA T7-T9) and {doses[1]:g} Gy/{fxs[1]} fx (posterior obliques T8)",
-        **{k: p[k] for k in ("grid_mm", "esophagus_gap_mm", "dose_grid_mm", "dose_margin_mm", "n_beams", "bixel_mm", "prior_covers_oars", "seed")},
+        **{k: p[k] for k in _BUILD_KEYS},
     )
 
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import numpy as np
 
 from constraints.dvh import compute_dvh
-from constraints.errors import InputError, NotEvaluableError
+from constraints.errors import InputError
 from constraints.lq import bed, eqd2
 from constraints.structure import Structure
 
@@ -68,21 +68,12 @@ def _check_args(args: argparse.Namespace) -> None:
 
 
 def _metrics(values: np.ndarray, structure: Structure, args: argparse.Namespace) -> Dict[str, Any]:
-    h = compute_dvh(values, structure)
-    out: Dict[str, Any] = {"min_gy": h.dmin, "max_gy": h.dmax, "mean_gy": h.mean,
-                           "d_percent": {f"{p:g}": h.d_percent(p) for p in args.d_percent}}
-    dcc: Dict[str, Optional[float]] = {}
-    reasons = {}
-    for v in args.d_cc:
-        try:
-            dcc[f"{v:g}"] = h.d_cc(v)
-        except NotEvaluableError as exc:
-            dcc[f"{v:g}"] = None
-            reasons[f"d_cc {v:g}"] = str(exc)
-    out["d_cc"] = dcc
-    if reasons:
-        out["not_evaluable"] = reasons
-    return out, h.total_volume_cc
+    m = compute_dvh(values, structure).metrics(d_percent=args.d_percent, d_cc=args.d_cc)
+    out: Dict[str, Any] = {"min_gy": m["min"], "max_gy": m["max"], "mean_gy": m["mean"],
+                           "d_percent": m["d_percent"], "d_cc": m["d_cc"]}
+    if "not_evaluable" in m:
+        out["not_evaluable"] = m["not_evaluable"]
+    return out, m["volume_cc"]
 
 
 def dvh_report(args: argparse.Namespace) -> Dict[str, Any]:

@@ -148,3 +148,16 @@ def write_case(tmp: Path, shape: Shape, *, grid_mm: float, axis: int, base_gy: f
     rd, _ = w.write_rtdose(tmp / "RD.dcm", dose, first, (grid_mm,) * 3, frame_uid=frame_uid, study_uid=study,
                            patient=PATIENT, **dose_kw)
     return rs, rd
+
+
+def edit_dataset(path, **attrs):
+    """Rewrite a DICOM file with attributes set (or deleted when None); return its path."""
+    import pydicom
+    ds = pydicom.dcmread(str(path))
+    for k, v in attrs.items():
+        if v is None:
+            delattr(ds, k)
+        else:
+            setattr(ds, k, v)
+    ds.save_as(str(path))
+    return path

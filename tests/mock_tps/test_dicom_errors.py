@@ -7,7 +7,7 @@ import pytest
 
 pydicom = pytest.importorskip("pydicom")
 
-from _dicom_builders import PATIENT, Shape, write_case  # noqa: E402
+from _dicom_builders import PATIENT, Shape, edit_dataset, write_case  # noqa: E402
 from _mock_synthetic import make_phantom_data  # noqa: E402
 
 from constraints.errors import DicomImportError, InputError  # noqa: E402
@@ -33,14 +33,6 @@ def _case(tmp_path, **kw):
     return write_case(tmp_path, SPHERE, grid_mm=2.0, axis=0, **kw)
 
 
-def _edit(path, **attrs):
-    ds = pydicom.dcmread(str(path))
-    for k, v in attrs.items():
-        if v is None:
-            delattr(ds, k)
-        else:
-            setattr(ds, k, v)
-    ds.save_as(str(path))
 
 
 def test_dicom_import_error_is_an_input_error():
@@ -56,7 +48,7 @@ def test_relative_dose_units(tmp_path, previous):
 
 def test_missing_dose_grid_scaling(tmp_path, previous):
     rs, rd = _case(tmp_path)
-    _edit(rd, DoseGridScaling=None)
+    edit_dataset(rd, DoseGridScaling=None)
     with pytest.raises(DicomImportError, match=r"RD\.dcm.*DoseGridScaling is missing"):
         import_dicom(rtstruct=rs, plan_dose=rd)
     _still_loaded(previous)
@@ -64,7 +56,7 @@ def test_missing_dose_grid_scaling(tmp_path, previous):
 
 def test_frame_of_reference_mismatch(tmp_path, previous):
     rs, rd = _case(tmp_path)
-    _edit(rd, FrameOfReferenceUID="1.2.3.999")
+    edit_dataset(rd, FrameOfReferenceUID="1.2.3.999")
     with pytest.raises(DicomImportError, match=r"RD\.dcm.*frame of reference 1\.2\.3\.999"):
         import_dicom(rtstruct=rs, plan_dose=rd)
     _still_loaded(previous)
@@ -74,7 +66,7 @@ def test_prior_on_other_frame_without_registration(tmp_path, previous):
     rs, rd = _case(tmp_path)
     prior = tmp_path / "prior.dcm"
     prior.write_bytes(rd.read_bytes())
-    _edit(prior, FrameOfReferenceUID="1.2.3.999")
+    edit_dataset(prior, FrameOfReferenceUID="1.2.3.999")
     with pytest.raises(DicomImportError, match=r"prior RTDOSE .*prior\.dcm.*give a registration"):
         import_dicom(rtstruct=rs, plan_dose=rd, priors=[(prior, 30)])
     _still_loaded(previous)
@@ -153,7 +145,7 @@ def test_non_rigid_registration_matrix(tmp_path, previous):
     rs, rd = _case(tmp_path)
     prior = tmp_path / "prior.dcm"
     prior.write_bytes(rd.read_bytes())
-    _edit(prior, FrameOfReferenceUID="1.2.3.999")
+    edit_dataset(prior, FrameOfReferenceUID="1.2.3.999")
     with pytest.raises(DicomImportError, match=r"registration matrix: the 3x3 part is not a rotation"):
         import_dicom(rtstruct=rs, plan_dose=rd, priors=[(prior, 30)], registration=np.diag([2.0, 1, 1, 1]))
     _still_loaded(previous)

@@ -28,14 +28,14 @@ import pytest
 pydicom = pytest.importorskip("pydicom")
 
 import mock_tps  # noqa: E402
-from _dicom_builders import PATIENT, Shape, write_case  # noqa: E402
+from _dicom_builders import PATIENT, Shape, edit_dataset, write_case  # noqa: E402
 from _mock_synthetic import DOSE_GRID, make_phantom_data  # noqa: E402
 from _trust import files_under, record_count  # noqa: E402
-from constraints.errors import (DicomImportError, InputError, NotEvaluableError, ProtocolError,  # noqa: E402
+from constraints.errors import (DicomImportError, InputError, ProtocolError,  # noqa: E402
                                 TpsStateError)
 from constraints.protocol import PROTOCOL_DIR  # noqa: E402
 from mock_tps import _dicom_write as w  # noqa: E402
-from mock_tps._phantom_data import PriorCourseSpec, RoiSpec  # noqa: E402
+from mock_tps._phantom_data import PriorCourseSpec  # noqa: E402
 from tps_scripts.writeback import WriteStepError  # noqa: E402
 
 Case = namedtuple("Case", "id kind setup cls match")
@@ -58,21 +58,12 @@ def _files(tmp, **kw):
     return write_case(tmp, SPHERE, grid_mm=2.0, axis=0, frame_uid=FRAME, **kw)
 
 
-def _edit(path, **attrs):
-    ds = pydicom.dcmread(str(path))
-    for k, v in attrs.items():
-        if v is None:
-            delattr(ds, k)
-        else:
-            setattr(ds, k, v)
-    ds.save_as(str(path))
-    return path
 
 
 def _dose_edit(**attrs):
     def setup(tmp):
         rs, rd = _files(tmp)
-        _edit(rd, **attrs)
+        edit_dataset(rd, **attrs)
         return dict(rtstruct=rs, plan_dose=rd)
     return setup
 
@@ -80,7 +71,7 @@ def _dose_edit(**attrs):
 def _prior_copy(tmp, rd, **attrs):
     prior = tmp / "prior.dcm"
     prior.write_bytes(rd.read_bytes())
-    return _edit(prior, **attrs)
+    return edit_dataset(prior, **attrs)
 
 
 def _ct(tmp, frame=FRAME):
