@@ -112,7 +112,7 @@ def load_patient_data(data: PhantomData, *, initial_plan: str = "sbrt_only") -> 
         roi._mock_user_made = True
     ss = pm._add_structure_set(exam)
     for spec in data.rois:
-        ss._geometry(spec.name)._set_coverage(spec.mask)
+        ss._geometry(spec.name)._set_coverage(spec.mask, spec.planes)
 
     doe = DoseOnExamination(exam)
     case.TreatmentDelivery.FractionEvaluations[0].DoseOnExaminations._append(doe)

@@ -6,6 +6,9 @@ Conventions chosen where RayStation's documentation is silent
   ``n`` if free, else the first free of ``"n (1)"``, ``"n (2)"``, ...
 - ``GetRoiGeometryAsVoxels`` returns a flat uint8 array (x fastest) of
   ``floor(255 × coverage + 0.5)`` (a half-covered voxel reads 128).
+- ``PrimaryShape.Contours`` (read-only here): the contours the ROI was voxelized
+  from (phantom and imported ROIs, :mod:`mock_tps._contours`); derived ROIs
+  (margins, algebra, from dose) are voxel shapes contoured at coverage 0.5 on demand.
 - ``GetRoiVolume()`` = Σ coverage × voxel volume on the CT grid, in cm³.
 - ``GetBoundingBox()`` = [min corner, max corner] (cm) of the CT voxels with
   coverage > 0; ``GetCenterOfRoi()`` = coverage-weighted centroid (cm).
@@ -24,6 +27,7 @@ from ._api import (ApiObject, ArgumentException, Collection, InvalidOperationExc
                    _point, api_method)
 from ._geometry import (MM_PER_CM, algebra_coverage, coverage_volume_cc, margin_coverage,
                         resample_coverage)
+from ._contours import Planes, contour_planes
 from ._phantom_data import GridSpec
 
 __all__ = ["PatientModel", "RegionOfInterest", "StructureSet", "RoiGeometry"]
@@ -81,18 +85,37 @@ class RoiGeometry(ApiObject):
         self._init(OfRoi=roi)
         self._structure_set = structure_set
         self._coverage: Optional[Shared] = None   # fractional, CT grid
+        self._planes: Optional[Shared] = None     # contours the coverage was voxelized from
 
     @property
     def _roi_name(self) -> str:
         return self.OfRoi.Name
 
     # -- mock internals -----------------------------------------------------
-    def _set_coverage(self, coverage: Optional[np.ndarray]) -> None:
+    def _set_coverage(self, coverage: Optional[np.ndarray], planes: Optional[Planes] = None) -> None:
+        """Store a coverage; ``planes`` = the contours it was voxelized from (None: voxel shape)."""
+        self._planes = None
         if coverage is None or not np.any(np.asarray(coverage) > 0):
             self._coverage = None
             return
         arr = np.clip(np.asarray(coverage, dtype=np.float32), 0.0, 1.0).reshape(self._grid().shape)
         self._coverage = Shared(arr)
+        if planes is not None:
+            for _, contours in planes:
+                for c in contours:
+                    c.flags.writeable = False
+            self._planes = Shared(tuple(planes))
+
+    def _contour_planes(self) -> Planes:
+        """The contours of the geometry: stored ones, else contoured from the coverage (cached)."""
+        if self._coverage is None:
+            return ()
+        if self._planes is not None:
+            return self._planes.value
+        cache = self._coverage.cache
+        if "planes" not in cache:
+            cache["planes"] = contour_planes(self._coverage.value, self._grid())
+        return cache["planes"]
 
     def _grid(self) -> GridSpec:
         return self._structure_set.OnExamination._grid
@@ -121,8 +144,8 @@ class RoiGeometry(ApiObject):
     # -- public API ----------------------------------------------------------
     @property
     def PrimaryShape(self) -> Any:  # noqa: N802
-        """None when the geometry is empty, else an opaque shape object."""
-        return None if self._coverage is None else _VoxelShape()
+        """None when the geometry is empty, else the contour shape (``.Contours``)."""
+        return None if self._coverage is None else _ContourShape(self)
 
     @api_method
     def HasContours(self) -> bool:  # noqa: N802
@@ -176,8 +199,23 @@ class RoiGeometry(ApiObject):
         return np.floor(255.0 * cov + 0.5 + 1e-9).astype(np.uint8).ravel()
 
 
-class _VoxelShape(ApiObject):
-    """Opaque stand-in for RayStation's primary shape (contours are not modelled)."""
+class _ContourShape(ApiObject):
+    """``RoiGeometry.PrimaryShape`` of a contoured ROI (read-only in the mock).
+
+    ``Contours``: one list per closed contour of points ``{x, y, z}`` in cm, planes
+    in increasing z (the contours of :mod:`mock_tps._contours`).
+    """
+
+    def __init__(self, geometry: RoiGeometry) -> None:
+        self._geometry = geometry
+
+    @property
+    def Contours(self) -> List[List[Any]]:  # noqa: N802
+        out = []
+        for z_mm, contours in self._geometry._contour_planes():
+            for c in contours:
+                out.append([_point(float(x) / MM_PER_CM, float(y) / MM_PER_CM, z_mm / MM_PER_CM) for x, y in c])
+        return out
 
 
 class StructureSet(ApiObject):

@@ -64,6 +64,10 @@ class RoiSpec:
     mask : ndarray, shape (nz, ny, nx), float32 in [0, 1]
         Fractional coverage of each voxel of the phantom's CT grid.
     color : str
+    planes : tuple of (z_mm, tuple of ndarray (n, 2)), optional
+        The contours ``mask`` was voxelized from (:mod:`mock_tps._contours`); kept
+        as the ROI's primary shape and written as they are by the DICOM export.
+        None for a voxel-only ROI (contoured on export).
     """
 
     name: str
@@ -71,6 +75,7 @@ class RoiSpec:
     organ_type: str
     mask: np.ndarray
     color: str = "Yellow"
+    planes: Optional[Tuple[Tuple[float, Tuple[np.ndarray, ...]], ...]] = None
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@
   ``DoseType`` PHYSICAL, or EFFECTIVE for BED/EQD2 maps with a
   ``SeriesDescription`` saying which quantity it is.
 - :func:`export_patient`: the current mock patient's CT series, RTSTRUCT (each ROI's
-  coverage ≥ 0.5 contoured per CT slice by marching squares, contourpy), the plan
+  contours: those it was voxelized from — phantom and imported ROIs — else its
+  coverage contoured at 0.5 per CT slice, :mod:`mock_tps._contours`), the plan
   dose (``TotalDose``), a minimal RTPLAN (fractions, prescription) and each prior
   evaluation dose (whole-course total) — so a phantom round-trips through
   :func:`mock_tps.dicom_import.import_dicom`.
@@ -112,25 +113,6 @@ class ExportedFiles:
     dose_scaling_gy: Optional[float]
 
 
-def _contours(coverage: np.ndarray, x_mm: np.ndarray, y_mm: np.ndarray, level: float = 0.5) -> list:
-    """Closed iso-coverage contours (n, 2) in mm of one slice (marching squares, contourpy)."""
-    import contourpy
-
-    padded = np.pad(np.asarray(coverage, dtype=np.float64), 1)
-    dx, dy = x_mm[1] - x_mm[0] if x_mm.size > 1 else 1.0, y_mm[1] - y_mm[0] if y_mm.size > 1 else 1.0
-    xs = np.concatenate([[x_mm[0] - dx], x_mm, [x_mm[-1] + dx]])
-    ys = np.concatenate([[y_mm[0] - dy], y_mm, [y_mm[-1] + dy]])
-    gen = contourpy.contour_generator(xs, ys, padded, line_type=contourpy.LineType.Separate)
-    out = []
-    for line in gen.lines(level):
-        pts = np.asarray(line, dtype=np.float64)
-        if pts.shape[0] > 1 and np.allclose(pts[0], pts[-1]):
-            pts = pts[:-1]
-        if pts.shape[0] >= 3:
-            out.append(pts)
-    return out
-
-
 def export_patient(directory: Any, *, bits: int = 32) -> ExportedFiles:
     """Export the current mock patient (CT, RTSTRUCT, plan RTDOSE, RTPLAN, prior RTDOSEs).
 
@@ -172,18 +154,8 @@ def export_patient(directory: Any, *, bits: int = 32) -> ExportedFiles:
     w.write_ct_slices(out / "CT", hu, first, g.spacing_mm, frame_uid=frame, study_uid=study, patient=patient,
                       patient_position=str(exam.PatientPosition))
     ss = case.PatientModel.StructureSets[exam.Name]
-    x, y, z = g.centres_mm()
-    rois = []
-    for roi in case.PatientModel.RegionsOfInterest:
-        geom = ss.RoiGeometries[roi.Name]
-        planes = []
-        if geom.HasContours():
-            cov = geom._ct_coverage()
-            for k in np.flatnonzero(cov.reshape(cov.shape[0], -1).max(axis=1) >= 0.5):
-                cs = _contours(cov[k], x, y)
-                if cs:
-                    planes.append((float(z[k]), cs))
-        rois.append((roi.Name, roi.Type, planes))
+    rois = [(roi.Name, roi.Type, list(ss.RoiGeometries[roi.Name]._contour_planes()))
+            for roi in case.PatientModel.RegionsOfInterest]
     rtstruct = w.write_rtstruct(out / "RS.dcm", rois, frame_uid=frame, study_uid=study, patient=patient)
     bs = s.beam_set
     fx = int(bs.FractionationPattern.NumberOfFractions)

@@ -286,7 +286,7 @@ def import_dicom(*, rtstruct: Any, plan_dose: Any, plan: Any = None, ct_dir: Any
     rois = []
     for r in ss.rois:
         mask = voxelize_planes(r.planes, grid, nominal_spacing_mm=nominal, subrows=subrows)
-        rois.append(RoiSpec(r.name, r.roi_type, organ_type_for(r.roi_type), mask, r.color))
+        rois.append(RoiSpec(r.name, r.roi_type, organ_type_for(r.roi_type), mask, r.color, planes=r.planes))
     empty = tuple(r.name for r, spec in zip(ss.rois, rois) if not np.any(spec.mask > 0))
     patient_name = (ct.patient_name if ct is not None else "") or ss.patient_name or "Imported^DICOM"
     patient_id = (ct.patient_id if ct is not None else "") or ss.patient_id or "DICOM-IMPORT"

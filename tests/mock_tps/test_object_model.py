@@ -111,6 +111,25 @@ def test_bounding_box_and_centre(patient):
     assert g.HasContours() and g.PrimaryShape is not None
 
 
+def test_primary_shape_contours_in_cm(patient):
+    """A voxel ROI is contoured on each CT slice at coverage 0.5: the 2 cm cube gives one
+    closed contour per slice inside it, 2 × 2 cm less the four cut corners (2 mm voxels:
+    4 × 0.1²/2 = 0.02 cm²), points {x, y, z} in cm."""
+    shape = _geom(patient, "Cube2cm").PrimaryShape
+    contours = shape.Contours
+    zs = sorted({round(c[0].z, 6) for c in contours})
+    assert len(contours) == len(zs) == 10 and min(zs) > -1.0 and max(zs) < 1.0
+    for c in contours:
+        x = np.array([p.x for p in c])
+        y = np.array([p.y for p in c])
+        assert len({p.z for p in c}) == 1
+        area = 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+        assert area == pytest.approx(4.0 - 0.02, abs=1e-6)
+        assert x.min() == pytest.approx(-1.0) and x.max() == pytest.approx(1.0)
+    with pytest.raises(AttributeError, match="read-only"):
+        shape.Contours = []
+
+
 def test_roi_as_voxels_aligned_box(patient):
     v = _geom(patient, "Cube2cm").GetRoiGeometryAsVoxels(**CT_GRID_CM)
     assert v.ndim == 1 and v.size == 40 * 40 * 30
