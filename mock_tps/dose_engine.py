@@ -39,7 +39,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Dict, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -53,6 +53,8 @@ __all__ = [
     "beam_doses_gy",
     "dose_box_grid",
     "cache_dir",
+    "cache_max_bytes",
+    "evict_cache",
     "pyradplan_version",
 ]
 
@@ -98,6 +100,67 @@ def cache_dir() -> Path:
     """
     env = os.environ.get("REIRRAD_CACHE_DIR")
     return Path(env) if env else Path.home() / ".cache" / "reirrad"
+
+
+#: Default size limit of the matrix cache, GB (the four default-size phantoms with
+#: their prior courses take about 3 GB).
+DEFAULT_CACHE_MAX_GB = 6.0
+
+
+def cache_max_bytes() -> int:
+    """Size limit of the matrix cache in bytes: ``REIRRAD_CACHE_MAX_GB`` (GB, > 0) or the default.
+
+    Raises
+    ------
+    constraints.errors.InputError
+        ``REIRRAD_CACHE_MAX_GB`` is not a positive number.
+    """
+    env = os.environ.get("REIRRAD_CACHE_MAX_GB")
+    if env is None or env.strip() == "":
+        return int(DEFAULT_CACHE_MAX_GB * 1e9)
+    try:
+        gb = float(env)
+    except ValueError:
+        gb = float("nan")
+    if not (gb > 0 and np.isfinite(gb)):
+        raise InputError(f"REIRRAD_CACHE_MAX_GB must be a positive number of GB, got {env!r}")
+    return int(gb * 1e9)
+
+
+def evict_cache(keep: Optional[Path] = None, max_bytes: Optional[int] = None) -> List[Path]:
+    """Delete the least recently used cached matrices until the cache fits ``max_bytes``.
+
+    Only this module's files (``dij_*.npz`` in :func:`cache_dir`) are considered; a
+    cache hit refreshes a file's modification time, so the order is least recently
+    *used*.  ``keep`` (the file just written) is never deleted.
+
+    Returns
+    -------
+    list of Path
+        The files deleted.
+    """
+    limit = cache_max_bytes() if max_bytes is None else int(max_bytes)
+    entries = []
+    for p in cache_dir().glob("dij_*.npz"):
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        entries.append((st.st_mtime, st.st_size, p))
+    total = sum(e[1] for e in entries)
+    removed = []
+    for _, size, p in sorted(entries, key=lambda e: e[0]):
+        if total <= limit:
+            break
+        if keep is not None and p == keep:
+            continue
+        try:
+            p.unlink()
+        except OSError:
+            continue
+        total -= size
+        removed.append(p)
+    return removed
 
 
 def pyradplan_version() -> str:
@@ -396,12 +459,17 @@ def influence_matrix(
     if use_cache and path.exists():
         res = _cache_load(path)
         if res is not None:
+            try:
+                os.utime(path)   # most recently used: evicted last
+            except OSError:
+                pass
             return res
 
     res = _compute_pyradplan(hu, ct_grid, tgt, region, dose_grid, beams, bixel_mm, options)
     if use_cache:
         try:
             _cache_save(path, res)
+            evict_cache(keep=path)
         except OSError as exc:  # read-only cache dir: compute, warn, go on
             warnings.warn(f"could not write dose-engine cache {path}: {exc}", RuntimeWarning)
     return res

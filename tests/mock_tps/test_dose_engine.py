@@ -195,6 +195,31 @@ def test_no_cache_written_when_disabled(water, tmp_path, monkeypatch):
     assert not (tmp_path / "c").exists()
 
 
+def test_cache_evicts_least_recently_used_beyond_the_limit(water, tmp_path, monkeypatch):
+    """Four 1 000-byte entries used at t = 1, 2, 3, 4 s and a 2 500-byte limit: the two
+    oldest go; a cache hit refreshes an entry; the file just written is kept; other
+    files in the folder are never touched."""
+    import os
+    monkeypatch.setenv("REIRRAD_CACHE_DIR", str(tmp_path))
+    paths = [tmp_path / f"dij_{k}.npz" for k in range(4)]
+    for k, p in enumerate(paths):
+        p.write_bytes(b"x" * 1000)
+        os.utime(p, (k + 1.0, k + 1.0))
+    (tmp_path / "notes.txt").write_bytes(b"y" * 10_000)
+    removed = de.evict_cache(max_bytes=2500)
+    assert sorted(removed) == paths[:2]
+    assert [p.exists() for p in paths] == [False, False, True, True] and (tmp_path / "notes.txt").exists()
+    assert de.evict_cache(keep=paths[2], max_bytes=0) == [paths[3]]
+    # a real entry: written, then refreshed by a hit, then evicted last
+    monkeypatch.setenv("REIRRAD_CACHE_MAX_GB", "1e-9")           # 1 byte: keep only the newest
+    beams = [BeamSpec("G40", 40.0, 0.0, 0.0, ISO)]
+    de.influence_matrix(water["hu"], GRID, water["target"], GRID, beams, 10.0, dose_region_mask=water["body"])
+    assert [p.name for p in tmp_path.glob("dij_*.npz")] != [] and not paths[2].exists()
+    monkeypatch.setenv("REIRRAD_CACHE_MAX_GB", "lots")
+    with pytest.raises(InputError, match="REIRRAD_CACHE_MAX_GB must be a positive number"):
+        de.cache_max_bytes()
+
+
 def test_dose_box_grid_covers_mask(water):
     g = de.dose_box_grid(GRID, water["target"], 2.5, (10.0, 10.0, 5.0))
     assert g.spacing_mm == (2.5, 2.5, 2.5)
