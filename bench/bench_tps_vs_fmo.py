@@ -1,0 +1,120 @@
+"""Bench: the TPS loop's final PTVeval coverage against the offline FMO ceiling, per phantom.
+
+Usage::
+
+    python bench/bench_tps_vs_fmo.py [--phantoms t4t5_esophageal,...] [--coarse] [--solver HIGHS]
+
+For every phantom, on one built phantom (one influence matrix):
+
+- ``sbrt_only``: the planner's plan as loaded (the seed's SBRT-only constraints), checked
+  against the whole protocol;
+- ``tps_loop``: ``tps_scripts.optimize.run_optimization`` in the mock TPS (limit zones,
+  MaxDose constraints, the mock's RunOptimization), i.e. what a RayStation user gets;
+- ``fmo_exact`` / ``fmo_zones`` / ``fmo_sbrt-only``: :func:`optimizer.fmo_strategies.plan_strategy`
+  (cvxpy) — ``exact`` is the ceiling: the best V24Gy the beam arrangement allows under the
+  exact per-voxel limits.
+
+Prints one JSON line per (phantom, method) and a table.  Not run by the test suite.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+PHANTOMS = ("t4t5_esophageal", "c7t1_head_neck", "c3_cervical", "t8_two_courses")
+COARSE = {"grid_mm": 4.0, "dose_grid_mm": 5.0, "bixel_mm": 10.0}
+
+
+def _cumulative_pass(constraints) -> bool:
+    cum = [c for c in constraints if c["organ"] == "esophagus" and c["domain"].startswith("cumulative_")
+           and not c["advisory"]]
+    return all(c["pass"] for c in cum) if cum else None
+
+
+def tps_rows(name: str, data) -> list:
+    import tempfile
+
+    import mock_tps
+    from tps_scripts.assess import run_assessment
+    from tps_scripts.config import PluginConfig
+    from tps_scripts.optimize import run_optimization
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = PluginConfig(output_dir=tmp)
+        t0 = time.perf_counter()
+        mock_tps.load_patient_data(data, initial_plan="sbrt_only")
+        try:
+            import connect
+            _, a = run_assessment(connect, cfg)
+            goals = {g["id"]: g["value"] for g in a["evaluation"]["coverage_goals"]}
+            rows.append({"phantom": name, "method": "sbrt_only", "v24gy_percent": goals.get("ptv_eval_v24"),
+                         "d95_gy": goals.get("ptv_eval_d95"), "all_pass": a["evaluation"]["all_pass"],
+                         "esophagus_cumulative_pass": _cumulative_pass(a["evaluation"]["constraints"]),
+                         "seconds": round(time.perf_counter() - t0, 1)})
+            t0 = time.perf_counter()
+            _, rec = run_optimization(api=connect, config=cfg)
+        finally:
+            mock_tps.unload()
+        rows.append({"phantom": name, "method": "tps_loop", "v24gy_percent": rec["ptv_eval"]["v_rx_percent"],
+                     "d95_gy": rec["ptv_eval"]["d95_gy"], "all_pass": rec["evaluation"]["all_pass"],
+                     "esophagus_cumulative_pass": _cumulative_pass(rec["evaluation"]["constraints"]),
+                     "run_optimization_calls": rec["run_optimization_calls"],
+                     "seconds": round(time.perf_counter() - t0, 1)})
+    return rows
+
+
+def fmo_rows(name: str, data, solver: str) -> list:
+    from constraints.protocol import load_protocol
+    from optimizer.fmo import FmoOptions
+    from optimizer.fmo_case import case_from_phantom_data
+    from optimizer.fmo_strategies import STRATEGIES, plan_strategy
+
+    protocol = load_protocol("koide2024")
+    fcase = case_from_phantom_data(data, protocol)
+    rows = []
+    for strategy in STRATEGIES:
+        t0 = time.perf_counter()
+        plan = plan_strategy(fcase, protocol, strategy, options=FmoOptions(solver=solver))
+        rows.append({"phantom": name, "method": f"fmo_{strategy}", "status": plan.result.status,
+                     "v24gy_percent": plan.v_rx_percent, "d95_gy": plan.d95_gy, "all_pass": plan.all_pass,
+                     "esophagus_cumulative_pass": plan.cumulative_pass, "rounds": plan.rounds,
+                     "solve_s": round(plan.result.solve_s, 1), "seconds": round(time.perf_counter() - t0, 1)})
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--phantoms", default=",".join(PHANTOMS))
+    ap.add_argument("--coarse", action="store_true", help="4 mm CT, 5 mm dose grid, 10 mm beamlets")
+    ap.add_argument("--solver", default="HIGHS")
+    ap.add_argument("--skip-fmo", action="store_true")
+    args = ap.parse_args()
+    from mock_tps._phantoms import build_phantom
+
+    rows = []
+    for name in args.phantoms.split(","):
+        data = build_phantom(name, **(COARSE if args.coarse else {}))
+        got = tps_rows(name, data) + ([] if args.skip_fmo else fmo_rows(name, data, args.solver))
+        for r in got:
+            print(json.dumps(r), flush=True)
+        rows += got
+    print(f"\n{'phantom':18s} {'method':16s} {'V24Gy %':>8s} {'D95 Gy':>7s} {'all pass':>8s} {'esoph cum':>9s}")
+    for r in rows:
+        v = "-" if r["v24gy_percent"] is None else f"{r['v24gy_percent']:.1f}"
+        d = "-" if r.get("d95_gy") is None else f"{r['d95_gy']:.2f}"
+        print(f"{r['phantom']:18s} {r['method']:16s} {v:>8s} {d:>7s} {str(r['all_pass']):>8s} "
+              f"{str(r['esophagus_cumulative_pass']):>9s}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
