@@ -4,9 +4,11 @@
   volume and mean dose within 2 % of the Eclipse DVH stored in the RTDOSE.
 - Nelms et al. 2015 analytical set: volume and mean against the analytical values for
   the 1/2/3 mm dose grids and every structure file (RTDOSE FRACTION read with 1
-  fraction).  Mean absolute errors measured (90 cases): volume 0.54 %, mean 0.01 %,
-  D95 1.90 %, D5 1.94 %, D0.03cc 2.13 % of the dose range (dicompyler-core 0.5.6:
-  4.3, 0.75, 4.5, 7.2, 10.7).
+  fraction).  Mean absolute errors measured (90 cases), % of the dose range (volume: %):
+  sub-voxel rule of ``reirrad dvh`` (constraints.dvh_subvoxel): volume 0.54, mean 0.01,
+  D95 0.16, D5 0.15, D0.03cc 0.42; dose-grid voxels with their centre dose (the rule
+  ``reirrad dvh`` had before): 0.54, 0.01, 1.90, 1.94, 2.13; dicompyler-core 0.5.6:
+  4.3, 0.75, 4.5, 7.2, 10.7.
 """
 from __future__ import annotations
 
@@ -119,12 +121,14 @@ def test_nelms_analytical_volume_and_mean():
     assert len(errors) >= 60
     e = np.array([x[3:] for x in errors])
     mae = np.abs(e).mean(axis=0)
+    worst = np.abs(e).max(axis=0)
     summary = f"MAE volume {mae[0]:.2f} %, mean {mae[1]:.2f} %, D95 {mae[2]:.2f} %, D5 {mae[3]:.2f} %, " \
-              f"D0.03cc {mae[4]:.2f} % (of dose range), n = {len(errors)}"
+              f"D0.03cc {mae[4]:.2f} % (of dose range), n = {len(errors)}; max " + \
+              ", ".join(f"{x:.2f}" for x in worst)
     # dicompyler-core 0.5.6 on the same cases: volume 4.3 %, mean 0.75 %, D95 4.5 %, D5 7.2 %, D0.03cc 10.7 %
     print(summary)
-    # measured: volume 0.54 %, mean 0.01 %, D95 1.90 %, D5 1.94 %, D0.03cc 2.13 % (n = 90)
+    # measured: volume 0.54 %, mean 0.01 %, D95 0.16 %, D5 0.15 %, D0.03cc 0.42 % (n = 90)
     assert mae[0] < 1.0, summary
     assert mae[1] < 0.1, summary
-    assert mae[2] < 3.0 and mae[3] < 3.0 and mae[4] < 3.5, summary
+    assert mae[2] < 0.5 and mae[3] < 0.5 and mae[4] < 1.0, summary
     assert np.abs(e[:, 0]).max() < 6.0, summary

@@ -89,3 +89,85 @@ def test_bad_files_exit_2(files, tmp_path, capsys):
     assert code == 2 and "missing.dcm" in err and "no such file" in err
     code, _, err = _run(capsys, ["dvh", "--rtstruct", str(rd), "--dose", str(rd)])
     assert code == 2 and err.count("\n") == 1 and "has Modality 'RTDOSE'; expected 'RTSTRUCT'" in err
+
+
+def test_help_states_the_rule(capsys):
+    assert main(["dvh", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Sub-voxel rule" in out and "differs from the assessment" in out
+
+
+def test_json_keys_exactly(files, capsys):
+    rs, rd = files
+    code, out, _ = _run(capsys, ["dvh", "--rtstruct", str(rs), "--dose", str(rd), "--json"])
+    rep = json.loads(out)
+    assert set(rep) == {"dose_file", "rtstruct", "quantity", "fractions", "fractions_source", "dose_summation", "rois"}
+    cyl = rep["rois"][0]
+    assert set(cyl) == {"name", "volume_cc", "roi_volume_cc", "min_gy", "max_gy", "mean_gy", "d_percent", "d_cc"}
+    assert [r["name"] for r in rep["rois"]] == ["Cyl", "Empty", "Far"]
+    assert set(rep["rois"][2]) == {"name", "roi_volume_cc", "reason"}
+    assert rep["rois"][2]["roi_volume_cc"] == pytest.approx(4 * 4 * 4 / 1000)     # 2 planes × 2 mm slabs
+
+
+def test_d_cc_in_a_gradient_is_not_rounded_to_a_voxel(tmp_path, capsys):
+    """Cylinder r 10 mm, h 20 mm, dose 20 Gy + 1 Gy/mm along z on a 2 mm grid: the top 0.035 cc is a
+    disc π·10² mm² × 0.111 mm, so D0.035cc = 30 − 35/(100 π) = 29.889 Gy (a voxel-centre rule gives
+    29 Gy, the centre of the top slice); D5% = 30 − 1 = 29 Gy; mean 20 Gy."""
+    rs, rd = write_case(tmp_path, CYL, grid_mm=2.0, axis=2, gradient_gy_per_mm=1.0, base_gy=20.0)
+    code, out, _ = _run(capsys, ["dvh", "--rtstruct", str(rs), "--dose", str(rd), "--d-percent", "5",
+                                 "--d-cc", "0.035", "--json"])
+    r = json.loads(out)["rois"][0]
+    assert r["d_cc"]["0.035"] == pytest.approx(30.0 - 35.0 / (100 * np.pi), abs=0.03)
+    assert r["d_percent"]["5"] == pytest.approx(29.0, abs=0.03)
+    assert r["mean_gy"] == pytest.approx(20.0, abs=0.01)
+    assert r["max_gy"] == pytest.approx(30.0, abs=0.3) and r["min_gy"] == pytest.approx(10.0, abs=0.3)
+
+
+def test_bed_mean_over_the_spread(tmp_path, capsys):
+    """Same cylinder, BED in 2 fractions at α/β 3: the dose is uniform on [10, 30] Gy over the
+    volume, so mean BED = E[D] + E[D²]/(n α/β) = 20 + (10² + 10·30 + 30²)/3 / 6 = 92.22 Gy; D_V of
+    the BED is the BED of D_V (a monotone map)."""
+    rs, rd = write_case(tmp_path, CYL, grid_mm=2.0, axis=2, gradient_gy_per_mm=1.0, base_gy=20.0)
+    code, out, _ = _run(capsys, ["dvh", "--rtstruct", str(rs), "--dose", str(rd), "--d-cc", "0.035",
+                                 "--fractions", "2", "--alpha-beta", "3", "--json"])
+    r = json.loads(out)["rois"][0]
+    assert r["mean_gy"] == pytest.approx(20 + (100 + 300 + 900) / 3 / 6, rel=2e-3)
+    d035 = 30.0 - 35.0 / (100 * np.pi)
+    assert r["d_cc"]["0.035"] == pytest.approx(float(bed(d035, 2, 3.0)), abs=0.15)
+    assert r["eqd2"]["d_cc"]["0.035"] == pytest.approx(float(eqd2(d035, 2, 3.0)), abs=0.1)
+
+
+def test_roi_partly_outside_the_dose_grid_warns(tmp_path, capsys):
+    """A 20 × 20 mm square prism, 10 planes 2 mm apart (8 cc), half of it beyond the dose grid's
+    edge in x: volume_cc is the part inside, roi_volume_cc the whole contour stack."""
+    rs, rd = write_case(tmp_path, CYL, grid_mm=2.0, axis=0, gradient_gy_per_mm=0.0, base_gy=20.0)
+    import pydicom
+    ds = pydicom.dcmread(str(rd))
+    x_edge = float(ds.ImagePositionPatient[0]) - 1.0 + 2.0 * int(ds.Columns)         # outer edge of the grid
+    sq = np.array([[-10, -10], [10, -10], [10, 10], [-10, 10]], float) + [x_edge, 0.0]
+    planes = [(z, [sq]) for z in np.arange(-9.0, 10.0, 2.0)]
+    rs2 = w.write_rtstruct(tmp_path / "RS3.dcm", [("Half", "Organ", planes)], frame_uid="1.2.3.4.5.6",
+                           study_uid="1.2", patient=PATIENT)
+    code, out, _ = _run(capsys, ["dvh", "--rtstruct", str(rs2), "--dose", str(rd), "--json"])
+    r = json.loads(out)["rois"][0]
+    assert r["roi_volume_cc"] == pytest.approx(8.0, rel=1e-9)
+    assert r["volume_cc"] == pytest.approx(4.0, rel=0.01)
+    assert r["warning"].startswith("50.0 % of the ROI lies outside the dose grid")
+    assert r["mean_gy"] == pytest.approx(20.0, abs=1e-5)
+
+
+def test_ct_gives_the_same_metrics_and_a_foreign_frame_is_refused(files, tmp_path, capsys):
+    """The CT only names the planning frame (the ROIs are voxelized on the dose grid's sub-grid)."""
+    rs, rd = files
+    ct = tmp_path / "CT"
+    w.write_ct_slices(ct, np.zeros((16, 20, 20)), (-19.0, -19.0, -15.0), (2.0, 2.0, 2.0), frame_uid="1.2.3.4.5.6",
+                      study_uid="1.2", patient=PATIENT)
+    _, plain, _ = _run(capsys, ["dvh", "--rtstruct", str(rs), "--dose", str(rd), "--roi", "Cyl", "--json"])
+    code, with_ct, _ = _run(capsys, ["dvh", "--rtstruct", str(rs), "--dose", str(rd), "--roi", "Cyl", "--ct", str(ct),
+                                     "--json"])
+    assert code == 0 and json.loads(with_ct)["rois"] == json.loads(plain)["rois"]
+    other = tmp_path / "CT2"
+    w.write_ct_slices(other, np.zeros((4, 4, 4)), (0.0, 0.0, 0.0), (2.0, 2.0, 2.0), frame_uid="9.9.9",
+                      study_uid="1.2", patient=PATIENT)
+    code, _, err = _run(capsys, ["dvh", "--rtstruct", str(rs), "--dose", str(rd), "--ct", str(other)])
+    assert code == 2 and "export the structure set drawn on this CT" in err
