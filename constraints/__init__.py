@@ -9,7 +9,8 @@ Neutral model : :class:`Grid`, :class:`Structure`, :class:`DoseCourse`
 LQ biology    : :func:`bed`, :func:`eqd2`, :func:`dose_from_bed`, :func:`dose_from_eqd2`,
                 :func:`eqd2_from_bed`, :func:`bed_from_eqd2`
 Accumulation  : :func:`course_bed`, :func:`cumulative_bed`, :func:`cumulative_eqd2`
-DVH           : :func:`compute_dvh`, :class:`Dvh`, :func:`parse_metric`, :class:`Metric`
+DVH           : :func:`compute_dvh`, :class:`Dvh`, :func:`parse_metric`, :class:`Metric`;
+                sub-voxel DVH of ``reirrad dvh``: :func:`compute_subvoxel_dvh`, :class:`SubvoxelDvh`
 Protocols     : :func:`load_protocol`, :func:`builtin_protocols`, :class:`Protocol`,
                 :func:`match_roi_names`
 Eligibility   : :class:`CaseFacts`, :func:`assess_eligibility`
@@ -19,6 +20,7 @@ Errors        : :class:`ReirradError` and subclasses (``constraints.errors``)
 from .accumulate import course_bed, cumulative_bed, cumulative_eqd2
 from .dose_course import DoseCourse
 from .dvh import Dvh, compute_dvh
+from .dvh_subvoxel import SubvoxelDvh, compute_subvoxel_dvh
 from .evaluation import ConstraintResult, Evaluation, GoalResult, PlanCase, dose_table, evaluate_protocol
 from .eligibility import CaseFacts, EligibilityResult, assess_eligibility
 from .errors import (
@@ -41,7 +43,7 @@ __all__ = [
     "Grid", "Structure", "DoseCourse",
     "bed", "eqd2", "dose_from_bed", "dose_from_eqd2", "eqd2_from_bed", "bed_from_eqd2",
     "course_bed", "cumulative_bed", "cumulative_eqd2",
-    "Dvh", "compute_dvh", "Metric", "parse_metric",
+    "Dvh", "compute_dvh", "SubvoxelDvh", "compute_subvoxel_dvh", "Metric", "parse_metric",
     "Protocol", "RoiMatch", "load_protocol", "builtin_protocols", "match_roi_names",
     "CaseFacts", "EligibilityResult", "assess_eligibility",
     "PlanCase", "Evaluation", "ConstraintResult", "GoalResult", "evaluate_protocol", "dose_table",

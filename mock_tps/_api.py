@@ -151,6 +151,29 @@ class Shared:
         return self._digest
 
 
+class LazyShared(Shared):
+    """A :class:`Shared` whose value is made on first use (``make()``), then kept."""
+
+    __slots__ = ("_make",)
+
+    def __init__(self, make: Any) -> None:  # noqa: D107 - the parent's value slot stays unset
+        self._make = make
+        self.cache = {}
+        self._digest = None
+
+    @property
+    def value(self) -> Any:  # type: ignore[override]
+        try:
+            return Shared.value.__get__(self)
+        except AttributeError:
+            v = self._make()
+            if isinstance(v, np.ndarray):
+                v.flags.writeable = False
+            Shared.value.__set__(self, v)
+            self._make = None
+            return v
+
+
 def array_digest(a: Optional[np.ndarray]) -> Optional[str]:
     """SHA-1 of an array's shape, dtype and bytes (None stays None)."""
     if a is None:

@@ -16,7 +16,8 @@ contours.  The mock keeps the same order of things wherever it can:
 :func:`contour_planes`: on every CT slice whose coverage reaches ``level`` somewhere,
 the iso-line ``coverage = level`` of the bilinear interpolant of the voxel-centre
 coverages (marching squares, contourpy), padded by one empty voxel so that every
-line closes.  Lines with fewer than three distinct points are dropped.
+line closes.  Coordinates are rounded to 0.1 µm (:func:`quantize_mm`), collinear
+vertices dropped, and lines with fewer than three points dropped.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import numpy as np
 
 from ._phantom_data import GridSpec
 
-__all__ = ["Planes", "contour_planes", "slice_contours", "drop_collinear"]
+__all__ = ["Planes", "contour_planes", "slice_contours", "drop_collinear", "quantize_mm", "COORDINATE_DECIMALS"]
 
 #: ``((z_mm, (contour (n, 2) mm in x, y, ...)), ...)`` sorted by z.
 Planes = Tuple[Tuple[float, Tuple[np.ndarray, ...]], ...]
@@ -61,10 +62,28 @@ def slice_contours(coverage: np.ndarray, x_mm: np.ndarray, y_mm: np.ndarray, lev
         pts = np.asarray(line, dtype=np.float64)
         if pts.shape[0] > 1 and np.allclose(pts[0], pts[-1]):
             pts = pts[:-1]
-        pts = drop_collinear(pts)
+        pts = drop_collinear(quantize_mm(pts))
         if pts.shape[0] >= 3:
             out.append(pts)
     return out
+
+
+#: Decimals (mm) of contour coordinates: 0.1 µm, which a DICOM DS (16 characters) holds exactly.
+COORDINATE_DECIMALS = 4
+
+
+def quantize_mm(points: np.ndarray) -> np.ndarray:
+    """Coordinates rounded to :data:`COORDINATE_DECIMALS` decimals, as the doubles a DICOM
+    reader parses from those decimals (so an exported contour reads back bit for bit).
+
+    Examples
+    --------
+    >>> quantize_mm(np.array([[-1.8770000000000049, 2.00004999]])).tolist()
+    [[-1.877, 2.0]]
+    """
+    p = np.asarray(points, dtype=np.float64)
+    text = np.char.mod(f"%.{COORDINATE_DECIMALS}f", p)
+    return text.astype(np.float64)
 
 
 def drop_collinear(points: np.ndarray, tol_mm2: float = 1e-9) -> np.ndarray:

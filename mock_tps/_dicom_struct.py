@@ -120,6 +120,18 @@ def _contour_points(item: Any) -> np.ndarray:
     return flat
 
 
+def _raw_text(item: Any, tag: int) -> Optional[str]:
+    """A short text element (CS, IS) of ``item``, read from its raw bytes when it has not been
+    converted yet (pydicom's conversion dominates the parse of large structure sets)."""
+    elem = item.get_item(tag)
+    if elem is None:
+        return None
+    value = elem.value
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("ascii", "replace").strip(" \x00")
+    return None if value is None else str(value).strip()
+
+
 def _color(rc: Any) -> str:
     c = rc.get("ROIDisplayColor", None)
     try:
@@ -137,7 +149,7 @@ def _polygon_area_mm2(xy: np.ndarray) -> float:
 def _parse_contours(rc: Any, name: str, path: str) -> Tuple[Tuple[float, Tuple[np.ndarray, ...]], ...]:
     by_z: Dict[float, List[np.ndarray]] = {}
     for k, c in enumerate(rc.get("ContourSequence", None) or []):
-        kind = str(c.get("ContourGeometricType", "")).upper()
+        kind = (_raw_text(c, 0x30060042) or "").upper()                 # ContourGeometricType
         if kind == "POINT":
             continue
         if kind != "CLOSED_PLANAR":
@@ -145,8 +157,13 @@ def _parse_contours(rc: Any, name: str, path: str) -> Tuple[Tuple[float, Tuple[n
                 f"RTSTRUCT {path!r}: ROI {name!r} contour {k + 1} is {kind or '(no type)'}; only CLOSED_PLANAR "
                 "contours describe a volume. Close the contour in the planning system and export again")
         flat = _contour_points(c)
-        n_declared = c.get("NumberOfContourPoints", None)
-        if flat.size % 3 or (n_declared is not None and int(n_declared) * 3 != flat.size):
+        n_text = _raw_text(c, 0x30060046)                                # NumberOfContourPoints
+        try:
+            n_declared = int(n_text) if n_text else None
+        except ValueError:
+            raise DicomImportError(f"RTSTRUCT {path!r}: ROI {name!r} contour {k + 1} has NumberOfContourPoints "
+                                   f"{n_text!r}, not a number") from None
+        if flat.size % 3 or (n_declared is not None and n_declared * 3 != flat.size):
             raise DicomImportError(
                 f"RTSTRUCT {path!r}: ROI {name!r} contour {k + 1} has {flat.size} coordinates for "
                 f"{n_declared} points (the file may be truncated)")

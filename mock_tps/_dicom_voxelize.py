@@ -10,7 +10,8 @@ In-plane (one contour plane):
     The contours of a plane are combined by the **even-odd (XOR) rule**: a point is
     inside when a ray from it crosses the plane's contours an odd number of times,
     so a contour inside another is a hole and an island inside a hole is inside
-    again.  Each CT row is sampled on ``subrows`` (default 8) equally spaced lines
+    again.  Each voxel row is sampled on ``subrows`` equally spaced lines (default
+    :func:`default_subrows`: lines at most 0.5 mm apart, 2 to 8 per row)
     (y = row edge + (k + ½)·dy/subrows); along each line the inside intervals are
     found *exactly* (edge crossings, half-open in y so a vertex on the line counts
     once) and integrated analytically over each CT column.  The in-plane fraction
@@ -40,15 +41,68 @@ with the voxel's z extent) / (voxel z size), clipped to [0, 1].
 """
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+import math
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
 from ._phantom_data import GridSpec
 
-__all__ = ["voxelize_planes", "slab_bounds_mm", "plane_fraction", "DEFAULT_SUBROWS", "GAP_FACTOR"]
+__all__ = ["voxelize_planes", "slab_bounds_mm", "plane_fraction", "default_subrows", "planes_volume_cc",
+           "DEFAULT_SUBROWS", "GAP_FACTOR"]
 
 DEFAULT_SUBROWS = 8
+#: Largest distance between in-plane sample lines of :func:`default_subrows`, mm.
+LINE_SPACING_MM = 0.5
+
+
+def default_subrows(dy_mm: float) -> int:
+    """Sample lines per voxel row: at most :data:`LINE_SPACING_MM` apart, 2 to 8 per row.
+
+    Examples
+    --------
+    >>> [default_subrows(d) for d in (0.5, 1.0, 2.0, 2.5, 4.0)]
+    [2, 2, 4, 5, 8]
+    """
+    return int(max(2, min(DEFAULT_SUBROWS, math.ceil(float(dy_mm) / LINE_SPACING_MM - 1e-9))))
+
+
+def plane_area_mm2(contours: Sequence[np.ndarray]) -> float:
+    """Area (mm²) of one plane's contours under the even-odd rule, for contours that do not
+    cross: a contour inside an odd number of others is a hole.
+
+    Examples
+    --------
+    >>> sq = lambda h: np.array([[-h, -h], [h, -h], [h, h], [-h, h]], dtype=float)
+    >>> plane_area_mm2([sq(2.0), sq(1.0)])          # 4 × 4 with a 2 × 2 hole
+    12.0
+    """
+    areas = [0.5 * abs(float(np.dot(c[:, 0], np.roll(c[:, 1], -1)) - np.dot(c[:, 1], np.roll(c[:, 0], -1))))
+             for c in contours]
+    if len(contours) == 1:
+        return areas[0]
+    total = 0.0
+    for i, ci in enumerate(contours):      # nesting depth of each contour (few contours per plane)
+        x, y = float(ci[0, 0]), float(ci[0, 1])
+        depth = 0
+        for j, cj in enumerate(contours):
+            if i == j:
+                continue
+            x0, y0 = cj[:, 0], cj[:, 1]
+            x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+            crosses = (y0 > y) != (y1 > y)
+            xc = x0[crosses] + (y - y0[crosses]) * (x1[crosses] - x0[crosses]) / (y1[crosses] - y0[crosses])
+            depth += int(np.count_nonzero(xc > x)) % 2
+        total += -areas[i] if depth % 2 else areas[i]
+    return total
+
+
+def planes_volume_cc(planes: Sequence[Tuple[float, Sequence[np.ndarray]]], nominal_spacing_mm: float) -> float:
+    """Volume of a contour stack (cm³): Σ plane area × slab thickness (the rule's slabs)."""
+    if not planes:
+        return 0.0
+    lo, hi = slab_bounds_mm(np.array([z for z, _ in planes]), nominal_spacing_mm)
+    return float(sum(plane_area_mm2(cs) * (b - a) for (_, cs), a, b in zip(planes, lo, hi))) / 1000.0
 #: Neighbouring planes farther apart than GAP_FACTOR × nominal spacing are separate parts.
 GAP_FACTOR = 1.5
 
@@ -72,7 +126,7 @@ def slab_bounds_mm(z_planes_mm: np.ndarray, nominal_spacing_mm: float) -> Tuple[
 
 
 def plane_fraction(contours: Sequence[np.ndarray], x_edge0_mm: float, dx_mm: float, nx: int,
-                   y_edge0_mm: float, dy_mm: float, ny: int, subrows: int = DEFAULT_SUBROWS) -> np.ndarray:
+                   y_edge0_mm: float, dy_mm: float, ny: int, subrows: Optional[int] = None) -> np.ndarray:
     """In-plane fraction (ny, nx) of each pixel inside the contours (even-odd rule).
 
     Parameters
@@ -84,13 +138,14 @@ def plane_fraction(contours: Sequence[np.ndarray], x_edge0_mm: float, dx_mm: flo
     dx_mm, dy_mm : float
         Pixel size, mm.
     nx, ny : int
-    subrows : int
-        Sample lines per pixel row.
+    subrows : int, optional
+        Sample lines per pixel row; default :func:`default_subrows` of ``dy_mm``.
 
     Returns
     -------
     ndarray, shape (ny, nx), float64 in [0, 1]
     """
+    subrows = default_subrows(dy_mm) if subrows is None else int(subrows)
     n_lines = ny * subrows
     h = dy_mm / subrows
     x0 = np.concatenate([c[:, 0] for c in contours])
@@ -138,7 +193,7 @@ def _index_range(lo_mm: float, hi_mm: float, edge0: float, step: float, n: int) 
 
 
 def voxelize_planes(planes: Sequence[Tuple[float, Sequence[np.ndarray]]], grid: GridSpec, *,
-                    nominal_spacing_mm: float, subrows: int = DEFAULT_SUBROWS) -> np.ndarray:
+                    nominal_spacing_mm: float, subrows: Optional[int] = None) -> np.ndarray:
     """Fractional coverage of a planar-contour ROI on a CT grid (rule in module doc).
 
     Parameters
@@ -148,7 +203,8 @@ def voxelize_planes(planes: Sequence[Tuple[float, Sequence[np.ndarray]]], grid: 
         The examination's CT grid (mm).
     nominal_spacing_mm : float
         Nominal contour plane spacing (end caps, gap detection), mm.
-    subrows : int
+    subrows : int, optional
+        Sample lines per voxel row; default :func:`default_subrows` of the grid's y spacing.
 
     Returns
     -------

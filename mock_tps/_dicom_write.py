@@ -37,7 +37,11 @@ def new_uid() -> str:
 
 
 def _ds(value: float) -> str:
-    """A DS string (≤ 16 characters) for a float."""
+    """A DS string (≤ 16 characters) for a float: the shortest string that reads back as the
+    same double when it fits (so contours round-trip bit for bit), else 10 significant digits."""
+    r = repr(float(value))
+    if len(r) <= 16 and "e" not in r and "n" not in r:
+        return r[:-2] if r.endswith(".0") else r
     for digits in range(10, 0, -1):
         s = f"{value:.{digits}g}"
         if len(s) <= 16:

@@ -54,7 +54,9 @@ def _check(data: Any) -> None:
     if not isinstance(data, PhantomData):
         raise TypeError(f"data must be a mock_tps PhantomData, got {type(data).__name__}")
     for r in data.rois:
-        if np.shape(r.mask) != tuple(data.ct_grid.shape):
+        if r.mask is None and r.planes is None:
+            raise ValueError(f"ROI '{r.name}' has neither a mask nor contours")
+        if r.mask is not None and np.shape(r.mask) != tuple(data.ct_grid.shape):
             raise ValueError(f"ROI '{r.name}' mask shape {np.shape(r.mask)} differs from the CT grid "
                              f"shape {data.ct_grid.shape}")
     if np.shape(data.ct_hu) != tuple(data.ct_grid.shape):
@@ -112,7 +114,11 @@ def load_patient_data(data: PhantomData, *, initial_plan: str = "sbrt_only") -> 
         roi._mock_user_made = True
     ss = pm._add_structure_set(exam)
     for spec in data.rois:
-        ss._geometry(spec.name)._set_coverage(spec.mask, spec.planes)
+        geom = ss._geometry(spec.name)
+        if spec.planes is not None:
+            geom._set_contours(spec.planes, spec.plane_spacing_mm or data.ct_grid.spacing_mm[2], spec.mask)
+        else:
+            geom._set_coverage(spec.mask)
 
     doe = DoseOnExamination(exam)
     case.TreatmentDelivery.FractionEvaluations[0].DoseOnExaminations._append(doe)

@@ -5,13 +5,17 @@ Conventions chosen where RayStation's documentation is silent
 - ROI names are unique ignoring case.  ``GetUniqueRoiName(DesiredName=n)`` returns
   ``n`` if free, else the first free of ``"n (1)"``, ``"n (2)"``, ...
 - ``GetRoiGeometryAsVoxels`` returns a flat uint8 array (x fastest) of
-  ``floor(255 × coverage + 0.5)`` (a half-covered voxel reads 128).
+  ``floor(255 × coverage + 0.5)`` (a half-covered voxel reads 128).  The coverage
+  of a contoured ROI is computed from its contours on the grid asked for (the
+  RTSTRUCT rule of :mod:`mock_tps._dicom_voxelize`); a voxel shape (margin, algebra,
+  from dose) is box-resampled from its CT-grid coverage.
 - ``PrimaryShape.Contours`` (read-only here): the contours the ROI was voxelized
   from (phantom and imported ROIs, :mod:`mock_tps._contours`); derived ROIs
   (margins, algebra, from dose) are voxel shapes contoured at coverage 0.5 on demand.
-- ``GetRoiVolume()`` = Σ coverage × voxel volume on the CT grid, in cm³.
-- ``GetBoundingBox()`` = [min corner, max corner] (cm) of the CT voxels with
-  coverage > 0; ``GetCenterOfRoi()`` = coverage-weighted centroid (cm).
+- ``GetRoiVolume()``, cm³: the contour stack's volume (Σ plane area × slab thickness)
+  for a contoured ROI, Σ coverage × voxel volume on the CT grid for a voxel shape.
+- ``GetBoundingBox()`` = [min corner, max corner] (cm): of the contour points and
+  their slabs for a contoured ROI, of the CT voxels with coverage > 0 for a voxel shape; ``GetCenterOfRoi()`` = coverage-weighted centroid (cm).
 - Approving a structure set locks the ROIs that had a geometry at that moment
   (as in RayStation, new ROIs can still be created and contoured).  Editing,
   renaming or deleting a locked ROI raises
@@ -23,11 +27,12 @@ from typing import Any, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from ._api import (ApiObject, ArgumentException, Collection, InvalidOperationException, Shared,
+from ._api import (ApiObject, ArgumentException, Collection, InvalidOperationException, LazyShared, Shared,
                    _point, api_method)
 from ._geometry import (MM_PER_CM, algebra_coverage, coverage_volume_cc, margin_coverage,
                         resample_coverage)
 from ._contours import Planes, contour_planes
+from ._dicom_voxelize import planes_volume_cc, slab_bounds_mm, voxelize_planes
 from ._phantom_data import GridSpec
 
 __all__ = ["PatientModel", "RegionOfInterest", "StructureSet", "RoiGeometry"]
@@ -92,26 +97,43 @@ class RoiGeometry(ApiObject):
         return self.OfRoi.Name
 
     # -- mock internals -----------------------------------------------------
-    def _set_coverage(self, coverage: Optional[np.ndarray], planes: Optional[Planes] = None) -> None:
-        """Store a coverage; ``planes`` = the contours it was voxelized from (None: voxel shape)."""
+    def _set_coverage(self, coverage: Optional[np.ndarray]) -> None:
+        """Store a voxel shape (a coverage on the CT grid; margins, algebra, from dose)."""
         self._planes = None
         if coverage is None or not np.any(np.asarray(coverage) > 0):
             self._coverage = None
             return
         arr = np.clip(np.asarray(coverage, dtype=np.float32), 0.0, 1.0).reshape(self._grid().shape)
         self._coverage = Shared(arr)
-        if planes is not None:
-            for _, contours in planes:
-                for c in contours:
-                    c.flags.writeable = False
-            self._planes = Shared(tuple(planes))
+
+    def _set_contours(self, planes: Planes, plane_spacing_mm: float, coverage: Optional[np.ndarray] = None) -> None:
+        """Store a contour shape: ``planes`` with their nominal plane spacing (mm).
+
+        The CT-grid coverage is ``coverage`` when given (it must be the contours'
+        voxelization), else voxelized on first use; on any other grid the coverage is
+        voxelized from the contours directly (:func:`mock_tps._dicom_voxelize.voxelize_planes`).
+        """
+        if not planes:
+            self._set_coverage(None)
+            return
+        for _, contours in planes:
+            for c in contours:
+                c.flags.writeable = False
+        planes = tuple(planes)
+        spacing = float(plane_spacing_mm)
+        grid = self._grid()
+        if coverage is not None:
+            self._coverage = Shared(np.clip(np.asarray(coverage, dtype=np.float32), 0.0, 1.0).reshape(grid.shape))
+        else:
+            self._coverage = LazyShared(lambda: voxelize_planes(planes, grid, nominal_spacing_mm=spacing))
+        self._planes = Shared((planes, spacing))
 
     def _contour_planes(self) -> Planes:
         """The contours of the geometry: stored ones, else contoured from the coverage (cached)."""
         if self._coverage is None:
             return ()
         if self._planes is not None:
-            return self._planes.value
+            return self._planes.value[0]
         cache = self._coverage.cache
         if "planes" not in cache:
             cache["planes"] = contour_planes(self._coverage.value, self._grid())
@@ -130,7 +152,11 @@ class RoiGeometry(ApiObject):
             return np.zeros(grid.shape)
         cache = self._coverage.cache
         if grid not in cache:
-            cov = resample_coverage(self._coverage.value, self._grid(), grid)
+            if self._planes is not None:    # contours: voxelized on the grid asked for
+                planes, spacing = self._planes.value
+                cov = voxelize_planes(planes, grid, nominal_spacing_mm=spacing).astype(np.float64)
+            else:
+                cov = resample_coverage(self._coverage.value, self._grid(), grid)
             cov.flags.writeable = False
             cache[grid] = cov
         return cache[grid]
@@ -153,14 +179,26 @@ class RoiGeometry(ApiObject):
 
     @api_method
     def GetRoiVolume(self) -> float:  # noqa: N802
-        """Volume in cm³ (Σ coverage × CT voxel volume)."""
+        """Volume in cm³: of the contour stack (Σ plane area × slab thickness) for a contoured
+        ROI, Σ coverage × CT voxel volume for a voxel shape."""
         self._require_contours()
+        if self._planes is not None:
+            return planes_volume_cc(*self._planes.value)
         return coverage_volume_cc(self._coverage.value, self._grid())
 
     @api_method
     def GetBoundingBox(self) -> List[Any]:  # noqa: N802
-        """[min corner, max corner] expandos (cm) of the voxels with coverage > 0."""
+        """[min corner, max corner] expandos (cm): of the contour points and their slabs
+        (end caps included) for a contoured ROI, of the CT voxels with coverage > 0 for a
+        voxel shape."""
         self._require_contours()
+        if self._planes is not None:
+            planes, spacing = self._planes.value
+            pts = np.concatenate([c for _, cs in planes for c in cs])
+            zlo, zhi = slab_bounds_mm(np.array([z for z, _ in planes]), spacing)
+            mn = (pts[:, 0].min(), pts[:, 1].min(), zlo.min())
+            mx = (pts[:, 0].max(), pts[:, 1].max(), zhi.max())
+            return [_point(*(float(v) / MM_PER_CM for v in mn)), _point(*(float(v) / MM_PER_CM for v in mx))]
         g = self._grid()
         idx = np.nonzero(self._coverage.value > 0)
         lo = [int(i.min()) for i in idx]

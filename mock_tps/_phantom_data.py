@@ -61,21 +61,27 @@ class RoiSpec:
         RayStation ``Type``: 'External', 'Ptv', 'Ctv', 'Gtv', 'Organ', 'Avoidance', 'Control', ...
     organ_type : str
         RayStation ``OrganData.OrganType``: 'Target', 'OrganAtRisk', 'Other'.
-    mask : ndarray, shape (nz, ny, nx), float32 in [0, 1]
-        Fractional coverage of each voxel of the phantom's CT grid.
+    mask : ndarray, shape (nz, ny, nx), float32 in [0, 1], or None
+        Fractional coverage of each voxel of the phantom's CT grid; None when
+        ``planes`` are given and the coverage is to be voxelized on first use.
     color : str
     planes : tuple of (z_mm, tuple of ndarray (n, 2)), optional
-        The contours ``mask`` was voxelized from (:mod:`mock_tps._contours`); kept
-        as the ROI's primary shape and written as they are by the DICOM export.
-        None for a voxel-only ROI (contoured on export).
+        Contours (mm): the ROI's primary shape, voxelized by the RTSTRUCT rule
+        (:mod:`mock_tps._dicom_voxelize`) on every grid the scripts ask for and
+        written as they are by the DICOM export; ``mask``, when also given, must be
+        their voxelization on the CT grid.  None for a voxel-only ROI.
+    plane_spacing_mm : float, optional
+        Nominal spacing of the contour planes (end caps, gaps), mm; default the CT
+        slice spacing.
     """
 
     name: str
     roi_type: str
     organ_type: str
-    mask: np.ndarray
+    mask: Optional[np.ndarray]
     color: str = "Yellow"
     planes: Optional[Tuple[Tuple[float, Tuple[np.ndarray, ...]], ...]] = None
+    plane_spacing_mm: Optional[float] = None
 
 
 @dataclass(frozen=True)

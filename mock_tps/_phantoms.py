@@ -808,7 +808,7 @@ def _build(
     # from them, as for an imported RTSTRUCT; the analytic masks above only build the
     # CT numbers, the dose grid and the beamlets.
     rois = tuple(RoiSpec(n, *types.get(n, ("Organ", "OrganAtRisk")), mask=anat.roi_coverage(n), color=colors[n],
-                         planes=anat.planes[n])
+                         planes=anat.planes[n], plane_spacing_mm=ct_grid.spacing_mm[2])
                  for n in ROI_NAMES_BY_PHANTOM[key])
     params = dict(params)
     params.update(

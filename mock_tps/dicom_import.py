@@ -11,8 +11,9 @@ What becomes what
   made from the dose grid and the contours
   (:func:`mock_tps._dicom_ct.synthetic_ct_grid`).
 - RTSTRUCT → ROIs (name, ``Type`` from RTROIInterpretedType, ``OrganType``,
-  colour) with their geometry voxelized on the CT grid (rule:
-  :mod:`mock_tps._dicom_voxelize`).  ROIs without closed contours have no geometry.
+  colour) with their contours as the geometry, voxelized on demand on any grid a
+  script asks for (rule: :mod:`mock_tps._dicom_voxelize`).  ROIs without closed
+  contours have no geometry.
 - RTDOSE (plan) → plan "SBRT", beam set "SBRT" with the dose as its
   ``FractionDose`` (total / fractions, cGy) and ``TreatmentCourse.TotalDose``; it has
   no beam model, so ``ComputeDose`` and ``RunOptimization`` refuse.
@@ -49,7 +50,7 @@ from ._dicom_ct import read_ct_series, synthetic_ct_grid
 from ._dicom_dose import (DoseFile, dose_total_gy, read_registration, read_rtdose, read_rtplan, resample_dose_rigid,
                           rigid_matrix)
 from ._dicom_struct import organ_type_for, read_rtstruct
-from ._dicom_voxelize import DEFAULT_SUBROWS, voxelize_planes
+from ._dicom_voxelize import slab_bounds_mm
 from ._phantom_data import GridSpec, PhantomData, PriorCourseSpec, RoiSpec
 
 __all__ = ["import_dicom", "ImportedCase", "ImportedPrior"]
@@ -182,9 +183,25 @@ def _bounds_xy(rois: Sequence[Any]) -> Optional[Tuple[float, float, float, float
     return float(allp[:, 0].min()), float(allp[:, 0].max()), float(allp[:, 1].min()), float(allp[:, 1].max())
 
 
+def _touches_grid(planes: Sequence[Tuple[float, Sequence[np.ndarray]]], grid: GridSpec, nominal_mm: float) -> bool:
+    """True when some contour plane's slab and in-plane box overlap the grid's extent."""
+    if not planes:
+        return False
+    lo, hi = slab_bounds_mm(np.array([z for z, _ in planes]), nominal_mm)
+    (x0, y0, z0), (x1, y1, z1) = grid.corner_mm, tuple(c + n * d for c, n, d in
+                                                       zip(grid.corner_mm, grid.shape[::-1], grid.spacing_mm))
+    for (_, contours), zlo, zhi in zip(planes, lo, hi):
+        if zhi <= z0 or zlo >= z1:
+            continue
+        pts = np.concatenate(contours)
+        if pts[:, 0].max() > x0 and pts[:, 0].min() < x1 and pts[:, 1].max() > y0 and pts[:, 1].min() < y1:
+            return True
+    return False
+
+
 def import_dicom(*, rtstruct: Any, plan_dose: Any, plan: Any = None, ct_dir: Any = None,
                  priors: Sequence[Any] = (), registration: Any = None, fractions: Optional[int] = None,
-                 load: bool = True, subrows: int = DEFAULT_SUBROWS) -> ImportedCase:
+                 load: bool = True) -> ImportedCase:
     """Import DICOM-RT files as the current mock patient (see the module doc).
 
     Parameters
@@ -208,8 +225,6 @@ def import_dicom(*, rtstruct: Any, plan_dose: Any, plan: Any = None, ct_dir: Any
         per-fraction RTDOSE); must agree with the RTPLAN when both are given.
     load : bool
         Load the result as the current mock patient (default True).
-    subrows : int
-        In-plane sample lines per CT row for voxelization (default 8).
 
     Returns
     -------
@@ -283,11 +298,10 @@ def import_dicom(*, rtstruct: Any, plan_dose: Any, plan: Any = None, ct_dir: Any
     labels = [p.name for p in prior_specs]
     if len(set(labels)) != len(labels):
         raise DicomImportError(f"prior evaluation dose names {labels} are not unique; give each prior a name")
-    rois = []
-    for r in ss.rois:
-        mask = voxelize_planes(r.planes, grid, nominal_spacing_mm=nominal, subrows=subrows)
-        rois.append(RoiSpec(r.name, r.roi_type, organ_type_for(r.roi_type), mask, r.color, planes=r.planes))
-    empty = tuple(r.name for r, spec in zip(ss.rois, rois) if not np.any(spec.mask > 0))
+    # contours are kept as the ROIs' shapes; the mock voxelizes them on the grids asked for
+    rois = tuple(RoiSpec(r.name, r.roi_type, organ_type_for(r.roi_type), None, r.color, planes=r.planes,
+                         plane_spacing_mm=nominal) for r in ss.rois)
+    empty = tuple(r.name for r in ss.rois if not _touches_grid(r.planes, grid, nominal))
     patient_name = (ct.patient_name if ct is not None else "") or ss.patient_name or "Imported^DICOM"
     patient_id = (ct.patient_id if ct is not None else "") or ss.patient_id or "DICOM-IMPORT"
     data = PhantomData(

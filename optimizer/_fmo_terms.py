@@ -75,15 +75,14 @@ def cvar_cap(cp: Any, d: Any, limit_gy: np.ndarray, volume_weight_cc: np.ndarray
     convex (LP) restriction.  With equal ``w_v`` it equals
     ``cvxpy.sum_largest(s, k) / k ≤ 0`` with ``k = V / w`` (fractional ``k``
     interpolates); the weighted form counts partial voxels exactly as
-    :func:`constraints.compute_dvh` does.
+    :func:`constraints.compute_dvh` does.  Written over a subset of the organ's
+    voxels (screening) it is a relaxation of the full restriction (fewer
+    non-negative terms), which the caller checks on every voxel afterwards.
 
     Returns
     -------
     list of cvxpy.Constraint
     """
     w = np.asarray(volume_weight_cc, dtype=np.float64)
-    if np.allclose(w, w[0]):
-        k = min(volume_cc / float(w[0]), float(d.shape[0]))
-        return [cp.sum_largest(d - limit_gy, k) <= 0]
     zeta = cp.Variable(name=f"zeta_{name}")
     return [zeta + (w / volume_cc) @ cp.pos(d - limit_gy - zeta) <= 0]

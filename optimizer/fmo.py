@@ -6,8 +6,7 @@ The problem, in total SBRT dose (Gy, over all ``fractions``):
               + λ_f · mean_r [d_r − F_r]₊             (fall-off ring: conformity)
               + λ_w · mean(y)                          (tie-break: least total fluence)
     subject to  y ≥ 0
-                d_s = A_s y                            one dose variable per region s
-                d_T ≤ T_max                            PTVeval hot spot bound
+                d_T ≤ T_max − ε                        PTVeval hot spot bound
                 d_v ≤ L_v − ε     (v in a MaxBound)    per-voxel hard bounds
                 CVaR_V(d − L + ε) ≤ 0  (VolumeCap)     volume limits (Rockafellar–Uryasev)
 
@@ -15,8 +14,23 @@ The problem, in total SBRT dose (Gy, over all ``fractions``):
 fraction per unit weight; ``scale`` makes uniform ``y = 1`` give the prescription as
 mean target dose, for conditioning); reported weights are ``scale · y``, in the
 influence matrix's unit.  ``ε`` (``bound_backoff_gy``) keeps the exact limits
-strictly met despite solver tolerance.  Full influence rows are used for every
-region (no truncation), so the dose a constraint sees is the dose evaluated.
+strictly met despite solver tolerance.
+
+What the solver sees (:mod:`optimizer._fmo_build`): the influence rows are dense
+(scatter tails; 60–95 % filled), and a sparse LP solver pays for every dense row in
+every iteration, so
+
+* objective rows (target, ring) are truncated at ``objective_truncation`` of each
+  beamlet's maximum, with the dropped dose of the previous round's weights added back
+  as a constant (correction);
+* constraint rows are **full** rows, but only for screened voxels: the first round
+  holds none (``screen_fraction = inf``), and after each round every constraint
+  voxel is checked on the full matrix; violators, the CVaR tail and the voxels
+  within ``screen_band_fraction`` of their limits enter the next round (row
+  generation).  The plan returned satisfies every per-voxel bound and CVaR cap on
+  the full matrix;
+* a region's dose is a variable ``d_s = A_s y`` only when several constraints share
+  it.
 
 A non-optimal solver status is reported, never unpacked: :func:`solve_fmo` returns
 an :class:`FmoResult` with ``status`` and ``weights = dose_gy = None``;
@@ -32,6 +46,7 @@ References
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
@@ -40,7 +55,10 @@ import numpy as np
 
 from constraints.errors import InfeasibleError, InputError
 
+from ._fmo_build import BuiltProblem, build_problem, constraint_items, objective_matrices
 from ._fmo_screen import add_violators, initial_active, weighted_cvar
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["Region", "MaxBound", "VolumeCap", "FmoSpec", "FmoOptions", "FmoMetrics", "FmoResult",
            "build_fmo_problem", "solve_fmo", "weighted_cvar", "SOLVER_DEFAULTS"]
@@ -48,7 +66,8 @@ __all__ = ["Region", "MaxBound", "VolumeCap", "FmoSpec", "FmoOptions", "FmoMetri
 #: Tolerances passed to each solver (recorded in every result).
 SOLVER_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
     "CLARABEL": {"tol_gap_abs": 1e-7, "tol_gap_rel": 1e-7, "tol_feas": 1e-8, "max_iter": 200},
-    "HIGHS": {"primal_feasibility_tolerance": 1e-8, "dual_feasibility_tolerance": 1e-8, "random_seed": 0},
+    "HIGHS": {"solver": "ipm", "run_crossover": "off", "primal_feasibility_tolerance": 1e-8,
+              "dual_feasibility_tolerance": 1e-8, "random_seed": 0},
     "OSQP": {"eps_abs": 1e-6, "eps_rel": 1e-6, "max_iter": 200000, "polish": True},
     "SCS": {"eps_abs": 1e-6, "eps_rel": 1e-6, "max_iters": 200000},
 }
@@ -160,31 +179,59 @@ class FmoOptions:
         from the *objective* rows (target, ring) only; the dropped dose
         ``(A − A_trunc) w`` of the previous round is added back as a constant
         (PortPy-style correction).  Constraint rows are never truncated.
-    screen_fraction : float in [0, 1]
-        Constraint screening: a constraint voxel enters the first round when its dose
-        at uniform weights (scaled to the prescription) reaches this fraction of its
-        limit; after each solve every voxel is checked on the full matrix and the
-        violators (or the CVaR tail) are added.  0 keeps every voxel.
+    screen_fraction : float, >= 0
+        Constraint screening (row generation).  ``inf`` (default): the first round
+        holds the objective only; a finite value puts in the first round the
+        constraint voxels whose dose at uniform weights (scaled to the prescription)
+        reaches this fraction of their limit; 0 keeps every voxel (no screening).
+        After each round every constraint voxel is checked on the full matrix.
+    screen_band_fraction : float in [0, 1)
+        When a round has violators, inactive voxels with ``d > (L − ε)(1 − band)``
+        enter too (fewer rounds).
     max_rounds : int
         Rounds of screening/correction (each one solve).
+    correction_tol_gy : float, Gy
+        With truncation, rounds go on until the correction the last solve used differs
+        from the one of its solution by at most this on every objective row (the
+        objective then sees the full-matrix dose within this tolerance).
 
-    Defaults (no truncation, no screening: one solve on full rows) were chosen by
-    measurement (bench/bench_fmo.py, t4t5 4 mm CT / 6 mm dose grid, 2366 voxels x 570
-    beamlets, HiGHS): one full-row round 35.9 s against 61.1 s for screening at 0.8 +
-    1 % objective truncation with correction (three rounds).
+    Defaults were chosen by measurement (2 shared cores, OPENBLAS_NUM_THREADS=1; coarse
+    t4t5: CT 4 mm, dose grid 5 mm, bixel 10 mm: 4352 voxels x 570 beamlets,
+    nnz 1.62 M, ``exact`` spec with 6416 constraint+objective rows):
+
+    ====================================================  =======  ========  ======
+    formulation / solver                                   rounds   solve s   V24 %
+    ====================================================  =======  ========  ======
+    full rows, all voxels, HiGHS dual simplex (old CLI)       1      47.1     41.2
+    full rows, all voxels, HiGHS IPM no crossover             1      69.0     41.2
+    full rows, all voxels, Clarabel (qdldl)                   1     117.9     41.2
+    full rows, all voxels, HiGHS PDLP (100 s limit)           1    >100 (not converged)
+    row generation + 1 % objective truncation, HiGHS IPM      3      14.4     41.3
+      same, HiGHS simplex (3 % truncation)                    4      73.1     40.7
+      same, Clarabel faer                                     3      34.2     41.3
+      same, 5 % objective truncation, HiGHS IPM               4      46.1     39.8
+      same, probe screening at 1.0 (3 %), HiGHS IPM           2      38.7     39.4
+    ====================================================  =======  ========  ======
+
+    (cvxpy build + canonicalization: 1.1 s of the 15.8 s wall time of the default.)
+    The cost is the dense full constraint rows (60–95 % filled): every violator of the
+    first round enters with ~n_beamlets non-zeros.  OSQP on the LP did not converge
+    in 90 000 iterations (296 s).
     solver_options : mapping or None
         Overrides of :data:`SOLVER_DEFAULTS`.
     """
 
-    solver: str = "CLARABEL"
+    solver: str = "HIGHS"
     underdose: str = "linear"
     coverage_headroom_gy: float = 0.05
     falloff_weight: float = 0.1
     fluence_weight: float = 1e-3
     bound_backoff_gy: float = 1e-3
-    objective_truncation: float = 0.0
-    screen_fraction: float = 0.0
-    max_rounds: int = 6
+    objective_truncation: float = 0.01
+    screen_fraction: float = float("inf")
+    screen_band_fraction: float = 0.05
+    max_rounds: int = 12
+    correction_tol_gy: float = 0.05
     solver_options: Optional[Mapping[str, Any]] = None
 
     def __post_init__(self) -> None:
@@ -194,11 +241,28 @@ class FmoOptions:
             raise InputError(f"underdose must be 'linear' or 'quadratic', got {self.underdose!r}")
         if self.solver == "HIGHS" and self.underdose == "quadratic":
             raise InputError("solver HIGHS takes LPs only: use underdose='linear' or another solver")
+        for name in ("objective_truncation", "screen_band_fraction"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise InputError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+        if not self.screen_fraction >= 0:
+            raise InputError(f"screen_fraction must be >= 0 (inf: start from the objective only), "
+                             f"got {self.screen_fraction!r}")
+        if self.max_rounds < 1:
+            raise InputError(f"max_rounds must be >= 1, got {self.max_rounds!r}")
+        if not self.correction_tol_gy > 0:
+            raise InputError(f"correction_tol_gy must be > 0 Gy, got {self.correction_tol_gy!r}")
 
     def settings(self) -> Dict[str, Any]:
+        """The solver's settings: :data:`SOLVER_DEFAULTS` updated by ``solver_options``."""
         s = dict(SOLVER_DEFAULTS[self.solver])
         s.update(self.solver_options or {})
         return s
+
+    def solve_kwargs(self) -> Dict[str, Any]:
+        """Keyword arguments of ``cvxpy.Problem.solve`` (HiGHS options travel in ``highs_options``,
+        since HiGHS's own ``solver`` option would clash with cvxpy's)."""
+        s = self.settings()
+        return {"highs_options": s} if self.solver == "HIGHS" else s
 
 
 @dataclass(frozen=True)
@@ -230,19 +294,35 @@ class FmoResult:
     status : str  (cvxpy status)
     solver : str
     solver_settings : tuple of (name, value)
-    build_s, solve_s : float, s  (problem construction; solver call incl. canonicalization)
+    build_s : float, s
+        Our construction (matrices, truncation, cvxpy expressions, full-matrix checks).
+    compile_s : float, s
+        cvxpy canonicalization (part of ``solve_s``).
+    solve_s : float, s
+        ``Problem.solve`` calls (canonicalization + solver), summed over rounds.
+    rounds : int
+        Solves made (screening and truncation-correction rounds).
     objective : float or None
     weights : ndarray (n_beamlets,) or None  (per-fraction weights, influence units)
     dose_gy : ndarray (n_voxels,) or None    (total SBRT dose, flattened dose grid)
     metrics : FmoMetrics or None
-    n_voxels, n_beamlets, nnz, n_opt_rows : int
+    n_voxels, n_beamlets, nnz : int
+        Size of the full influence matrix.
+    n_opt_rows, opt_nnz : int
+        Influence rows and non-zeros in the last round's problem.
+    correction_change_gy : float, Gy
+        With objective truncation: the largest change of the truncation correction on
+        an objective row between the last solve and its solution (the last solve's
+        objective rows were off by this much from the full-matrix dose); 0 without.
     """
 
     status: str
     solver: str
     solver_settings: Tuple[Tuple[str, Any], ...]
     build_s: float
+    compile_s: float
     solve_s: float
+    rounds: int
     objective: Optional[float]
     weights: Optional[np.ndarray]
     dose_gy: Optional[np.ndarray]
@@ -251,6 +331,8 @@ class FmoResult:
     n_beamlets: int
     nnz: int
     n_opt_rows: int
+    opt_nnz: int
+    correction_change_gy: float = 0.0
 
     @property
     def has_plan(self) -> bool:
@@ -264,18 +346,6 @@ class FmoResult:
         return self
 
 
-@dataclass(frozen=True, eq=False)
-class BuiltProblem:
-    """A constructed cvxpy problem and what is needed to read its solution."""
-
-    problem: Any
-    y: Any
-    scale: float
-    build_s: float
-    n_opt_rows: int
-    opt_nnz: int
-
-
 def _scale(a_total: Any, target: Region, prescription_gy: float) -> float:
     """Weight scale so that uniform ``y = 1`` gives mean target dose ``R``."""
     per_unit = float(np.asarray(a_total[target.rows].sum(axis=1)).ravel() @ target.coverage / target.coverage.sum())
@@ -284,26 +354,10 @@ def _scale(a_total: Any, target: Region, prescription_gy: float) -> float:
     return prescription_gy / per_unit
 
 
-def _truncate(a: Any, fraction: float) -> Any:
-    """Drop entries below ``fraction`` of their column (beamlet) maximum."""
-    if fraction <= 0:
-        return a
-    col_max = np.asarray(abs(a).max(axis=0).todense()).ravel()
-    t = a.tocoo()
-    keep = np.abs(t.data) >= fraction * col_max[t.col]
-    import scipy.sparse as sp
-    return sp.csr_matrix((t.data[keep], (t.row[keep], t.col[keep])), shape=a.shape)
-
-
-def _objective_regions(spec: FmoSpec) -> Tuple[str, ...]:
-    return (spec.target,) + ((spec.falloff.region,) if spec.falloff is not None else ())
-
-
 def build_fmo_problem(spec: FmoSpec, options: FmoOptions = FmoOptions(), *,
                       active: Optional[Mapping[str, np.ndarray]] = None,
-                      offsets_gy: Optional[Mapping[str, np.ndarray]] = None, scale: Optional[float] = None,
-                      a_total: Any = None) -> BuiltProblem:
-    """Construct the cvxpy problem of ``spec`` (see the module docstring).
+                      offsets_gy: Optional[Mapping[str, np.ndarray]] = None) -> BuiltProblem:
+    """Construct the cvxpy problem of ``spec`` for one round (see the module docstring).
 
     Parameters
     ----------
@@ -311,71 +365,17 @@ def build_fmo_problem(spec: FmoSpec, options: FmoOptions = FmoOptions(), *,
         Constraint voxels included (screening); default all.
     offsets_gy : mapping region → ndarray, optional
         Constant dose added to an objective region's truncated dose (correction), Gy.
+
+    Returns
+    -------
+    optimizer._fmo_build.BuiltProblem
     """
-    import cvxpy as cp
     import scipy.sparse as sp
 
-    from . import _fmo_terms as terms
-
-    t0 = time.perf_counter()
-    if a_total is None:
-        a_total = sp.csr_matrix(spec.influence_gy, dtype=np.float64) * float(spec.fractions)
-    tgt = spec.regions[spec.target]
-    if scale is None:
-        scale = _scale(a_total, tgt, spec.prescription_gy)
-    y = cp.Variable(a_total.shape[1], nonneg=True, name="y")
-    eps = options.bound_backoff_gy
-    objective_regions = _objective_regions(spec)
-    dose: Dict[str, Any] = {}
-    cons = []
-    n_rows = nnz = 0
-
-    def region_dose(name: str, sel: Optional[np.ndarray]):
-        nonlocal n_rows, nnz
-        rows = spec.regions[name].rows if sel is None else spec.regions[name].rows[sel]
-        a_s = a_total[rows] * scale
-        if name in objective_regions:
-            a_s = _truncate(a_s, options.objective_truncation)
-        n_rows += rows.size
-        nnz += a_s.nnz
-        d, eq = terms.region_dose(cp, a_s, y, name)
-        off = (offsets_gy or {}).get(name)
-        if off is not None:
-            d_eff = d + (off if sel is None else off[sel])
-            return d_eff, eq
-        return d, eq
-
-    for name in objective_regions:
-        dose[name], eq = region_dose(name, None)
-        cons.append(eq)
-    w = tgt.coverage / tgt.coverage.sum()
-    level = spec.prescription_gy + options.coverage_headroom_gy
-    obj = terms.underdose_term(cp, dose[spec.target], w, level, options.underdose)
-    if spec.falloff is not None and options.falloff_weight > 0:
-        obj = obj + options.falloff_weight * terms.overdose_term(cp, dose[spec.falloff.region], spec.falloff.limit_gy)
-    if options.fluence_weight > 0:
-        obj = obj + options.fluence_weight * cp.sum(y) / y.shape[0]
-    if spec.target_max_gy is not None:
-        cons.append(terms.max_bound(cp, dose[spec.target], spec.target_max_gy))
-    cdose: Dict[str, Any] = {}
-    for item in spec.max_bounds + spec.volume_caps:   # constraint regions: full rows, screened voxels
-        sel = None if active is None else active.get(item.region)
-        if item.region not in cdose:
-            if sel is not None and not sel.any():
-                continue
-            cdose[item.region], eq = region_dose(item.region, sel)
-            cons.append(eq)
-        d = cdose[item.region]
-        lim = item.limit_gy if sel is None else item.limit_gy[sel]
-        if isinstance(item, MaxBound):
-            cons.append(terms.max_bound(cp, d, np.maximum(lim - eps, 0.0)))
-        else:
-            r = spec.regions[item.region]
-            cov = r.coverage if sel is None else r.coverage[sel]
-            cons += terms.cvar_cap(cp, d, lim - eps, cov * spec.voxel_volume_cc, item.volume_cc,
-                                   f"cap{len(cons)}")
-    problem = cp.Problem(cp.Minimize(obj), cons)
-    return BuiltProblem(problem, y, scale, time.perf_counter() - t0, n_rows, nnz)
+    a = sp.csr_matrix(spec.influence_gy, dtype=np.float64) * float(spec.fractions)
+    scale = _scale(a, spec.regions[spec.target], spec.prescription_gy)
+    a_obj = objective_matrices(spec, a, scale, options.objective_truncation)
+    return build_problem(spec, options, a_total=a, scale=scale, a_obj=a_obj, active=active, offsets_gy=offsets_gy)
 
 
 def _metrics(spec: FmoSpec, dose_gy: np.ndarray) -> FmoMetrics:
@@ -402,16 +402,17 @@ def solve_fmo(spec: FmoSpec, options: FmoOptions = FmoOptions()) -> FmoResult:
 
     Rounds (at most ``options.max_rounds`` solves): solve on the screened constraint
     voxels with truncated objective rows; evaluate the dose with the full matrix; add
-    every violated constraint voxel (or the CVaR tail) and the truncation correction;
-    stop when nothing is violated and the correction has been applied once.
+    every violated constraint voxel (or the CVaR tail) with the voxels near their
+    limits, and refresh the truncation correction; stop when nothing is violated and
+    the correction has settled (``correction_tol_gy``).
 
     Returns
     -------
     FmoResult
         With a plan only when cvxpy reports ``'optimal'`` (``'optimal_inaccurate'``
         and every other status carry no plan); ``status = 'screening_not_converged'``
-        when violators remain after the last round.  ``build_s``/``solve_s`` sum
-        over rounds; ``n_opt_rows``/``nnz`` are those of the last round.
+        when violators remain after the last round.  ``build_s``, ``compile_s`` and
+        ``solve_s`` sum over rounds; ``n_opt_rows``/``opt_nnz`` are those of the last round.
 
     Raises
     ------
@@ -422,46 +423,61 @@ def solve_fmo(spec: FmoSpec, options: FmoOptions = FmoOptions()) -> FmoResult:
     import scipy.sparse as sp
 
     settings = options.settings()
+    t0 = time.perf_counter()
     a = sp.csr_matrix(spec.influence_gy, dtype=np.float64) * float(spec.fractions)
     scale = _scale(a, spec.regions[spec.target], spec.prescription_gy)
-    probe = np.asarray(a @ np.full(a.shape[1], scale)).ravel()
-    active = initial_active(spec, probe, options.screen_fraction) if options.screen_fraction > 0 else None
+    a_obj = objective_matrices(spec, a, scale, options.objective_truncation)
+    items = constraint_items(spec)
+    active = None
+    if options.screen_fraction > 0:
+        probe = np.asarray(a @ np.full(a.shape[1], scale)).ravel()
+        active = initial_active(spec, items, probe, options.screen_fraction)
+    build_s = time.perf_counter() - t0
     offsets: Optional[Dict[str, np.ndarray]] = None
-    build_s = solve_s = 0.0
+    compile_s = solve_s = 0.0
     status, built, weights, dose = "not_solved", None, None, None
-    tol = 1e-6
-    added = 0
-    for _ in range(max(1, options.max_rounds)):
-        built = build_fmo_problem(spec, options, active=active, offsets_gy=offsets, scale=scale, a_total=a)
+    truncated = options.objective_truncation > 0
+    violated = rounds = 0
+    change = 0.0
+    for rounds in range(1, max(1, options.max_rounds) + 1):
+        built = build_problem(spec, options, a_total=a, scale=scale, a_obj=a_obj, active=active, offsets_gy=offsets)
         build_s += built.build_s
         t0 = time.perf_counter()
         try:
-            built.problem.solve(solver=options.solver, **settings)
+            built.problem.solve(solver=options.solver, **options.solve_kwargs())
             status = str(built.problem.status)
         except cp.error.SolverError as exc:
             status = f"solver_error: {exc}".splitlines()[0]
-        solve_s += time.perf_counter() - t0
+        round_s = time.perf_counter() - t0
+        solve_s += round_s
+        compile_s += float(getattr(built.problem, "compilation_time", None) or 0.0)
         if status != cp.OPTIMAL:
             weights = dose = None
             break
-        weights = np.maximum(np.asarray(built.y.value, dtype=np.float64), 0.0) * scale
+        t0 = time.perf_counter()
+        y = np.maximum(np.asarray(built.y.value, dtype=np.float64), 0.0)
+        weights = y * scale
         dose = np.asarray(a @ weights).ravel()
-        added = add_violators(spec, dose, active, tol) if active is not None else 0
-        need_correction = options.objective_truncation > 0 and offsets is None
-        if not added and not need_correction:
+        violated = 0
+        if active is not None:
+            violated = add_violators(spec, items, dose, active, backoff_gy=options.bound_backoff_gy, tol_gy=1e-6,
+                                     band_fraction=options.screen_band_fraction)
+        if truncated:
+            used = offsets
+            offsets = {name: np.asarray(dropped @ y).ravel() for name, (_, dropped) in a_obj.items()}
+            change = np.inf if used is None else max(float(np.abs(offsets[k] - used[k]).max()) for k in offsets)
+        build_s += time.perf_counter() - t0
+        _log.debug("FMO round %d: %d rows, %d nnz, solve %.2f s, %d violators, correction change %.3g Gy, "
+                   "status %s", rounds, built.n_opt_rows, built.opt_nnz, round_s, violated, change, status)
+        if not violated and change <= options.correction_tol_gy:
             break
-        if options.objective_truncation > 0:
-            offsets = {}
-            for name in _objective_regions(spec):
-                rows = spec.regions[name].rows
-                a_s = a[rows] * scale
-                offsets[name] = np.asarray((a_s - _truncate(a_s, options.objective_truncation)) @ (weights / scale)).ravel()
     else:
-        if added:
+        if violated:
             status, weights, dose = "screening_not_converged", None, None
     common = dict(solver=options.solver, solver_settings=tuple(sorted(settings.items())), build_s=build_s,
-                  solve_s=solve_s, n_voxels=a.shape[0], n_beamlets=a.shape[1], nnz=int(a.nnz),
-                  n_opt_rows=built.n_opt_rows)
+                  compile_s=compile_s, solve_s=solve_s, rounds=rounds, n_voxels=a.shape[0], n_beamlets=a.shape[1],
+                  nnz=int(a.nnz), n_opt_rows=built.n_opt_rows, opt_nnz=built.opt_nnz,
+                  correction_change_gy=float(change) if np.isfinite(change) else float("nan"))
     if weights is None:
         return FmoResult(status=status, objective=None, weights=None, dose_gy=None, metrics=None, **common)
     return FmoResult(status=status, objective=float(built.problem.value), weights=weights, dose_gy=dose,

@@ -27,10 +27,11 @@ from constraints.resample import resample_to_grid
 from constraints.structure import Structure
 
 from .config import PluginConfig
-from .units import cgy_to_gy, cm_to_mm
+from .units import cgy_to_gy, cm_to_mm, mm_to_cm
 
 __all__ = ["get_api", "TpsContext", "current_context", "dose_grid", "read_dose_gy", "roi_mask",
-           "PriorInfo", "find_prior_doses", "Gathered", "gather", "fractions_from_name", "array_digest"]
+           "PriorInfo", "find_prior_doses", "Gathered", "gather", "fractions_from_name", "array_digest",
+           "roi_coverage_on", "roi_bounding_box_mm"]
 
 #: "60Gy/30fx", "60 Gy in 30 fractions", "20Gy/5fr", "50.4Gy/28F"
 _FRACTIONS_IN_NAME = re.compile(
@@ -139,6 +140,26 @@ def roi_mask(structure_set: Any, roi_name: str, dose_distribution: Any, grid: Gr
     if arr.size != grid.n_voxels:
         raise InputError(f"ROI {roi_name!r}: GetRoiGeometryAsVoxels gave {arr.size} values for {grid.n_voxels} voxels")
     return np.clip(arr.reshape(grid.shape) / 255.0, 0.0, 1.0)
+
+
+def roi_coverage_on(geometry: Any, grid: Grid, what: str) -> np.ndarray:
+    """Fractional coverage (0–1) of an ROI geometry on any grid (mm), via
+    ``GetRoiGeometryAsVoxels`` (corner, voxel size in cm; 0–255 per voxel, x fastest)."""
+    nz, ny, nx = grid.shape
+    vox = geometry.GetRoiGeometryAsVoxels(
+        Corner={k: mm_to_cm(v) for k, v in zip("xyz", grid.corner_mm)},
+        VoxelSize={k: mm_to_cm(v) for k, v in zip("xyz", grid.spacing_mm)},
+        NrVoxels={"x": nx, "y": ny, "z": nz})
+    arr = np.asarray(vox, dtype=np.float64)
+    if arr.size != grid.n_voxels:
+        raise InputError(f"{what}: GetRoiGeometryAsVoxels gave {arr.size} values for {grid.n_voxels} voxels")
+    return np.clip(arr.reshape(grid.shape) / 255.0, 0.0, 1.0)
+
+
+def roi_bounding_box_mm(geometry: Any) -> Tuple[Tuple[float, float, float], Tuple[float, float, float]]:
+    """``GetBoundingBox()`` as ((x, y, z) min, (x, y, z) max) in mm."""
+    lo, hi = geometry.GetBoundingBox()
+    return ((cm_to_mm(lo.x), cm_to_mm(lo.y), cm_to_mm(lo.z)), (cm_to_mm(hi.x), cm_to_mm(hi.y), cm_to_mm(hi.z)))
 
 
 def fractions_from_name(name: str) -> Optional[int]:

@@ -1,14 +1,12 @@
 """``reirrad dvh``: DVH metrics of DICOM-RT files, on a sub-voxel grid.
 
-The files are read by the mock TPS's DICOM readers (:mod:`mock_tps._dicom_struct`,
-:mod:`mock_tps._dicom_dose`, :mod:`mock_tps._dicom_ct`), the same code and the same
-checks and refusals as :func:`mock_tps.dicom_import.import_dicom` (modality, frame
-of reference, per-fraction dose without a fraction count, malformed contours), and
-each ROI is voxelized by the mock's rule (:mod:`mock_tps._dicom_voxelize`: even-odd
-in plane, ½-spacing end caps).  No patient is loaded and the adapter is not used:
-loading voxelizes every ROI on the CT grid and resamples it to the dose grid,
-which costs more than all the DVHs and gives the geometry only at dose-grid
-resolution (DESIGN §4's single road is kept for the DICOM-to-array part only).
+The files take the product's one road (DESIGN §4): they are imported into the mock
+TPS (:func:`mock_tps.dicom_import.import_dicom`, with its checks and refusals), and
+every number is read back through the scripting API by the adapter — the dose with
+``DoseValues.DoseData`` (cGy → Gy), each ROI's extent with ``GetBoundingBox`` and its
+coverage on the refined grid with ``GetRoiGeometryAsVoxels`` (the mock voxelizes
+contoured ROIs from their contours on the grid asked for, RTSTRUCT rule of
+:mod:`mock_tps._dicom_voxelize`: even-odd in plane, ½-spacing end caps).
 
 The DVH rule (:mod:`constraints.dvh_subvoxel`)
 -----------------------------------------------
@@ -42,20 +40,18 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from constraints.dvh_subvoxel import (DEFAULT_MAX_SUBVOXELS, DEFAULT_TARGET_MM, DoseField, SubvoxelDvh,
                                       compute_subvoxel_dvh, subvoxel_elements, subvoxel_factors)
-from constraints.errors import DicomImportError, InputError
+from constraints.errors import InputError
+from constraints.grid import Grid
 from constraints.lq import bed, eqd2
 
 from ._output import print_json, print_table
 
-#: In-plane sample lines of the voxelizer: at least 2 per (sub-)voxel row and at most this far
-#: apart (mm); the fraction is exact in x, midpoint-sampled in y.
-LINE_SPACING_MM = 1.25
 DEFAULT_D_PERCENT = (99.0, 95.0, 5.0, 1.0)
 DEFAULT_D_CC = (0.03, 0.035, 1.0)
 
@@ -105,43 +101,6 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError(f"--ct {args.ct!r}: no such directory")
 
 
-def _read(reader: Callable[..., Any], what: str, path: Any, *args: Any) -> Any:
-    """``reader(path, *args)``; any failure other than the reader's own DicomImportError
-    (pydicom or numpy on a malformed element) becomes a DicomImportError naming the file."""
-    try:
-        return reader(path, *args)
-    except DicomImportError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any other failure of a malformed file
-        raise DicomImportError(f"{what} {str(path)!r} cannot be read: a malformed element "
-                               f"({type(exc).__name__}: {exc}); export the file again") from None
-
-
-def _read_files(args: argparse.Namespace) -> Tuple[Any, Any, np.ndarray, int, str, str, float]:
-    """RTSTRUCT, plan RTDOSE (whole-course Gy), fraction count and its source (as import_dicom)."""
-    from mock_tps._dicom_ct import read_ct_series
-    from mock_tps._dicom_dose import dose_total_gy, read_rtdose
-    from mock_tps._dicom_struct import read_rtstruct
-
-    ss = _read(read_rtstruct, "RTSTRUCT", args.rtstruct)
-    dose = _read(read_rtdose, "plan RTDOSE", args.dose, "plan RTDOSE")
-    ct = _read(read_ct_series, "CT directory", args.ct) if args.ct is not None else None
-    planning_frame = ct.frame_of_reference_uid if ct is not None else ss.frame_of_reference_uid
-    if ss.frame_of_reference_uid != planning_frame:
-        raise DicomImportError(
-            f"RTSTRUCT {ss.path!r} is on frame of reference {ss.frame_of_reference_uid}, the CT series in "
-            f"{str(args.ct)!r} on {planning_frame}: export the structure set drawn on this CT")
-    if dose.frame_of_reference_uid != planning_frame:
-        raise DicomImportError(
-            f"plan RTDOSE {dose.path!r} is on frame of reference {dose.frame_of_reference_uid}, the planning "
-            f"{'CT' if ct is not None else 'RTSTRUCT'} on {planning_frame}: the plan dose must be on the planning "
-            "frame (a registration is accepted for prior-course doses only)")
-    source = "argument" if args.fractions is not None else "assumed"
-    total_gy, note = dose_total_gy(dose, args.fractions, "plan RTDOSE")
-    nominal = ss.nominal_plane_spacing_mm() or (ct.grid.spacing_mm[2] if ct is not None else dose.grid.spacing_mm[2])
-    return ss, dose.grid, np.asarray(total_gy, dtype=np.float32), args.fractions or 1, source, note, float(nominal)
-
-
 def _index_range(lo_mm: float, hi_mm: float, corner_mm: float, step_mm: float, n: int) -> Tuple[int, int]:
     """Dose voxels [i0, i1) overlapping [lo_mm, hi_mm], clipped to the grid."""
     i0 = int(math.floor((lo_mm - corner_mm) / step_mm + 1e-9))
@@ -149,61 +108,26 @@ def _index_range(lo_mm: float, hi_mm: float, corner_mm: float, step_mm: float, n
     return max(i0, 0), min(i1, n)
 
 
-def _plane_area_mm2(contours: Sequence[np.ndarray]) -> float:
-    """Area of one plane's contours under the even-odd rule (a contour inside an odd
-    number of others is a hole), for contours that do not cross each other."""
-    areas = [0.5 * abs(float(np.dot(c[:, 0], np.roll(c[:, 1], -1)) - np.dot(c[:, 1], np.roll(c[:, 0], -1))))
-             for c in contours]
-    if len(contours) == 1:
-        return areas[0]
-    total = 0.0
-    for i, ci in enumerate(contours):
-        x, y = float(ci[0, 0]), float(ci[0, 1])
-        depth = 0
-        for j, cj in enumerate(contours):
-            if i == j:
-                continue
-            x0, y0 = cj[:, 0], cj[:, 1]
-            x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
-            crosses = (y0 > y) != (y1 > y)
-            xc = x0[crosses] + (y - y0[crosses]) * (x1[crosses] - x0[crosses]) / (y1[crosses] - y0[crosses])
-            depth += int(np.count_nonzero(xc > x)) % 2
-        total += -areas[i] if depth % 2 else areas[i]
-    return total
-
-
-def _stack_volume_cc(planes: Sequence[Tuple[float, Sequence[np.ndarray]]], nominal_mm: float) -> float:
-    """Volume of the contour stack (cm³): plane area × slab thickness (the voxelizer's slabs)."""
-    from mock_tps._dicom_voxelize import slab_bounds_mm
-    lo, hi = slab_bounds_mm(np.array([z for z, _ in planes]), nominal_mm)
-    return float(sum(_plane_area_mm2(cs) * (b - a) for (_, cs), a, b in zip(planes, lo, hi))) / 1000.0
-
-
-def _roi_dvh(name: str, planes: Sequence[Tuple[float, Sequence[np.ndarray]]], dose: DoseField, grid: Any,
-             nominal_mm: float) -> Tuple[Optional[SubvoxelDvh], bool]:
+def _roi_dvh(name: str, geometry: Any, dose: DoseField, grid: Grid) -> Tuple[Optional[SubvoxelDvh], bool]:
     """Sub-voxel DVH of one ROI (rule in the module doc), or None when no part lies in the dose grid;
     and whether the ROI reaches beyond the dose grid."""
-    from mock_tps._dicom_voxelize import slab_bounds_mm, voxelize_planes
-    from mock_tps._phantom_data import GridSpec
+    from tps_scripts.adapter import roi_bounding_box_mm, roi_coverage_on
 
-    pts = np.concatenate([c for _, cs in planes for c in cs])
-    zlo, zhi = slab_bounds_mm(np.array([z for z, _ in planes]), nominal_mm)
+    (x0, y0, z0), (x1, y1, z1) = roi_bounding_box_mm(geometry)
     nz, ny, nx = grid.shape
     (cx, cy, cz), (dx, dy, dz) = grid.corner_mm, grid.spacing_mm
-    i0, i1 = _index_range(float(pts[:, 0].min()), float(pts[:, 0].max()), cx, dx, nx)
-    j0, j1 = _index_range(float(pts[:, 1].min()), float(pts[:, 1].max()), cy, dy, ny)
-    k0, k1 = _index_range(float(zlo.min()), float(zhi.max()), cz, dz, nz)
-    clipped = (float(pts[:, 0].min()) < cx or float(pts[:, 0].max()) > cx + nx * dx or float(pts[:, 1].min()) < cy
-               or float(pts[:, 1].max()) > cy + ny * dy or float(zlo.min()) < cz or float(zhi.max()) > cz + nz * dz)
+    i0, i1 = _index_range(x0, x1, cx, dx, nx)
+    j0, j1 = _index_range(y0, y1, cy, dy, ny)
+    k0, k1 = _index_range(z0, z1, cz, dz, nz)
+    clipped = x0 < cx or x1 > cx + nx * dx or y0 < cy or y1 > cy + ny * dy or z0 < cz or z1 > cz + nz * dz
     if i0 >= i1 or j0 >= j1 or k0 >= k1:
         return None, True
     box = (k1 - k0, j1 - j0, i1 - i0)
     fz, fy, fx = subvoxel_factors(box, grid.spacing_mm, target_mm=DEFAULT_TARGET_MM,
                                   max_subvoxels=DEFAULT_MAX_SUBVOXELS)
-    fine = GridSpec(corner_mm=(cx + i0 * dx, cy + j0 * dy, cz + k0 * dz), spacing_mm=(dx / fx, dy / fy, dz / fz),
-                    shape=(box[0] * fz, box[1] * fy, box[2] * fx))
-    coverage = voxelize_planes(planes, fine, nominal_spacing_mm=nominal_mm,
-                               subrows=max(2, math.ceil(dy / fy / LINE_SPACING_MM - 1e-9)))
+    fine = Grid((cx + i0 * dx, cy + j0 * dy, cz + k0 * dz), (dx / fx, dy / fy, dz / fz),
+                (box[0] * fz, box[1] * fy, box[2] * fx))
+    coverage = roi_coverage_on(geometry, fine, f"ROI {name!r}")
     if not coverage.any():
         return None, True
     d, h, w = subvoxel_elements(coverage, dose, (k0, j0, i0), (fz, fy, fx))
@@ -221,50 +145,64 @@ def _metrics(h: SubvoxelDvh, args: argparse.Namespace,
 
 
 def dvh_report(args: argparse.Namespace) -> Dict[str, Any]:
-    """Read the files and compute the report (the JSON payload); rule in the module doc."""
+    """Import the files, read them back through the API and compute the report (the JSON payload)."""
+    import mock_tps
+    from mock_tps import connect as api
+    from mock_tps.dicom_import import import_dicom
+    from tps_scripts.adapter import current_context, dose_grid, read_dose_gy
+
     _check_args(args)
-    ss, grid, dose_gy, n, fx_source, note, nominal = _read_files(args)
-    quantity = "physical dose"
-    transform = eqd2_transform = None
-    if args.alpha_beta is not None:
-        ab = float(args.alpha_beta)
-        transform = lambda d: bed(d, n, ab)            # noqa: E731 - monotone maps of the dose
-        eqd2_transform = lambda d: eqd2(d, n, ab)      # noqa: E731
-        quantity = f"BED (alpha/beta {ab:g} Gy, {n} fractions); EQD2 under 'eqd2'"
-    names = [r.name for r in ss.rois]
-    wanted = list(args.roi) if args.roi else names
-    unknown = [r for r in wanted if r not in names]
-    if unknown:
-        raise InputError(f"--roi {unknown}: not in RTSTRUCT {args.rtstruct!r}; its ROIs are {names}")
-    by_name = {r.name: r for r in ss.rois}
-    dose = DoseField.from_grid(dose_gy, grid.spacing_mm)
-    rois: List[Dict[str, Any]] = []
-    for name in wanted:
-        planes = by_name[name].planes
-        entry: Dict[str, Any] = {"name": name}
-        if not planes:
-            entry["reason"] = "no contours in the RTSTRUCT (no closed planar contour)"
-            rois.append(entry)
-            continue
-        h, clipped = _roi_dvh(name, planes, dose, grid, nominal)
-        roi_volume_cc = _stack_volume_cc(planes, nominal) if clipped else h.total_volume_cc
-        if h is None:
+    imported = import_dicom(rtstruct=args.rtstruct, plan_dose=args.dose, ct_dir=args.ct, fractions=args.fractions)
+    try:
+        ctx = current_context(api)
+        total = ctx.plan.TreatmentCourse.TotalDose
+        grid = dose_grid(total)
+        dose_gy = read_dose_gy(total, f"plan RTDOSE {args.dose!r}", grid).astype(np.float32)
+        ss = ctx.case.PatientModel.StructureSets[ctx.examination.Name]
+        names = [r.Name for r in ctx.case.PatientModel.RegionsOfInterest]
+        n = imported.fractions
+        quantity = "physical dose"
+        transform = eqd2_transform = None
+        if args.alpha_beta is not None:
+            ab = float(args.alpha_beta)
+            transform = lambda d: bed(d, n, ab)            # noqa: E731 - monotone maps of the dose
+            eqd2_transform = lambda d: eqd2(d, n, ab)      # noqa: E731
+            quantity = f"BED (alpha/beta {ab:g} Gy, {n} fractions); EQD2 under 'eqd2'"
+        wanted = list(args.roi) if args.roi else names
+        unknown = [r for r in wanted if r not in names]
+        if unknown:
+            raise InputError(f"--roi {unknown}: not in RTSTRUCT {args.rtstruct!r}; its ROIs are {names}")
+        dose = DoseField.from_grid(dose_gy, grid.spacing_mm)
+        rois: List[Dict[str, Any]] = []
+        for name in wanted:
+            geometry = ss.RoiGeometries[name]
+            entry: Dict[str, Any] = {"name": name}
+            if not geometry.HasContours():
+                entry["reason"] = "no contours in the RTSTRUCT (no closed planar contour)"
+                rois.append(entry)
+                continue
+            h, clipped = _roi_dvh(name, geometry, dose, grid)
+            roi_volume_cc = float(geometry.GetRoiVolume()) if clipped or h is None else h.total_volume_cc
+            if h is None:
+                entry["roi_volume_cc"] = roi_volume_cc
+                entry["reason"] = "outside the dose grid"
+                rois.append(entry)
+                continue
+            vol = h.total_volume_cc
+            entry["volume_cc"] = vol
             entry["roi_volume_cc"] = roi_volume_cc
-            entry["reason"] = "outside the dose grid"
+            entry.update(_metrics(h, args, transform))
+            if vol < 0.99 * roi_volume_cc:
+                entry["warning"] = (f"{100.0 * (1 - vol / roi_volume_cc):.1f} % of the ROI lies outside the dose "
+                                    "grid; metrics are of the part inside")
+            if eqd2_transform is not None:
+                entry["eqd2"] = _metrics(h, args, eqd2_transform)
             rois.append(entry)
-            continue
-        vol = h.total_volume_cc
-        entry["volume_cc"] = vol
-        entry["roi_volume_cc"] = roi_volume_cc
-        entry.update(_metrics(h, args, transform))
-        if vol < 0.99 * roi_volume_cc:
-            entry["warning"] = (f"{100.0 * (1 - vol / roi_volume_cc):.1f} % of the ROI lies outside the dose grid; "
-                                "metrics are of the part inside")
-        if eqd2_transform is not None:
-            entry["eqd2"] = _metrics(h, args, eqd2_transform)
-        rois.append(entry)
+    finally:
+        mock_tps.unload()
     return {"dose_file": str(args.dose), "rtstruct": str(args.rtstruct), "quantity": quantity,
-            "fractions": n, "fractions_source": fx_source, "dose_summation": note, "rois": rois}
+            "fractions": n, "fractions_source": imported.fractions_source, "dose_summation": imported.plan_dose_note,
+            "rois": rois}
 
 
 def run_dvh(args: argparse.Namespace) -> int:

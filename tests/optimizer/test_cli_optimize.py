@@ -49,3 +49,28 @@ def test_json_shape_and_files(capsys, tmp_path):
         assert list(c) == ["roi", "metric", "domain", "limit", "value", "pass"]
     assert any(c["domain"] == "cumulative_bed" and not c["pass"] for c in payload["constraints"])
     assert (out / "plan_sbrt_only.npz").exists() and (out / "metrics_sbrt_only.json").exists()
+
+
+@pytest.mark.slow
+def test_sweep_files_and_monotone_coverage(capsys, tmp_path):
+    """``--sweep`` on the coarse t4t5 phantom: sweep.json and sweep.png written, every point optimal,
+    and per strategy the PTVeval V24Gy ceiling does not rise as the safety margin grows
+    (a larger margin only lowers limits, so the feasible set shrinks)."""
+    out = tmp_path / "sweep"
+    rc = main(["optimize", "--phantom", "t4t5_esophageal", "--sweep", "--grid-mm", "4", "--dose-grid-mm", "6",
+               "--bixel-mm", "10", "--out", str(out), "--json"])
+    payload = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert (out / "sweep.json").exists() and (out / "sweep.png").stat().st_size > 0
+    assert json.loads((out / "sweep.json").read_text()) == payload
+    points = payload["sweep"]
+    assert {p["strategy"] for p in points} == {"exact", "zones", "sbrt-only"}
+    for strategy in ("exact", "zones", "sbrt-only"):
+        pts = sorted((p for p in points if p["strategy"] == strategy), key=lambda p: p["margin_gy"])
+        assert [p["margin_gy"] for p in pts] == [0.0, 0.5, 1.0, 2.0]
+        v = [p["ptv_eval"]["v24gy_percent"] for p in pts]
+        assert all(p["status"] == "optimal" for p in pts) and all(0.0 <= x <= 100.0 for x in v)
+        # non-increasing with the margin, within the solver/correction tolerance (0.5 % of volume)
+        assert all(b <= a + 0.5 for a, b in zip(v, v[1:])), (strategy, v)
+    exact0 = next(p for p in points if p["strategy"] == "exact" and p["margin_gy"] == 0.0)
+    assert all(c["pass"] for c in exact0["constraints"] if c["domain"] == "cumulative_bed")
