@@ -2,7 +2,8 @@
 
 Usage::
 
-    python bench/bench_tps_vs_fmo.py [--phantoms t4t5_esophageal,...] [--coarse] [--solver HIGHS]
+    python bench/bench_tps_vs_fmo.py [--phantoms t4t5_esophageal,...] [--coarse | --grid-mm 3 --dose-grid-mm 4
+                                     --bixel-mm 7] [--solver HIGHS] [--skip-fmo]
 
 For every phantom, on one built phantom (one influence matrix):
 
@@ -95,14 +96,22 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--phantoms", default=",".join(PHANTOMS))
     ap.add_argument("--coarse", action="store_true", help="4 mm CT, 5 mm dose grid, 10 mm beamlets")
+    ap.add_argument("--grid-mm", type=float, help="CT voxel size, mm")
+    ap.add_argument("--dose-grid-mm", type=float, help="dose-grid voxel size, mm")
+    ap.add_argument("--bixel-mm", type=float, help="beamlet width, mm")
     ap.add_argument("--solver", default="HIGHS")
     ap.add_argument("--skip-fmo", action="store_true")
     args = ap.parse_args()
     from mock_tps._phantoms import build_phantom
 
+    params = dict(COARSE) if args.coarse else {}
+    for key in ("grid_mm", "dose_grid_mm", "bixel_mm"):
+        if getattr(args, key) is not None:
+            params[key] = getattr(args, key)
+    print(json.dumps({"params": params}), flush=True)
     rows = []
     for name in args.phantoms.split(","):
-        data = build_phantom(name, **(COARSE if args.coarse else {}))
+        data = build_phantom(name, **params)
         got = tps_rows(name, data) + ([] if args.skip_fmo else fmo_rows(name, data, args.solver))
         for r in got:
             print(json.dumps(r), flush=True)

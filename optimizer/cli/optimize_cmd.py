@@ -35,7 +35,9 @@ def register(sub) -> None:
     p = sub.add_parser("optimize", help="offline FMO: best PTVeval coverage under per-voxel cumulative limits")
     p.add_argument("--phantom", required=True, help="mock_tps phantom name (e.g. t4t5_esophageal)")
     p.add_argument("--strategy", default="exact", choices=STRATEGY_CHOICES)
-    p.add_argument("--sweep", action="store_true", help="all strategies x margins 0, 0.5, 1, 2 Gy")
+    p.add_argument("--sweep", action="store_true", help="all strategies x the --sweep-margins-gy")
+    p.add_argument("--sweep-margins-gy", type=float, nargs="+", default=None, metavar="GY",
+                   help="safety margins of --sweep, Gy (default 0 0.5 1 2)")
     p.add_argument("--grid-mm", type=float, default=None, metavar="X", help="CT and dose-grid voxel size, mm")
     p.add_argument("--dose-grid-mm", type=float, default=None, metavar="X",
                    help="dose-grid voxel size, mm (default: --grid-mm)")
@@ -106,6 +108,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--grid-mm must be in [1, 4] mm, got {args.grid_mm:g}")
     if not args.margin_gy >= 0:
         raise InputError(f"--margin-gy must be >= 0 Gy, got {args.margin_gy:g}")
+    margins = tuple(DEFAULT_MARGINS_GY if not getattr(args, "sweep_margins_gy", None) else args.sweep_margins_gy)
+    if not all(m >= 0 for m in margins):
+        raise InputError(f"--sweep-margins-gy must be >= 0 Gy, got {list(margins)}")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise InputError(f"--out {args.out!r} exists and is not a directory")
     os.makedirs(args.out, exist_ok=True)
@@ -130,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         return 0 if plan.result.has_plan else 1
     entries, points = [], []
     for strategy in STRATEGY_CHOICES:
-        for m in DEFAULT_MARGINS_GY:
+        for m in sorted(set(margins)):
             plan = plan_strategy(fcase, protocol, strategy, margin_gy=m, options=options)
             payload = dict(_payload(args.phantom, plan), margin_gy=m)
             _write_plan(args.out, fcase, plan, payload)
