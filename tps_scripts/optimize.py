@@ -3,9 +3,11 @@
 1. Read the plan (adapter), refuse approved plans/structure sets, compute every
    organ's exact per-voxel SBRT limits (:func:`optimizer.organ_limits.organ_limits`).
 2. In one ``CompositeAction``: copy the user's plan to ``rr_<plan>`` (the user's plan,
-   its functions and dose stay untouched), create limit zones (``rr_`` ROIs), add
-   MaxDose constraints at each zone's level (lowest exact limit − margin), PTVeval
-   objectives and a dose fall-off, then loop:
+   its functions and dose stay untouched), create limit zones (``rr_`` ROIs), remove
+   from the copy the copied *constraints* on the organs that get zones (their
+   SBRT-only limits are superseded by the exact ones; listed in the record as
+   ``replaced_constraints``), add MaxDose constraints at each zone's level (lowest
+   exact limit − margin), PTVeval objectives and a dose fall-off, then loop:
    ``RunOptimization`` → read the dose → evaluate the exact per-voxel cumulative
    metrics and the whole protocol →
    * a limit fails: lower the failing zones' levels by their excess (+ 0.1 Gy);
@@ -34,6 +36,7 @@ from constraints.protocol import Protocol, load_protocol
 from optimizer.organ_limits import organ_limits
 
 from .adapter import gather, get_api, read_dose_gy
+from .units import cgy_to_gy
 from .assess import assessment_record, assessment_report, summary_lines
 from .config import PluginConfig, load_config
 from .limit_zones import Zone, build_zones
@@ -100,6 +103,27 @@ def _setup_functions(po: Any, zones: List[Zone], case: PlanCase, protocol: Proto
         z.history.append(z.level_gy())
 
 
+def _replace_copied_constraints(po: Any, zones: List[Zone], case: PlanCase) -> List[Dict[str, Any]]:
+    """Delete, in reirrad's copy of the plan, the copied constraints on the organs reirrad puts
+    limit zones on (their SBRT-only limits are superseded by the zones' exact limits); the
+    user's plan keeps them.  Objectives are kept.  Returns what was removed (for the record)."""
+    managed = {case.structures[z.organ].name for z in zones if z.organ in case.structures}
+    removed = []
+    for f in list(po.Constraints):
+        roi = f.ForRegionOfInterest.Name
+        if roi not in managed:
+            continue
+        p = f.DoseFunctionParameters
+        item = {"roi": roi, "function": str(getattr(p, "FunctionType", type(p).__name__))}
+        level = getattr(p, "DoseLevel", None)
+        if level is not None:
+            item["dose_level_gy"] = cgy_to_gy(float(level))
+        with step(f"remove the copied {item['function']} constraint on {roi} (replaced by reirrad's limit zones)"):
+            f.DeleteFunction()
+        removed.append(item)
+    return removed
+
+
 def _add_goals(evaluation_setup: Any, case: PlanCase, protocol: Protocol, zones: List[Zone]) -> None:
     rx = protocol.prescription.dose_gy
     target = case.structures[protocol.prescription.target].name
@@ -133,6 +157,7 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
         zones = build_zones(ctx, ctx.case.PatientModel, ctx.examination, new_bs.FractionDose, grid, g.case,
                             protocol, limits, g.prior_objects, margin_gy=settings.margin_gy)
         po = new_plan.PlanOptimizations[0]
+        replaced = _replace_copied_constraints(po, zones, g.case)
         with step("set the optimization's maximum number of iterations"):
             po.OptimizationParameters.Algorithm.MaxNumberOfIterations = settings.max_iterations
         _setup_functions(po, zones, g.case, protocol, settings)
@@ -224,6 +249,7 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
     record["zones"] = [{"roi": z.roi_name, "organ": z.organ, "kind": z.kind, "created": z.created,
                         "final_level_gy": z.level_gy(), "level_history_gy": z.history} for z in zones]
     record["limit_sources"] = {k: list(v.sources) for k, v in limits.items()}
+    record["replaced_constraints"] = replaced
     record["ptv_eval"] = _coverage(final.case.sbrt.dose_gy, final.case, protocol)
     lines = assessment_report(record, title="reirrad optimization")
     lines += ["", f"optimized plan {new_name!r} (copy of {ctx.plan.Name!r}); RunOptimization calls: {calls}",

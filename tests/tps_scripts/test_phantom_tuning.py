@@ -69,3 +69,29 @@ def test_seed_failure_mode_sbrt_only_plan_breaches_cumulative_esophagus(cfg):
     after = {c["id"]: c for c in tuned["evaluation"]["constraints"]}
     assert all(after[c["id"]]["pass"] for c in cumulative)
     assert tuned["evaluation"]["all_pass"]
+    # the copy's SBRT-only constraints on the zoned organs were replaced by the zones; the user's
+    # plan keeps them.  Keeping them cost the whole coverage here: V24Gy 0 % instead of 40.7 %
+    # (coarse grid; measured when the replacement was introduced).
+    replaced = {c["roi"] for c in tuned["replaced_constraints"]}
+    assert {"SpinalCord_PRV", "Esophagus"} <= replaced
+    assert tuned["ptv_eval"]["v24gy_percent"] > 30.0
+
+
+@pytest.mark.slow
+def test_user_plan_keeps_its_constraints(cfg):
+    from tps_scripts.optimize import run_optimization
+    mock_tps.load_phantom("c3_cervical", **COARSE)
+    import connect
+    try:
+        case = connect.get_current("Case")
+        rois = lambda plan: sorted(f.ForRegionOfInterest.Name for f in plan.PlanOptimizations[0].Constraints)  # noqa: E731
+        user_before = rois(case.TreatmentPlans["SBRT"])
+        _, rec = run_optimization(api=connect, config=cfg)
+        assert rois(case.TreatmentPlans["SBRT"]) == user_before
+        copy = rois(case.TreatmentPlans[rec["optimized_plan"]])
+    finally:
+        mock_tps.unload()
+    zone_rois = {z["roi"] for z in rec["zones"]}
+    for item in rec["replaced_constraints"]:
+        assert user_before.count(item["roi"]) >= 1
+        assert copy.count(item["roi"]) == (1 if item["roi"] in zone_rois else 0)   # only reirrad's own
