@@ -47,6 +47,24 @@ __all__ = ["Dvh", "compute_dvh"]
 _VOLUME_RTOL = 1e-9
 
 
+def requested_volume_cc(volume_cc: float, total_volume_cc: float, structure_name: str) -> float:
+    """The ``V`` of a ``D_V`` request, checked: a finite number > 0 (InputError) and not more than
+    the structure holds, to relative round-off (NotEvaluableError, never an answer)."""
+    v = positive_number(volume_cc, "volume_cc", "cc")
+    if v > total_volume_cc * (1.0 + _VOLUME_RTOL):
+        raise NotEvaluableError(
+            f"D{v:g}cc of {structure_name!r} is not evaluable: the structure holds only {total_volume_cc:.4g} cc")
+    return v
+
+
+def requested_percent_cc(percent: float, total_volume_cc: float) -> float:
+    """The volume (cm³) of a ``D_x%`` request; ``percent`` must be a number in (0, 100] (InputError)."""
+    p = positive_number(percent, "percent", "%")
+    if p > 100.0:
+        raise InputError(f"percent must be in (0, 100], got {p:g}")
+    return min(p / 100.0 * total_volume_cc, total_volume_cc)
+
+
 @dataclass(frozen=True, eq=False)
 class Dvh:
     """Cumulative DVH of one structure, from voxels sorted by decreasing value.
@@ -91,21 +109,13 @@ class Dvh:
         constraints.errors.NotEvaluableError
             ``volume_cc`` exceeds the structure volume.
         """
-        v = positive_number(volume_cc, "volume_cc", "cc")
-        if v > self.total_volume_cc * (1.0 + _VOLUME_RTOL):
-            raise NotEvaluableError(
-                f"D{v:g}cc of {self.structure_name!r} is not evaluable: the structure holds only "
-                f"{self.total_volume_cc:.4g} cc"
-            )
+        v = requested_volume_cc(volume_cc, self.total_volume_cc, self.structure_name)
         i = int(np.searchsorted(self.cum_volume_cc, v * (1.0 - _VOLUME_RTOL), side="left"))
         return float(self.dose_desc[min(i, self.dose_desc.size - 1)])
 
     def d_percent(self, percent: float) -> float:
         """``D_x%``: highest value received by at least ``percent`` % of the volume."""
-        p = positive_number(percent, "percent", "%")
-        if p > 100.0:
-            raise InputError(f"percent must be in (0, 100], got {p:g}")
-        return self.d_cc(min(p / 100.0 * self.total_volume_cc, self.total_volume_cc))
+        return self.d_cc(requested_percent_cc(percent, self.total_volume_cc))
 
     def v_cc(self, dose: float) -> float:
         """``V_d``: covered volume (cm³) of voxels with value ≥ ``dose``."""

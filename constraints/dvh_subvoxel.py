@@ -71,6 +71,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ._validate import positive_number
+from .dvh import requested_percent_cc, requested_volume_cc
 from .errors import InputError, NotEvaluableError
 
 __all__ = ["DoseField", "SubvoxelDvh", "subvoxel_factors", "subvoxel_elements", "compute_subvoxel_dvh",
@@ -347,11 +348,7 @@ class SubvoxelDvh:
         constraints.errors.NotEvaluableError
             ``volume_cc`` exceeds the structure volume.
         """
-        v = positive_number(volume_cc, "volume_cc", "cc")
-        if v > self.total_volume_cc * (1.0 + _VOLUME_RTOL):
-            raise NotEvaluableError(
-                f"D{v:g}cc of {self.structure_name!r} is not evaluable: the structure holds only "
-                f"{self.total_volume_cc:.4g} cc")
+        v = requested_volume_cc(volume_cc, self.total_volume_cc, self.structure_name)
         if v >= self.total_volume_cc * (1.0 - _VOLUME_RTOL):
             return self.dmin
         return self._invert(v)
@@ -364,10 +361,7 @@ class SubvoxelDvh:
         constraints.errors.InputError
             ``percent`` not a number in (0, 100].
         """
-        p = positive_number(percent, "percent", "%")
-        if p > 100.0:
-            raise InputError(f"percent must be in (0, 100], got {p:g}")
-        return self.d_cc(min(p / 100.0 * self.total_volume_cc, self.total_volume_cc))
+        return self.d_cc(requested_percent_cc(percent, self.total_volume_cc))
 
     def _invert(self, v: float) -> float:
         # Bracket the answer between levels where V is known, narrow the bracket with the
