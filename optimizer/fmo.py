@@ -47,9 +47,12 @@ References
 from __future__ import annotations
 
 import logging
+import contextlib
+import os
+import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -67,7 +70,7 @@ __all__ = ["Region", "MaxBound", "VolumeCap", "FmoSpec", "FmoOptions", "FmoMetri
 SOLVER_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
     "CLARABEL": {"tol_gap_abs": 1e-7, "tol_gap_rel": 1e-7, "tol_feas": 1e-8, "max_iter": 200},
     "HIGHS": {"solver": "ipm", "run_crossover": "off", "primal_feasibility_tolerance": 1e-8,
-              "dual_feasibility_tolerance": 1e-8, "random_seed": 0},
+              "dual_feasibility_tolerance": 1e-8, "random_seed": 0, "output_flag": False},
     "OSQP": {"eps_abs": 1e-6, "eps_rel": 1e-6, "max_iter": 200000, "polish": True},
     "SCS": {"eps_abs": 1e-6, "eps_rel": 1e-6, "max_iters": 200000},
 }
@@ -397,6 +400,25 @@ def _metrics(spec: FmoSpec, dose_gy: np.ndarray) -> FmoMetrics:
     return FmoMetrics(v_rx, d95, excess if np.isfinite(excess) else 0.0, tuple(cv))
 
 
+@contextlib.contextmanager
+def _solver_output_to_stderr() -> Iterator[None]:
+    """Send what native solver code writes to file descriptor 1 (HiGHS prints its banner there
+    whatever its options say) to stderr, so that stdout stays the CLI's (``--json``)."""
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError):     # no real stdout (embedded interpreter): nothing to protect
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def solve_fmo(spec: FmoSpec, options: FmoOptions = FmoOptions()) -> FmoResult:
     """Build and solve ``spec``; see the module docstring for the formulation.
 
@@ -444,7 +466,8 @@ def solve_fmo(spec: FmoSpec, options: FmoOptions = FmoOptions()) -> FmoResult:
         build_s += built.build_s
         t0 = time.perf_counter()
         try:
-            built.problem.solve(solver=options.solver, **options.solve_kwargs())
+            with _solver_output_to_stderr():
+                built.problem.solve(solver=options.solver, **options.solve_kwargs())
             status = str(built.problem.status)
         except cp.error.SolverError as exc:
             status = f"solver_error: {exc}".splitlines()[0]

@@ -42,6 +42,8 @@ def register(sub) -> None:
     p.add_argument("--dose-grid-mm", type=float, default=None, metavar="X",
                    help="dose-grid voxel size, mm (default: --grid-mm)")
     p.add_argument("--bixel-mm", type=float, default=None, metavar="X", help="beamlet width, mm")
+    p.add_argument("--coarse", action="store_true",
+                   help="4 mm CT, 5 mm dose grid, 10 mm beamlets (seconds; the 2 mm default takes long)")
     p.add_argument("--margin-gy", type=float, default=0.0, help="safety margin on esophagus/cord limits, Gy")
     p.add_argument("--solver", default="HIGHS", choices=SOLVER_CHOICES)
     p.add_argument("--protocol", default="koide2024")
@@ -116,11 +118,16 @@ def run(args: argparse.Namespace) -> int:
     os.makedirs(args.out, exist_ok=True)
     protocol = load_protocol(args.protocol)
     params = {}
+    grid_mm = args.grid_mm
+    if getattr(args, "coarse", False):
+        from .demo_cmd import COARSE
+        grid_mm = COARSE["grid_mm"] if grid_mm is None else grid_mm
+        params = {"dose_grid_mm": COARSE["dose_grid_mm"], "bixel_mm": COARSE["bixel_mm"]}
     if args.dose_grid_mm is not None:
         params["dose_grid_mm"] = args.dose_grid_mm
     if args.bixel_mm is not None:
         params["bixel_mm"] = args.bixel_mm
-    fcase = case_from_phantom(args.phantom, protocol, grid_mm=args.grid_mm, **params)
+    fcase = case_from_phantom(args.phantom, protocol, grid_mm=grid_mm, **params)
     options = FmoOptions(solver=args.solver)
     if not args.sweep:
         plan = plan_strategy(fcase, protocol, args.strategy, margin_gy=args.margin_gy, options=options)
