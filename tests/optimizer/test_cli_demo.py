@@ -37,8 +37,11 @@ def test_demo_interrupted_with_ctrl_c_prints_no_traceback(tmp_path):
     import time
     # the full-size phantom: interrupted 1 s after its first progress line (the phantom build,
     # which takes several seconds even with cached dose matrices)
+    # SIGINT back to its default in the child: a test run started in the background (CI) ignores
+    # SIGINT, the child would inherit that, and Python would then never raise KeyboardInterrupt
     proc = subprocess.Popen([sys.executable, "-m", "optimizer.cli.main", "demo", "--max-optimizations", "1", "--out",
-                             str(tmp_path / "demo")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             str(tmp_path / "demo")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = proc.stderr.readline()
     time.sleep(1)
     proc.send_signal(signal.SIGINT)
