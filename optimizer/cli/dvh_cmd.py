@@ -44,8 +44,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from constraints.dvh_subvoxel import (DEFAULT_MAX_SUBVOXELS, DEFAULT_TARGET_MM, DoseField, SubvoxelDvh,
-                                      compute_subvoxel_dvh, subvoxel_elements, subvoxel_factors)
+from constraints.dvh_subvoxel import SubvoxelDvh, compute_subvoxel_dvh
+from constraints.subvoxel_sampling import (DEFAULT_MAX_SUBVOXELS, DEFAULT_TARGET_MM, DoseField, subvoxel_elements,
+                                          subvoxel_factors)
 from constraints.errors import InputError
 from constraints.grid import Grid
 from constraints.lq import bed, eqd2

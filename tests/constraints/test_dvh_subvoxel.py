@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from constraints import compute_subvoxel_dvh
-from constraints.dvh_subvoxel import DoseField, subvoxel_elements
+from constraints.subvoxel_sampling import DoseField, subvoxel_elements
 from constraints.errors import InputError, NotEvaluableError
 
 
