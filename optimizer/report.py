@@ -216,6 +216,13 @@ def render_report(inp: ReportInputs) -> str:
                      f"<th>protocol</th><th>changes</th></tr>{rows}</table>"
                      f"<p>RunOptimization calls: {rec.get('run_optimization_calls')}; stop: "
                      f"{html.escape(str(rec.get('stop_reason')))}</p>")
+        replaced = rec.get("replaced_constraints") or []
+        if replaced:
+            items = "; ".join(f"{html.escape(str(c['roi']))} {html.escape(str(c['function']))}"
+                              + (f" {c['dose_level_gy']:.2f} Gy" if c.get("dose_level_gy") is not None else "")
+                              for c in replaced)
+            parts.append(f"<p id='replaced'>Constraints of the source plan replaced by the limit zones in "
+                         f"{html.escape(str(rec.get('optimized_plan')))} (the source plan keeps them): {items}</p>")
         parts.append(_img(figs.tuning_figure(log, p.prescription.dose_gy), "Coverage and worst margins per optimization"))
     parts.append("<h2>Dose metrics in the layout of the seed's Table 3</h2>")
     for name, t in rec.get("table3", {}).items():

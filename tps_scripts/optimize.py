@@ -253,7 +253,13 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
     record["ptv_eval"] = _coverage(final.case.sbrt.dose_gy, final.case, protocol)
     lines = assessment_report(record, title="reirrad optimization")
     lines += ["", f"optimized plan {new_name!r} (copy of {ctx.plan.Name!r}); RunOptimization calls: {calls}",
-              f"stop: {stop_reason}", "tuning log:"]
+              f"stop: {stop_reason}"]
+    if replaced:
+        lines.append("constraints of the source plan replaced by the limit zones in the copy (the source plan keeps "
+                     "them): " + "; ".join(f"{c['roi']} {c['function']}" + (f" {c['dose_level_gy']:.2f} Gy"
+                                                                          if "dose_level_gy" in c else "")
+                                           for c in replaced))
+    lines.append("tuning log:")
     for e in log:
         lines.append(f"  {e['iteration']}: V{protocol.prescription.dose_gy:g}Gy {e['ptv_eval']['v_rx_percent']:.1f} %, "
                      f"D95 {e['ptv_eval']['d95_gy']:.2f} Gy, {'pass' if e['all_pass'] else 'FAIL'}; "

@@ -93,7 +93,8 @@ def run_demo(args: argparse.Namespace) -> int:
         final = gather(connect, config, protocol)
         limits = organ_limits(final.case, protocol, unknown_prior=config.unknown_prior)
         report_record = dict(after)
-        for key in ("tuning_log", "run_optimization_calls", "stop_reason", "zones"):
+        for key in ("tuning_log", "run_optimization_calls", "stop_reason", "zones", "replaced_constraints",
+                    "optimized_plan"):
             report_record[key] = opt[key]
         report = write_report(ReportInputs(protocol, final.case, report_record, limits, before_record=before,
                                            show_identity=args.show_identity, identity=final.identity),

@@ -37,7 +37,7 @@ def report(tmp_path_factory):
     _, after = run_assessment(connect, cfg)
     g = gather(connect, cfg, p)
     rec = dict(after)
-    for k in ("tuning_log", "run_optimization_calls", "stop_reason", "zones"):
+    for k in ("tuning_log", "run_optimization_calls", "stop_reason", "zones", "replaced_constraints", "optimized_plan"):
         rec[k] = opt[k]
     path = write_report(ReportInputs(p, g.case, rec, organ_limits(g.case, p), before_record=before,
                                      identity=g.identity), str(out / "report.html"))
@@ -54,6 +54,9 @@ def test_report_is_self_contained_and_complete(report):
     for b64 in imgs:
         assert base64.b64decode(b64)[:8] == b"\x89PNG\r\n\x1a\n"
     assert 'id="constraints"' in text and "id='tuning'" in text
+    # the source plan's constraints that the copy replaced by limit zones are named
+    assert rec["replaced_constraints"] and "id='replaced'" in text
+    assert all(c["roi"] in text.split("id='replaced'")[1].split("</p>")[0] for c in rec["replaced_constraints"])
     assert "Phantom^Synthetic" not in text and "PHANTOM-0001" not in text   # no identity unless asked
     assert "Not for clinical use without local validation" in text
     # failures come first in the tables
