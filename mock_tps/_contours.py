@@ -5,11 +5,12 @@ slice; its voxel coverage (``GetRoiGeometryAsVoxels``) is computed from those
 contours.  The mock keeps the same order of things wherever it can:
 
 - ROIs imported from an RTSTRUCT keep the file's contours;
-- phantom ROIs are contoured once when the phantom is built (:func:`contour_planes`
-  of the analytic coverage) and their coverage is then *recomputed from the
-  contours* (:func:`mock_tps._dicom_voxelize.voxelize_planes`), so the coverage a
-  script reads in the mock and the coverage obtained by importing the exported
-  RTSTRUCT are the same numbers;
+- phantom ROIs are contoured once when the phantom is built (the analytic shapes'
+  cross-sections at the CT slice centres, :func:`mock_tps._phantoms.shape_planes`)
+  and their coverage is *computed from the contours*
+  (:func:`mock_tps._dicom_voxelize.voxelize_planes`), so the coverage a script reads
+  in the mock and the coverage obtained by importing the exported RTSTRUCT are the
+  same numbers;
 - derived geometries (margins, algebra, from dose) are voxel shapes; their contours
   are made on demand by :func:`contour_planes`.
 
@@ -21,13 +22,13 @@ vertices dropped, and lines with fewer than three points dropped.
 """
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import Iterable, List, Tuple
 
 import numpy as np
 
 from ._phantom_data import GridSpec
 
-__all__ = ["Planes", "contour_planes", "slice_contours", "drop_collinear", "quantize_mm", "COORDINATE_DECIMALS"]
+__all__ = ["Planes", "contour_planes", "stack_planes", "slice_contours", "drop_collinear", "quantize_mm", "COORDINATE_DECIMALS"]
 
 #: ``((z_mm, (contour (n, 2) mm in x, y, ...)), ...)`` sorted by z.
 Planes = Tuple[Tuple[float, Tuple[np.ndarray, ...]], ...]
@@ -123,10 +124,19 @@ def contour_planes(coverage: np.ndarray, grid: GridSpec, level: float = 0.5) -> 
     """
     cov = np.asarray(coverage)
     x, y, z = grid.centres_mm()
+    hit = np.flatnonzero(cov.reshape(cov.shape[0], -1).max(axis=1) >= level)
+    return stack_planes(((float(z[k]), cov[k]) for k in hit), x, y, level)
+
+
+def stack_planes(slices: Iterable[Tuple[float, np.ndarray]], x_mm: np.ndarray, y_mm: np.ndarray,
+                 level: float = 0.5) -> Planes:
+    """Planes of the ``level`` contours of 2-D fields, one per ``(z_mm, field)`` (:func:`slice_contours`).
+
+    A loop over slices (each slice is vectorized); slices without a contour give no plane.
+    """
     planes = []
-    # a loop over slices (each slice is vectorized), not over voxels
-    for k in np.flatnonzero(cov.reshape(cov.shape[0], -1).max(axis=1) >= level):
-        sl = slice_contours(cov[k], x, y, level)
-        if sl:
-            planes.append((float(z[k]), tuple(sl)))
+    for z_mm, field in slices:
+        contours = slice_contours(field, x_mm, y_mm, level)
+        if contours:
+            planes.append((float(z_mm), tuple(contours)))
     return tuple(planes)

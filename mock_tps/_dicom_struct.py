@@ -26,6 +26,7 @@ import numpy as np
 from constraints.errors import DicomImportError
 
 from ._dicom_files import read_dataset
+from ._dicom_voxelize import polygon_area_mm2
 
 __all__ = ["RoiContours", "StructureSetFile", "read_rtstruct", "ROI_TYPE_FROM_DICOM", "organ_type_for"]
 
@@ -141,11 +142,6 @@ def _color(rc: Any) -> str:
         return "Yellow"
 
 
-def _polygon_area_mm2(xy: np.ndarray) -> float:
-    x, y = xy[:, 0], xy[:, 1]
-    return 0.5 * float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
-
-
 def _parse_contours(rc: Any, name: str, path: str) -> Tuple[Tuple[float, Tuple[np.ndarray, ...]], ...]:
     by_z: Dict[float, List[np.ndarray]] = {}
     for k, c in enumerate(rc.get("ContourSequence", None) or []):
@@ -177,7 +173,7 @@ def _parse_contours(rc: Any, name: str, path: str) -> Tuple[Tuple[float, Tuple[n
                 f"RTSTRUCT {path!r}: ROI {name!r} contour {k + 1} is not planar (z from {z.min():g} to "
                 f"{z.max():g} mm); only axial CLOSED_PLANAR contours are supported")
         xy = pts[:, :2]
-        area = _polygon_area_mm2(xy) if xy.shape[0] >= 3 else 0.0
+        area = polygon_area_mm2(xy) if xy.shape[0] >= 3 else 0.0
         if xy.shape[0] < 3 or area <= 1e-6:
             raise DicomImportError(
                 f"RTSTRUCT {path!r}: ROI {name!r} contour {k + 1} at z = {zc:g} mm is degenerate "

@@ -49,9 +49,12 @@ import numpy as np
 from ._phantom_data import GridSpec
 
 __all__ = ["voxelize_planes", "slab_bounds_mm", "plane_fraction", "default_subrows", "planes_volume_cc",
+           "plane_area_mm2", "polygon_area_mm2",
            "DEFAULT_SUBROWS", "GAP_FACTOR"]
 
 DEFAULT_SUBROWS = 8
+#: Neighbouring planes farther apart than GAP_FACTOR × nominal spacing are separate parts.
+GAP_FACTOR = 1.5
 #: Largest distance between in-plane sample lines of :func:`default_subrows`, mm.
 LINE_SPACING_MM = 0.5
 
@@ -67,6 +70,12 @@ def default_subrows(dy_mm: float) -> int:
     return int(max(2, min(DEFAULT_SUBROWS, math.ceil(float(dy_mm) / LINE_SPACING_MM - 1e-9))))
 
 
+def polygon_area_mm2(xy: np.ndarray) -> float:
+    """Area (mm²) of one closed polygon (shoelace formula), vertices (n, 2) in mm."""
+    x, y = xy[:, 0], xy[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
 def plane_area_mm2(contours: Sequence[np.ndarray]) -> float:
     """Area (mm²) of one plane's contours under the even-odd rule, for contours that do not
     cross: a contour inside an odd number of others is a hole.
@@ -77,8 +86,7 @@ def plane_area_mm2(contours: Sequence[np.ndarray]) -> float:
     >>> plane_area_mm2([sq(2.0), sq(1.0)])          # 4 × 4 with a 2 × 2 hole
     12.0
     """
-    areas = [0.5 * abs(float(np.dot(c[:, 0], np.roll(c[:, 1], -1)) - np.dot(c[:, 1], np.roll(c[:, 0], -1))))
-             for c in contours]
+    areas = [polygon_area_mm2(c) for c in contours]
     if len(contours) == 1:
         return areas[0]
     total = 0.0
@@ -103,8 +111,6 @@ def planes_volume_cc(planes: Sequence[Tuple[float, Sequence[np.ndarray]]], nomin
         return 0.0
     lo, hi = slab_bounds_mm(np.array([z for z, _ in planes]), nominal_spacing_mm)
     return float(sum(plane_area_mm2(cs) * (b - a) for (_, cs), a, b in zip(planes, lo, hi))) / 1000.0
-#: Neighbouring planes farther apart than GAP_FACTOR × nominal spacing are separate parts.
-GAP_FACTOR = 1.5
 
 
 def slab_bounds_mm(z_planes_mm: np.ndarray, nominal_spacing_mm: float) -> Tuple[np.ndarray, np.ndarray]:

@@ -54,7 +54,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from constraints.errors import InputError
-from mock_tps._contours import Planes, slice_contours
+from mock_tps._contours import Planes, stack_planes
 from mock_tps._dicom_voxelize import voxelize_planes
 from mock_tps._phantom_data import BeamSpec, GridSpec, PhantomData, PriorCourseSpec, RoiSpec
 
@@ -314,14 +314,7 @@ def _fine_planes(grid: GridSpec, field_mm: np.ndarray, box: Tuple[slice, slice, 
     x = _sub_coords(grid.corner_mm[0], grid.spacing_mm[0], xs, ss)
     y = _sub_coords(grid.corner_mm[1], grid.spacing_mm[1], ys, ss)
     zc = grid.centres_mm()[2]
-    planes = []
-    for i, k in enumerate(range(zs.start, zs.stop)):   # a loop over slices; each is vectorized
-        plane = fine[i * ss + ss // 2]
-        if (plane > 0.5).any():
-            cs = slice_contours(plane, x, y)
-            if cs:
-                planes.append((float(zc[k]), tuple(cs)))
-    return tuple(planes)
+    return stack_planes(((zc[k], fine[i * ss + ss // 2]) for i, k in enumerate(range(zs.start, zs.stop))), x, y)
 
 
 def shape_planes(grid: GridSpec, shape: Shape, sample_mm: float = CONTOUR_SAMPLE_MM) -> Planes:
@@ -355,15 +348,12 @@ def shape_planes(grid: GridSpec, shape: Shape, sample_mm: float = CONTOUR_SAMPLE
     x = _sub_coords(grid.corner_mm[0], grid.spacing_mm[0], xs, f)
     y = _sub_coords(grid.corner_mm[1], grid.spacing_mm[1], ys, f)
     zc = grid.centres_mm()[2]
-    planes = []
-    for k in range(zs.start, zs.stop):   # a loop over slices; each is vectorized
-        inside = np.broadcast_to(shape.fn(x[None, None, :], y[None, :, None], np.full((1, 1, 1), zc[k]))[0],
-                                 (y.size, x.size))
-        if inside.any():
-            cs = slice_contours(inside.astype(np.float64), x, y)
-            if cs:
-                planes.append((float(zc[k]), tuple(cs)))
-    return tuple(planes)
+
+    def cross_section(z_mm: float) -> np.ndarray:
+        inside = shape.fn(x[None, None, :], y[None, :, None], np.full((1, 1, 1), z_mm))[0]
+        return np.broadcast_to(inside, (y.size, x.size)).astype(np.float64)
+
+    return stack_planes(((zc[k], cross_section(zc[k])) for k in range(zs.start, zs.stop)), x, y)
 
 
 # --------------------------------------------------------------------------- anatomy

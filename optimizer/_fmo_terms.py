@@ -18,24 +18,7 @@ from typing import Any, List
 
 import numpy as np
 
-__all__ = ["region_dose", "underdose_term", "overdose_term", "max_bound", "cvar_cap"]
-
-
-def region_dose(cp: Any, influence_rows: Any, y: Any, name: str) -> tuple:
-    """One dose variable for a region: ``d == A_s y`` (the optimizer anchors' lesson).
-
-    Parameters
-    ----------
-    influence_rows : scipy.sparse matrix, shape (n_s, n_beamlets), Gy total per unit of ``y``
-    y : cvxpy.Variable, shape (n_beamlets,)
-
-    Returns
-    -------
-    (cvxpy.Variable, cvxpy.Constraint)
-        The region's dose (Gy, total) and its defining equality.
-    """
-    d = cp.Variable(influence_rows.shape[0], name=f"d_{name}")
-    return d, d == influence_rows @ y
+__all__ = ["underdose_term", "overdose_term", "max_bound", "cvar_cap"]
 
 
 def underdose_term(cp: Any, d: Any, weight: np.ndarray, level_gy: float, kind: str) -> Any:

@@ -46,8 +46,8 @@ References
 """
 from __future__ import annotations
 
-import logging
 import contextlib
+import logging
 import os
 import sys
 import time
@@ -375,12 +375,17 @@ def build_fmo_problem(spec: FmoSpec, options: FmoOptions = FmoOptions(), *,
     -------
     optimizer._fmo_build.BuiltProblem
     """
+    a, scale, a_obj = _prepare(spec, options)
+    return build_problem(spec, options, a_total=a, scale=scale, a_obj=a_obj, active=active, offsets_gy=offsets_gy)
+
+
+def _prepare(spec: FmoSpec, options: FmoOptions) -> Tuple[Any, float, Dict[str, Tuple[Any, Any]]]:
+    """Total-dose influence matrix (CSR), the weight scale and the (truncated, dropped) objective rows."""
     import scipy.sparse as sp
 
     a = sp.csr_matrix(spec.influence_gy, dtype=np.float64) * float(spec.fractions)
     scale = _scale(a, spec.regions[spec.target], spec.prescription_gy)
-    a_obj = objective_matrices(spec, a, scale, options.objective_truncation)
-    return build_problem(spec, options, a_total=a, scale=scale, a_obj=a_obj, active=active, offsets_gy=offsets_gy)
+    return a, scale, objective_matrices(spec, a, scale, options.objective_truncation)
 
 
 def _metrics(spec: FmoSpec, dose_gy: np.ndarray) -> FmoMetrics:
@@ -444,13 +449,10 @@ def solve_fmo(spec: FmoSpec, options: FmoOptions = FmoOptions()) -> FmoResult:
         Invalid spec or options.
     """
     import cvxpy as cp
-    import scipy.sparse as sp
 
     settings = options.settings()
     t0 = time.perf_counter()
-    a = sp.csr_matrix(spec.influence_gy, dtype=np.float64) * float(spec.fractions)
-    scale = _scale(a, spec.regions[spec.target], spec.prescription_gy)
-    a_obj = objective_matrices(spec, a, scale, options.objective_truncation)
+    a, scale, a_obj = _prepare(spec, options)
     items = constraint_items(spec)
     active = None
     if options.screen_fraction > 0:

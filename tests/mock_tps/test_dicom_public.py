@@ -48,10 +48,11 @@ def _eclipse_dvhs(rtdose: Path, rtss: Path):
 
 def _end_caps_cc(rtss: Path, name: str) -> float:
     """Volume of the two half-slabs our rule adds beyond the first and last planes (cm³)."""
-    from mock_tps._dicom_struct import _polygon_area_mm2, read_rtstruct
+    from mock_tps._dicom_struct import read_rtstruct
+    from mock_tps._dicom_voxelize import polygon_area_mm2
     roi = [r for r in read_rtstruct(rtss).rois if r.name == name][0]
     spacing = float(np.median(np.diff(roi.z_planes_mm)))
-    ends = [sum(_polygon_area_mm2(c) for c in roi.planes[k][1]) for k in (0, -1)]
+    ends = [sum(polygon_area_mm2(c) for c in roi.planes[k][1]) for k in (0, -1)]
     return sum(ends) * spacing / 2 / 1000.0
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from constraints.errors import InputError
+from mock_tps._dicom_voxelize import polygon_area_mm2
 from mock_tps._phantom_data import GridSpec, PhantomData
 from mock_tps import _phantoms as ph
 from mock_tps._phantoms import PHANTOM_BUILDERS, ROI_NAMES_BY_PHANTOM, build_anatomy, fractional_mask
@@ -81,14 +82,9 @@ def test_fractional_mask_and_margin_match_analytic_volumes():
         assert len(contours) == 1
         r2 = 12.0 ** 2 - z ** 2                      # ss = 3 at 2 mm: the slice-centre sub-plane
         rel = 0.03 if r2 > 25.0 else 0.05
-        assert _polygon_area(contours[0]) == pytest.approx(math.pi * r2, rel=rel), z
+        assert polygon_area_mm2(contours[0]) == pytest.approx(math.pi * r2, rel=rel), z
     # minus the cylinder: a hole in every plane the cylinder crosses (even-odd rule)
     assert all(len(cs) == 2 for z, cs in planes_minus if abs(z) < 10.0)
-
-
-def _polygon_area(c):
-    x, y = c[:, 0], c[:, 1]
-    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
 
 
 def test_shape_contours_are_the_slice_cross_sections_and_voxelize_to_their_slabs():
@@ -103,7 +99,7 @@ def test_shape_contours_are_the_slice_cross_sections_and_voxelize_to_their_slabs
     areas = []
     for z, contours in planes:
         assert len(contours) == 1
-        areas.append(_polygon_area(contours[0]))
+        areas.append(polygon_area_mm2(contours[0]))
         if 100.0 - z * z > 9.0:
             assert areas[-1] == pytest.approx(math.pi * (100.0 - z * z), rel=0.01), z
     cov = voxelize_planes(planes, g, nominal_spacing_mm=2.0)
