@@ -3,7 +3,8 @@
 Usage::
 
     python bench/bench_tps_vs_fmo.py [--phantoms t4t5_esophageal,...] [--coarse | --grid-mm 3 --dose-grid-mm 4
-                                     --bixel-mm 7] [--solver HIGHS] [--skip-fmo]
+                                     --bixel-mm 7] [--solver HIGHS] [--skip-fmo | --strategies exact,...]
+                                     [--skip-tps]
 
 For every phantom, on one built phantom (one influence matrix):
 
@@ -73,7 +74,7 @@ def tps_rows(name: str, data) -> list:
     return rows
 
 
-def fmo_rows(name: str, data, solver: str) -> list:
+def fmo_rows(name: str, data, solver: str, strategies) -> list:
     from constraints.protocol import load_protocol
     from optimizer.fmo import FmoOptions
     from optimizer.fmo_case import case_from_phantom_data
@@ -82,7 +83,9 @@ def fmo_rows(name: str, data, solver: str) -> list:
     protocol = load_protocol("koide2024")
     fcase = case_from_phantom_data(data, protocol)
     rows = []
-    for strategy in STRATEGIES:
+    for strategy in strategies or STRATEGIES:
+        if strategy not in STRATEGIES:
+            raise SystemExit(f"--strategies: {strategy!r} is not one of {', '.join(STRATEGIES)}")
         t0 = time.perf_counter()
         plan = plan_strategy(fcase, protocol, strategy, options=FmoOptions(solver=solver))
         rows.append({"phantom": name, "method": f"fmo_{strategy}", "status": plan.result.status,
@@ -101,6 +104,8 @@ def main() -> int:
     ap.add_argument("--bixel-mm", type=float, help="beamlet width, mm")
     ap.add_argument("--solver", default="HIGHS")
     ap.add_argument("--skip-fmo", action="store_true")
+    ap.add_argument("--strategies", help="FMO strategies, comma-separated (default: all)")
+    ap.add_argument("--skip-tps", action="store_true", help="FMO rows only (the TPS loop takes minutes per phantom)")
     args = ap.parse_args()
     from mock_tps._phantoms import build_phantom
 
@@ -112,7 +117,9 @@ def main() -> int:
     rows = []
     for name in args.phantoms.split(","):
         data = build_phantom(name, **params)
-        got = tps_rows(name, data) + ([] if args.skip_fmo else fmo_rows(name, data, args.solver))
+        strategies = args.strategies.split(",") if args.strategies else None
+        got = (([] if args.skip_tps else tps_rows(name, data))
+               + ([] if args.skip_fmo else fmo_rows(name, data, args.solver, strategies)))
         for r in got:
             print(json.dumps(r), flush=True)
         rows += got

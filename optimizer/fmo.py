@@ -494,8 +494,8 @@ def solve_fmo(spec: FmoSpec, options: FmoOptions = FmoOptions()) -> FmoResult:
             offsets = {name: np.asarray(dropped @ y).ravel() for name, (_, dropped) in a_obj.items()}
             change = np.inf if used is None else max(float(np.abs(offsets[k] - used[k]).max()) for k in offsets)
         build_s += time.perf_counter() - t0
-        _log.debug("FMO round %d: %d rows, %d nnz, solve %.2f s, %d violators, correction change %.3g Gy, "
-                   "status %s", rounds, built.n_opt_rows, built.opt_nnz, round_s, violated, change, status)
+        _log.info("FMO round %d: %d rows, %d nnz, solve %.1f s, %d violators, correction change %.3g Gy, "
+                  "status %s", rounds, built.n_opt_rows, built.opt_nnz, round_s, violated, change, status)
         if not violated and change <= options.correction_tol_gy:
             break
     else:

@@ -1,9 +1,12 @@
-"""Printing helpers shared by the sub-commands: JSON or a plain text table."""
+"""Printing helpers shared by the sub-commands: JSON or a plain text table; progress lines."""
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import sys
-from typing import Any, Sequence
+import time
+from typing import Any, Iterator, Sequence
 
 
 def print_json(payload: Any) -> None:
@@ -30,3 +33,35 @@ def _fmt(value: Any) -> str:
     if value is None:
         return "-"
     return str(value)
+
+
+class _StderrProgress(logging.Handler):
+    def __init__(self, t0: float) -> None:
+        super().__init__(logging.INFO)
+        self.t0 = t0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        say(self.t0, record.getMessage())
+
+
+def say(t0: float, message: str) -> None:
+    """One progress line on stderr, ``[elapsed s] message`` (stdout stays the command's output)."""
+    sys.stderr.write(f"[{time.perf_counter() - t0:6.1f} s] {message}\n")
+    sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def progress_to_stderr(t0: float, logger_names: Sequence[str]) -> Iterator[None]:
+    """Send the INFO records of ``logger_names`` to stderr as progress lines while the block runs."""
+    handler = _StderrProgress(t0)
+    loggers = [logging.getLogger(n) for n in logger_names]
+    saved = [(lg, lg.level) for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        for lg, level in saved:
+            lg.removeHandler(handler)
+            lg.setLevel(level)

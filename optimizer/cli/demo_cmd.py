@@ -8,12 +8,10 @@ again, and writes the HTML report.  Progress lines go to stderr.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import sys
 import time
 
-from ._output import print_json
+from ._output import print_json, progress_to_stderr, say
 
 DEFAULT_PHANTOM = "t4t5_esophageal"
 #: Phantom parameters of the small, fast variant (``--coarse``).
@@ -35,21 +33,6 @@ def register(sub) -> None:
     p.set_defaults(handler=run_demo)
 
 
-class _StderrProgress(logging.Handler):
-    def __init__(self, t0: float) -> None:
-        super().__init__(logging.INFO)
-        self.t0 = t0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        sys.stderr.write(f"[{time.perf_counter() - self.t0:6.1f} s] {record.getMessage()}\n")
-        sys.stderr.flush()
-
-
-def _say(t0: float, message: str) -> None:
-    sys.stderr.write(f"[{time.perf_counter() - t0:6.1f} s] {message}\n")
-    sys.stderr.flush()
-
-
 def run_demo(args: argparse.Namespace) -> int:
     from constraints.errors import InputError
     from constraints.protocol import load_protocol
@@ -67,28 +50,22 @@ def run_demo(args: argparse.Namespace) -> int:
     from tps_scripts.optimize import run_optimization
 
     t0 = time.perf_counter()
-    handler = _StderrProgress(t0)
-    loggers = [logging.getLogger(n) for n in ("tps_scripts.optimize", "mock_tps")]
-    saved = [(lg, lg.level) for lg in loggers]
-    for lg in loggers:
-        lg.addHandler(handler)
-        lg.setLevel(logging.INFO)
-    try:
+    with progress_to_stderr(t0, ("tps_scripts.optimize", "mock_tps")):
         params = dict(COARSE) if args.coarse else {}
         if args.grid_mm is not None:
             params["grid_mm"] = args.grid_mm
-        _say(t0, f"building phantom {args.phantom!r} (dose engine; cached after the first run)")
+        say(t0, f"building phantom {args.phantom!r} (dose engine; cached after the first run)")
         mock_tps.load_phantom(args.phantom, **params)
         import connect
         out = os.path.abspath(args.out)
         config = PluginConfig(output_dir=os.path.join(out, "records"), max_optimizations=args.max_optimizations,
                               show_identity=args.show_identity)
         protocol = load_protocol(config.protocol)
-        _say(t0, "assessment of the plan as loaded (optimized against SBRT-only constraints)")
+        say(t0, "assessment of the plan as loaded (optimized against SBRT-only constraints)")
         _, before = run_assessment(api=connect, config=config)
-        _say(t0, "closed-loop optimization against per-voxel cumulative limits")
+        say(t0, "closed-loop optimization against per-voxel cumulative limits")
         _, opt = run_optimization(api=connect, config=config)
-        _say(t0, "assessment of the optimized plan")
+        say(t0, "assessment of the optimized plan")
         _, after = run_assessment(api=connect, config=config)
         final = gather(connect, config, protocol)
         limits = organ_limits(final.case, protocol, unknown_prior=config.unknown_prior)
@@ -99,11 +76,7 @@ def run_demo(args: argparse.Namespace) -> int:
         report = write_report(ReportInputs(protocol, final.case, report_record, limits, before_record=before,
                                            show_identity=args.show_identity, identity=final.identity),
                               os.path.join(out, "report.html"))
-        _say(t0, f"report written: {report}")
-    finally:
-        for lg, level in saved:
-            lg.removeHandler(handler)
-            lg.setLevel(level)
+        say(t0, f"report written: {report}")
     ev = after["evaluation"]
     rx = protocol.prescription.dose_gy
     cov = opt["ptv_eval"]

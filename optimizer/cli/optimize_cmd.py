@@ -12,7 +12,7 @@ with ``corner_mm``, ``spacing_mm``, ``fractions``, per-fraction ``weights``),
      "ptv_eval": {"v24gy_percent", "d95_gy"},
      "constraints": [{"roi", "metric", "domain", "limit", "value", "pass"}, ...]}
 
-With ``--sweep`` it prints ``{"phantom": ..., "sweep": [<one such object per
+Progress lines (phantom build, each solver round) go to stderr.  With ``--sweep`` it prints ``{"phantom": ..., "sweep": [<one such object per
 strategy and margin, plus "margin_gy">]}``.  A solve that gives no plan prints its
 status with ``ptv_eval`` values null and no constraints, and exits with status 1.
 """
@@ -21,11 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from typing import Any, Dict, List
+import time
+from typing import Any, Dict, List, Tuple
 
 from constraints.errors import InputError
 
-from ._output import print_json, print_table
+from ._output import print_json, print_table, progress_to_stderr, say
 
 STRATEGY_CHOICES = ("exact", "zones", "sbrt-only")
 SOLVER_CHOICES = ("CLARABEL", "HIGHS", "OSQP", "SCS")
@@ -43,7 +44,8 @@ def register(sub) -> None:
                    help="dose-grid voxel size, mm (default: --grid-mm)")
     p.add_argument("--bixel-mm", type=float, default=None, metavar="X", help="beamlet width, mm")
     p.add_argument("--coarse", action="store_true",
-                   help="4 mm CT, 5 mm dose grid, 10 mm beamlets (seconds; the 2 mm default takes long)")
+                   help="4 mm CT, 5 mm dose grid, 10 mm beamlets (seconds; the default size takes about "
+                        "10 min per strategy)")
     p.add_argument("--margin-gy", type=float, default=0.0, help="safety margin on esophagus/cord limits, Gy")
     p.add_argument("--solver", default="HIGHS", choices=SOLVER_CHOICES)
     p.add_argument("--protocol", default="koide2024")
@@ -97,10 +99,8 @@ def _rtdose(out: str, tag: str, fcase: Any, r: Any) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from constraints.protocol import load_protocol
-    from optimizer.fmo import FmoOptions
     from optimizer.fmo_case import case_from_phantom
-    from optimizer.fmo_strategies import plan_strategy
-    from optimizer.sweep import DEFAULT_MARGINS_GY, SweepPoint, plot_sweep, sweep_table
+    from optimizer.sweep import DEFAULT_MARGINS_GY
 
     from mock_tps._phantoms import PHANTOM_BUILDERS
 
@@ -127,9 +127,23 @@ def run(args: argparse.Namespace) -> int:
         params["dose_grid_mm"] = args.dose_grid_mm
     if args.bixel_mm is not None:
         params["bixel_mm"] = args.bixel_mm
-    fcase = case_from_phantom(args.phantom, protocol, grid_mm=grid_mm, **params)
+    t0 = time.perf_counter()
+    with progress_to_stderr(t0, ("optimizer.fmo",)):
+        say(t0, f"building phantom {args.phantom!r} (dose engine; cached after the first run)")
+        fcase = case_from_phantom(args.phantom, protocol, grid_mm=grid_mm, **params)
+        n_vox, n_beamlets = fcase.influence_gy.shape
+        say(t0, f"influence matrix {n_vox} voxels x {n_beamlets} beamlets, {fcase.influence_gy.nnz} non-zeros")
+        return _optimize(args, fcase, protocol, margins, t0)
+
+
+def _optimize(args: argparse.Namespace, fcase: Any, protocol: Any, margins: Tuple[float, ...], t0: float) -> int:
+    from optimizer.fmo import FmoOptions
+    from optimizer.fmo_strategies import plan_strategy
+    from optimizer.sweep import SweepPoint, plot_sweep, sweep_table
+
     options = FmoOptions(solver=args.solver)
     if not args.sweep:
+        say(t0, f"strategy {args.strategy}, margin {args.margin_gy:g} Gy")
         plan = plan_strategy(fcase, protocol, args.strategy, margin_gy=args.margin_gy, options=options)
         payload = _payload(args.phantom, plan)
         _write_plan(args.out, fcase, plan, payload)
@@ -143,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
     entries, points = [], []
     for strategy in STRATEGY_CHOICES:
         for m in sorted(set(margins)):
+            say(t0, f"strategy {strategy}, margin {m:g} Gy")
             plan = plan_strategy(fcase, protocol, strategy, margin_gy=m, options=options)
             payload = dict(_payload(args.phantom, plan), margin_gy=m)
             _write_plan(args.out, fcase, plan, payload)

@@ -79,7 +79,8 @@ def test_sweep_files_and_monotone_coverage(capsys, tmp_path):
 @pytest.mark.slow
 def test_json_stdout_is_only_json_in_a_real_process(tmp_path):
     """Native solver output (HiGHS prints a banner on file descriptor 1) must not reach stdout:
-    capsys cannot see fd-level writes, so this runs the CLI as a process."""
+    capsys cannot see fd-level writes, so this runs the CLI as a process.  Progress lines
+    (one per solver round, the last with no violator) go to stderr."""
     import subprocess
     import sys
     proc = subprocess.run([sys.executable, "-m", "optimizer.cli.main", "optimize", "--phantom", "c3_cervical",
@@ -88,3 +89,6 @@ def test_json_stdout_is_only_json_in_a_real_process(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     payload = json.loads(proc.stdout)
     assert payload["phantom"] == "c3_cervical" and payload["status"] == "optimal"
+    rounds = [line for line in proc.stderr.splitlines() if "FMO round " in line]
+    assert rounds and rounds[0].split("] ")[1].startswith("FMO round 1: ")
+    assert " 0 violators" in rounds[-1] and rounds[-1].endswith("status optimal")
