@@ -222,6 +222,32 @@ class FmoOptions:
     The cost is the dense full constraint rows (60–95 % filled): every violator of the
     first round enters with ~n_beamlets non-zeros.  OSQP on the LP did not converge
     in 90 000 iterations (296 s).
+
+    Also measured and not adopted (default-size t4t5 is CT 2 mm, dose grid 2.5 mm,
+    bixel 5 mm: 30 720 voxels x 1 389 beamlets, 32 M nnz):
+
+    * HiGHS dual simplex on the default-size first round (11 822 objective rows,
+      2.4 M nnz): 730 s, against 55 s for the IPM.
+    * exact aggregation of the hinge terms (target voxels firmly below the level and
+      ring voxels firmly above their limit summed into one linear row each, voxels
+      near the kink kept as full rows; no truncation): coarse 30 s against 20 s, same
+      optimum as untruncated rows; the kink band and the constraint band grow to
+      3 400 full rows.
+    * warm starts through cvxpy (fixed-size parameter blocks so the structure stays,
+      HiGHS seeded by ``setSolution``): a re-solve where only the correction changed
+      took 46 s against 12 s cold (coarse).
+    * starting the default size from the solution on a 5 mm dose grid with the same
+      beamlets: 537 s against about 600 s.
+    * looser HiGHS tolerances (1e-6): 19.4 s against 20.2 s (coarse).
+    * HiPO, HiGHS's direct-factorization IPM (not in the highspy 1.16 wheel:
+      ``solver='hipo'`` is an error there; built from the sdist with
+      ``-DHIPO_PYTHON=ON`` and OpenBLAS, 2 threads, presolve off): coarse last round
+      3.5 s against 6.6 s for IPX; default-size second round (14 695 rows, 6.1 M nnz)
+      314 s against about 250 s.
+
+    A dense-aware interior point would form the beamlet-space normal matrix with BLAS
+    (measured here: ``AᵀDA`` of 6 000 full rows x 1 389 beamlets in 0.37 s, 63 GFlop/s);
+    none of the solvers cvxpy drives does that.
     solver_options : mapping or None
         Overrides of :data:`SOLVER_DEFAULTS`.
     """
