@@ -12,9 +12,11 @@ with ``corner_mm``, ``spacing_mm``, ``fractions``, per-fraction ``weights``),
      "ptv_eval": {"v24gy_percent", "d95_gy"},
      "constraints": [{"roi", "metric", "domain", "limit", "value", "pass"}, ...]}
 
-Progress lines (phantom build, each solver round) go to stderr.  With ``--sweep`` it prints ``{"phantom": ..., "sweep": [<one such object per
+With ``--sweep`` it prints ``{"phantom": ..., "sweep": [<one such object per
 strategy and margin, plus "margin_gy">]}``.  A solve that gives no plan prints its
 status with ``ptv_eval`` values null and no constraints, and exits with status 1.
+Progress lines (phantom build, matrix size, each strategy and margin, each solver
+round) go to stderr.
 """
 from __future__ import annotations
 
@@ -137,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _optimize(args: argparse.Namespace, fcase: Any, protocol: Any, margins: Tuple[float, ...], t0: float) -> int:
+    """Solve the strategy (or the sweep) on the built case, write the files, print; exit status."""
     from optimizer.fmo import FmoOptions
     from optimizer.fmo_strategies import plan_strategy
     from optimizer.sweep import SweepPoint, plot_sweep, sweep_table
