@@ -74,18 +74,16 @@ def tps_rows(name: str, data) -> list:
     return rows
 
 
-def fmo_rows(name: str, data, solver: str, strategies) -> list:
+def fmo_rows(name: str, data, solver: str, strategies: tuple) -> list:
     from constraints.protocol import load_protocol
     from optimizer.fmo import FmoOptions
     from optimizer.fmo_case import case_from_phantom_data
-    from optimizer.fmo_strategies import STRATEGIES, plan_strategy
+    from optimizer.fmo_strategies import plan_strategy
 
     protocol = load_protocol("koide2024")
     fcase = case_from_phantom_data(data, protocol)
     rows = []
-    for strategy in strategies or STRATEGIES:
-        if strategy not in STRATEGIES:
-            raise SystemExit(f"--strategies: {strategy!r} is not one of {', '.join(STRATEGIES)}")
+    for strategy in strategies:
         t0 = time.perf_counter()
         plan = plan_strategy(fcase, protocol, strategy, options=FmoOptions(solver=solver))
         rows.append({"phantom": name, "method": f"fmo_{strategy}", "status": plan.result.status,
@@ -108,6 +106,12 @@ def main() -> int:
     ap.add_argument("--skip-tps", action="store_true", help="FMO rows only (the TPS loop takes minutes per phantom)")
     args = ap.parse_args()
     from mock_tps._phantoms import build_phantom
+    from optimizer.fmo_strategies import STRATEGIES
+
+    strategies = tuple(args.strategies.split(",")) if args.strategies else STRATEGIES
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown:
+        raise SystemExit(f"--strategies: {unknown} not among {', '.join(STRATEGIES)}")
 
     params = dict(COARSE) if args.coarse else {}
     for key in ("grid_mm", "dose_grid_mm", "bixel_mm"):
@@ -117,7 +121,6 @@ def main() -> int:
     rows = []
     for name in args.phantoms.split(","):
         data = build_phantom(name, **params)
-        strategies = args.strategies.split(",") if args.strategies else None
         got = (([] if args.skip_tps else tps_rows(name, data))
                + ([] if args.skip_fmo else fmo_rows(name, data, args.solver, strategies)))
         for r in got:
