@@ -3,7 +3,7 @@
 Usage::
 
     python bench/bench_fmo.py [--phantoms all|t4t5_esophageal,...] [--grid-mm 4] [--dose-grid-mm 5]
-                              [--bixel-mm 10] [--solvers HIGHS,CLARABEL] [--sizes 1,2,4] [--portpy-style]
+                              [--bixel-mm 10] [--solvers SCHUR_IPM,HIGHS] [--sizes 1,2,4] [--portpy-style]
 
 For every phantom (default: all four) and every solver: voxels, beamlets, non-zeros
 of the full matrix, then for the ``exact`` strategy's spec (one :func:`solve_fmo`
@@ -80,7 +80,7 @@ def main() -> None:
     ap.add_argument("--grid-mm", type=float, default=4.0)
     ap.add_argument("--dose-grid-mm", type=float, default=5.0)
     ap.add_argument("--bixel-mm", type=float, default=10.0)
-    ap.add_argument("--solvers", default="HIGHS")
+    ap.add_argument("--solvers", default="SCHUR_IPM")
     ap.add_argument("--sizes", default="1")
     ap.add_argument("--portpy-style", action="store_true")
     args = ap.parse_args()

@@ -3,7 +3,7 @@
 Usage::
 
     python bench/bench_tps_vs_fmo.py [--phantoms t4t5_esophageal,...] [--coarse | --grid-mm 3 --dose-grid-mm 4
-                                     --bixel-mm 7] [--solver HIGHS] [--skip-fmo | --strategies exact,...]
+                                     --bixel-mm 7] [--solver SCHUR_IPM] [--skip-fmo | --strategies exact,...]
                                      [--skip-tps]
 
 For every phantom, on one built phantom (one influence matrix):
@@ -100,7 +100,7 @@ def main() -> int:
     ap.add_argument("--grid-mm", type=float, help="CT voxel size, mm")
     ap.add_argument("--dose-grid-mm", type=float, help="dose-grid voxel size, mm")
     ap.add_argument("--bixel-mm", type=float, help="beamlet width, mm")
-    ap.add_argument("--solver", default="HIGHS")
+    ap.add_argument("--solver", default="SCHUR_IPM")
     ap.add_argument("--skip-fmo", action="store_true")
     ap.add_argument("--strategies", help="FMO strategies, comma-separated (default: all)")
     ap.add_argument("--skip-tps", action="store_true", help="FMO rows only (the TPS loop takes minutes per phantom)")

@@ -22,6 +22,10 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
+#: Solvers that pay per dense row, not per non-zero: a region's dose is never a
+#: variable for them (the equality rows ``d = A_s y`` would couple the hinge rows).
+DENSE_ROW_SOLVERS = ("SCHUR_IPM",)
+
 __all__ = ["BuiltProblem", "ConstraintItem", "constraint_items", "objective_regions", "truncate_rows",
            "objective_matrices", "build_problem"]
 
@@ -164,7 +168,7 @@ def build_problem(spec: Any, options: Any, *, a_total: Any, scale: float,
             n_rows += rows.size
             nnz += a_s.nnz
             expr = a_s @ y
-            if uses[it.region] > 1:
+            if uses[it.region] > 1 and options.solver not in DENSE_ROW_SOLVERS:
                 d = cp.Variable(rows.size, name=f"d_{it.region}")
                 cons.append(d == expr)
                 cdose[it.region] = d

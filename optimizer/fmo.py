@@ -18,7 +18,10 @@ strictly met despite solver tolerance.
 
 What the solver sees (:mod:`optimizer._fmo_build`): the influence rows are dense
 (scatter tails; 60–95 % filled), and a sparse LP solver pays for every dense row in
-every iteration, so
+every iteration.  The default solver, ``SCHUR_IPM`` (:mod:`optimizer._schur_ipm`, an
+interior point that eliminates the hinge variables and factorizes the beamlet-space
+normal matrix with one BLAS ``syrk`` per iteration), pays per dense row too, only
+less.  For both,
 
 * objective rows (target, ring) are truncated at ``objective_truncation`` of each
   beamlet's maximum, with the dropped dose of the previous round's weights added back
@@ -73,7 +76,13 @@ SOLVER_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
               "dual_feasibility_tolerance": 1e-8, "random_seed": 0, "output_flag": False},
     "OSQP": {"eps_abs": 1e-6, "eps_rel": 1e-6, "max_iter": 200000, "polish": True},
     "SCS": {"eps_abs": 1e-6, "eps_rel": 1e-6, "max_iters": 200000},
+    "SCHUR_IPM": {"tol_feas": 1e-8, "tol_gap": 1e-8, "max_iter": 100},
 }
+#: cvxpy's canonicalization backend: "SCIPY" compiles the large constant influence
+#: blocks in half the time of the default (default-size t4t5, 29 M non-zeros: 24 s against 50 s).
+CANON_BACKEND = "SCIPY"
+#: Solvers that take LPs only.
+LP_SOLVERS = ("HIGHS", "SCHUR_IPM")
 
 
 @dataclass(frozen=True, eq=False)
@@ -167,7 +176,13 @@ class FmoOptions:
 
     Attributes
     ----------
-    solver : {'CLARABEL', 'HIGHS', 'OSQP', 'SCS'}
+    solver : {'SCHUR_IPM', 'HIGHS', 'CLARABEL', 'OSQP', 'SCS'}
+        ``SCHUR_IPM`` (default): this project's primal–dual interior point for LPs with
+        dense beamlet columns (:mod:`optimizer._schur_ipm`), driven by cvxpy as a custom
+        solver; same optimum as HiGHS (objective within 1e-8 relative on the 12 coarse
+        phantom × strategy cases, same rounds and V24Gy), 3.4× faster at the default size.
+        ``HIGHS`` is the reference LP solver; ``CLARABEL`` also takes the quadratic
+        under-dose.
     underdose : {'linear', 'quadratic'}
         Linear keeps an LP (HiGHS-capable); quadratic is a QP.
     coverage_headroom_gy : float, Gy
@@ -252,7 +267,7 @@ class FmoOptions:
         Overrides of :data:`SOLVER_DEFAULTS`.
     """
 
-    solver: str = "HIGHS"
+    solver: str = "SCHUR_IPM"
     underdose: str = "linear"
     coverage_headroom_gy: float = 0.05
     falloff_weight: float = 0.1
@@ -270,8 +285,8 @@ class FmoOptions:
             raise InputError(f"solver must be one of {sorted(SOLVER_DEFAULTS)}, got {self.solver!r}")
         if self.underdose not in ("linear", "quadratic"):
             raise InputError(f"underdose must be 'linear' or 'quadratic', got {self.underdose!r}")
-        if self.solver == "HIGHS" and self.underdose == "quadratic":
-            raise InputError("solver HIGHS takes LPs only: use underdose='linear' or another solver")
+        if self.solver in LP_SOLVERS and self.underdose == "quadratic":
+            raise InputError(f"solver {self.solver} takes LPs only: use underdose='linear' or another solver")
         for name in ("objective_truncation", "screen_band_fraction"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise InputError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
@@ -452,6 +467,15 @@ def _solver_output_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+def _cvxpy_solver(name: str) -> Any:
+    """What ``Problem.solve(solver=...)`` takes: the name, or our interior point's instance."""
+    if name != "SCHUR_IPM":
+        return name
+    from ._schur_ipm_cvxpy import SchurIpm
+
+    return SchurIpm()
+
+
 def solve_fmo(spec: FmoSpec, options: FmoOptions = FmoOptions()) -> FmoResult:
     """Build and solve ``spec``; see the module docstring for the formulation.
 
@@ -497,7 +521,8 @@ def solve_fmo(spec: FmoSpec, options: FmoOptions = FmoOptions()) -> FmoResult:
         t0 = time.perf_counter()
         try:
             with _solver_output_to_stderr():
-                built.problem.solve(solver=options.solver, **options.solve_kwargs())
+                built.problem.solve(solver=_cvxpy_solver(options.solver), canon_backend=CANON_BACKEND,
+                                    **options.solve_kwargs())
             status = str(built.problem.status)
         except cp.error.SolverError as exc:
             status = f"solver_error: {exc}".splitlines()[0]

@@ -31,7 +31,7 @@ from constraints.errors import InputError
 from ._output import print_json, print_table, progress_to_stderr, say
 
 STRATEGY_CHOICES = ("exact", "zones", "sbrt-only")
-SOLVER_CHOICES = ("CLARABEL", "HIGHS", "OSQP", "SCS")
+SOLVER_CHOICES = ("SCHUR_IPM", "HIGHS", "CLARABEL", "OSQP", "SCS")   # optimizer.fmo.SOLVER_DEFAULTS
 
 
 def register(sub) -> None:
@@ -49,7 +49,9 @@ def register(sub) -> None:
                    help="4 mm CT, 5 mm dose grid, 10 mm beamlets (seconds; the default size takes about "
                         "10 min per strategy)")
     p.add_argument("--margin-gy", type=float, default=0.0, help="safety margin on esophagus/cord limits, Gy")
-    p.add_argument("--solver", default="HIGHS", choices=SOLVER_CHOICES)
+    p.add_argument("--solver", default="SCHUR_IPM", choices=SOLVER_CHOICES,
+                   help="LP solver (default: SCHUR_IPM, this project's dense-column interior point; "
+                        "HIGHS: the reference)")
     p.add_argument("--protocol", default="koide2024")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--json", action="store_true")

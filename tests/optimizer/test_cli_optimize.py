@@ -84,7 +84,8 @@ def test_json_stdout_is_only_json_in_a_real_process(tmp_path):
     import subprocess
     import sys
     proc = subprocess.run([sys.executable, "-m", "optimizer.cli.main", "optimize", "--phantom", "c3_cervical",
-                           "--coarse", "--strategy", "exact", "--out", str(tmp_path / "o"), "--json"],
+                           "--coarse", "--strategy", "exact", "--solver", "HIGHS", "--out", str(tmp_path / "o"),
+                           "--json"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     payload = json.loads(proc.stdout)

@@ -34,7 +34,7 @@ def _tiny(limits=(10.0, 4.0), target_max=None):
     return FmoSpec(a, 2, 0.001, regions, "t", 24.0, target_max, bounds)
 
 
-@pytest.mark.parametrize("solver", ["HIGHS", "CLARABEL"])
+@pytest.mark.parametrize("solver", ["HIGHS", "CLARABEL", "SCHUR_IPM"])
 def test_tiny_lp_known_optimum(solver):
     r = solve_fmo(_tiny(), FmoOptions(solver=solver, objective_truncation=0.0, screen_fraction=0.0))
     assert r.status == "optimal"
@@ -53,16 +53,18 @@ def test_tiny_qp_quadratic_underdose():
     np.testing.assert_allclose(r.dose_gy[0], 14 - 2 * EPS, atol=1e-5)
 
 
-def test_target_max_binds():
+@pytest.mark.parametrize("solver", ["HIGHS", "SCHUR_IPM"])
+def test_target_max_binds(solver):
     """Hot-spot bound 12 Gy < 14: d0 = 12 − ε exactly (a hard bound, backed off like the others)."""
-    r = solve_fmo(_tiny(target_max=12.0), FmoOptions(solver="HIGHS", objective_truncation=0.0))
+    r = solve_fmo(_tiny(target_max=12.0), FmoOptions(solver=solver, objective_truncation=0.0))
     assert r.dose_gy[0] == pytest.approx(12.0 - EPS, abs=1e-6)
 
 
-def test_infeasible_status_reported_not_unpacked():
+@pytest.mark.parametrize("solver", ["HIGHS", "SCHUR_IPM"])
+def test_infeasible_status_reported_not_unpacked(solver):
     """A target bound of −1 Gy is impossible with y ≥ 0: the status is reported, no plan unpacked."""
-    r = solve_fmo(_tiny(target_max=-1.0), FmoOptions(solver="HIGHS", objective_truncation=0.0))
-    assert r.status != "optimal"
+    r = solve_fmo(_tiny(target_max=-1.0), FmoOptions(solver=solver, objective_truncation=0.0))
+    assert r.status == "infeasible"
     assert r.weights is None and r.dose_gy is None and r.metrics is None
     with pytest.raises(InfeasibleError, match="no plan"):
         r.require_plan()
@@ -75,13 +77,14 @@ def test_cvar_restriction_matches_sum_largest():
     assert weighted_cvar(s, np.ones(4), 1.5) == pytest.approx((5 + 0.5 * 3) / 1.5)
 
 
-def test_volume_cap_cvar_holds():
+@pytest.mark.parametrize("solver", ["HIGHS", "SCHUR_IPM"])
+def test_volume_cap_cvar_holds(solver):
     """One OAR voxel of 2 may exceed 4 Gy (V = 1 voxel): CVaR over 1 voxel of d − 4 ≤ 0 → max ≤ 4."""
     a = sp.csr_matrix(np.array([[1.0, 1.0], [1.0, 0.0], [0.0, 1.0]]))
     regions = {"t": Region("t", np.array([0]), np.array([1.0])), "o": Region("o", np.array([1, 2]), np.ones(2))}
     cap = VolumeCap("o cap", "o", np.array([4.0, 4.0]), 0.001)
     spec = FmoSpec(a, 2, 0.001, regions, "t", 24.0, None, (), (cap,))
-    r = solve_fmo(spec, FmoOptions(solver="HIGHS", objective_truncation=0.0, screen_fraction=0.0))
+    r = solve_fmo(spec, FmoOptions(solver=solver, objective_truncation=0.0, screen_fraction=0.0))
     assert r.status == "optimal"
     assert r.dose_gy[1:].max() <= 4.0 - EPS + TOL_GY
     assert r.metrics.cvar_gy[0][1] <= -EPS + TOL_GY

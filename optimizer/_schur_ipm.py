@@ -1,0 +1,407 @@
+"""Primal–dual interior point for LPs with a few dense columns (private; numpy/scipy).
+
+The LP is cvxpy's conic form with nonnegative cones only::
+
+    minimize  cᵀz   subject to   A z + s = b,   s ≥ 0          (dual: Aᵀλ + c = 0, λ ≥ 0)
+
+Fluence-map LPs have a special shape that general sparse solvers do not exploit:
+a few thousand **dense columns** (the beamlet weights ``y`` and the CVaR thresholds
+``ζ``, each in thousands of rows) and many **sparse columns** (the epigraph
+variables of the hinge terms, in two or three rows each).  Eliminating the sparse
+columns analytically leaves a system in the dense columns only, whose matrix
+``Σ_i W_i a_iᵀ a_i`` is one BLAS ``syrk`` of the dense rows: 6 000 rows × 1 389
+beamlets take 0.2 s here, where IPX and Clarabel take tens of seconds per
+iteration on the same rows.
+
+Row and column classes (:class:`LpStructure`, found once per problem):
+
+* dense columns ``D``: any column in more than ``4`` rows, plus every sparse
+  candidate that would couple two dense rows;
+* linking rows ``L``: rows holding two or more sparse columns (the CVaR sums
+  ``ζ + Σ w t ≤ 0``); they stay in the reduced system as extra unknowns (k × k);
+* ``P``: the other rows touching a dense column; each holds at most one sparse
+  column, and every sparse column sits in at most one ``P`` row.  Under these rules
+  ``M_SS`` (the sparse block of ``AᵀΘ⁻¹A``) is diagonal and the elimination is exact.
+
+Newton system of each iteration (Θ = s/λ, d = 1/Θ), solved by block elimination:
+
+    A Δz − Θ Δλ = r̃ := r_p − r_c/λ,      AᵀΔλ = r_d,      Δs = (r_c − s∘Δλ)/λ
+
+    non-linking rows:  Δλ_N = d_N ∘ (A_N Δz − r̃_N)
+    M = A_NᵀD_N A_N + δI;   W_i = d_i R_j / M_jj  (row i ∈ P with sparse column j;
+        R_j = M_jj − d_i a_ij², summed without row i so that it does not cancel)
+    H = A_PDᵀ diag(W) A_PD + δI          (the syrk)
+    [H  Bᵀ; B  −C] [Δz_D; Δλ_L] = ...    (k linking rows; Cholesky of H + BᵀC⁻¹B)
+
+Steps: Mehrotra's predictor–corrector [1]_ with separate primal and dual step
+lengths, on a Ruiz-equilibrated copy of the data [2]_.
+
+References
+----------
+.. [1] Mehrotra S. On the implementation of a primal-dual interior point method.
+   SIAM J Optim 1992;2(4):575-601.  (Also Nocedal J, Wright SJ, Numerical
+   Optimization, 2nd ed., Springer 2006, Algorithm 14.3.)
+.. [2] Ruiz D. A scaling algorithm to equilibrate both rows and columns norms in
+   matrices. Rutherford Appleton Laboratory report RAL-TR-2001-034, 2001.
+.. [3] Andersen KD. A modified Schur-complement method for handling dense columns in
+   interior-point methods for linear programming. ACM Trans Math Softw
+   1996;22(3):348-356.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+__all__ = ["LpStructure", "LpSolution", "StructureError", "find_structure", "solve_lp"]
+
+#: A column in at most this many rows is a candidate sparse column.
+SPARSE_COLUMN_MAX_NNZ = 4
+#: More linking rows than this: the reduced system is no longer small.
+MAX_LINKING_ROWS = 200
+#: Fraction of the step to the boundary taken (default-size t4t5 round 2: 34 iterations at
+#: 0.995, 35 with the classic max(0.9, 1 − μ), 37 at 0.99).
+STEP_FRACTION = 0.995
+
+
+class StructureError(ValueError):
+    """The LP does not have the dense-column shape this solver needs."""
+
+
+@dataclass(frozen=True, eq=False)
+class LpStructure:
+    """Row and column classes of ``A`` (see the module docstring).
+
+    Attributes
+    ----------
+    dense_cols, sparse_cols : ndarray of int
+    link_rows : ndarray of int, shape (k,)
+    p_rows : ndarray of int
+        Rows (not linking) with at least two dense entries or a sparse entry and a
+        dense one: their dense parts form ``a_pd``.
+    bound_rows, bound_cols, bound_coef : ndarray
+        Rows with a single dense entry and no sparse one (``y ≥ 0``), the position of
+        that entry in ``dense_cols`` and its value: diagonal terms of ``H``.
+    a_pd : ndarray, shape (len(p_rows), len(dense_cols)), C order
+    p_sparse : ndarray of int, shape (len(p_rows),)
+        Position in ``sparse_cols`` of each P row's sparse column, or −1.
+    p_coef : ndarray, shape (len(p_rows),)
+        That sparse column's coefficient in the row (0 without).
+    a_sq_rest : scipy.sparse.csr_matrix, shape (m, len(sparse_cols))
+        Squared sparse-column entries of the rows that are neither P nor linking.
+    a_ls, a_ld : sparse (k, len(sparse_cols)) and ndarray (k, len(dense_cols))
+        The linking rows' sparse and dense parts.
+    a_ls_at_p : scipy.sparse.csr_matrix, shape (k, len(p_rows))
+        ``A[l, sparse column of P row i]``.
+    non_link : ndarray of bool, shape (m,)
+    """
+
+    dense_cols: np.ndarray
+    sparse_cols: np.ndarray
+    link_rows: np.ndarray
+    p_rows: np.ndarray
+    bound_rows: np.ndarray
+    bound_cols: np.ndarray
+    bound_coef: np.ndarray
+    a_pd: np.ndarray
+    p_sparse: np.ndarray
+    p_coef: np.ndarray
+    a_sq_rest: Any
+    a_ls: Any
+    a_ls_at_p: Any
+    a_ld: np.ndarray
+    non_link: np.ndarray
+
+
+def find_structure(a: Any) -> LpStructure:
+    """Classify the rows and columns of ``a`` (scipy.sparse, m × n).
+
+    Raises
+    ------
+    StructureError
+        More than :data:`MAX_LINKING_ROWS` linking rows.
+    """
+    import scipy.sparse as sp
+
+    a = sp.csr_matrix(a)
+    m, n = a.shape
+    pattern = a.copy()
+    pattern.data = np.ones_like(pattern.data)
+    pattern_t = pattern.T.tocsr()
+    sparse = np.diff(sp.csc_matrix(a).indptr) <= SPARSE_COLUMN_MAX_NNZ
+    while True:
+        n_sparse_in_row = pattern @ sparse.astype(np.float64)
+        n_dense_in_row = pattern @ (~sparse).astype(np.float64)
+        link = n_sparse_in_row >= 2
+        touches_dense = ~link & (n_dense_in_row >= 1)
+        p_per_col = pattern_t @ touches_dense.astype(np.float64)
+        bad = sparse & (p_per_col > 1)
+        if not bad.any():
+            break
+        sparse &= ~bad
+    if link.sum() > MAX_LINKING_ROWS:
+        raise StructureError(f"{int(link.sum())} rows hold two or more sparse columns (at most "
+                             f"{MAX_LINKING_ROWS} allowed): not a dense-column LP")
+    dense_cols, sparse_cols = np.flatnonzero(~sparse), np.flatnonzero(sparse)
+    bound = touches_dense & (n_dense_in_row == 1) & (n_sparse_in_row == 0)
+    p = touches_dense & ~bound
+    p_rows, bound_rows = np.flatnonzero(p), np.flatnonzero(bound)
+    a_cd = a[:, dense_cols].tocsr()
+    a_cs = a[:, sparse_cols].tocsr()
+    b_sub = a_cd[bound_rows].tocoo()
+    bound_cols = np.zeros(bound_rows.size, dtype=np.int64)
+    bound_coef = np.zeros(bound_rows.size)
+    bound_cols[b_sub.row] = b_sub.col
+    bound_coef[b_sub.row] = b_sub.data
+    ps = a_cs[p_rows].tocoo()
+    p_sparse = np.full(p_rows.size, -1, dtype=np.int64)
+    p_coef = np.zeros(p_rows.size)
+    p_sparse[ps.row] = ps.col
+    p_coef[ps.row] = ps.data
+    rest = ~link & ~p
+    a_rest = a_cs.multiply(rest[:, None]).tocsr()
+    a_sq_rest = a_rest.multiply(a_rest).tocsr()
+    a_sq_rest.eliminate_zeros()
+    link_rows = np.flatnonzero(link)
+    a_ls = a_cs[link_rows].tocsr()
+    has = np.flatnonzero(p_sparse >= 0)
+    sub = a_ls[:, p_sparse[has]].tocoo()
+    a_ls_at_p = sp.csr_matrix((sub.data, (sub.row, has[sub.col])), shape=(link_rows.size, p_rows.size))
+    return LpStructure(dense_cols=dense_cols, sparse_cols=sparse_cols, link_rows=link_rows, p_rows=p_rows,
+                       bound_rows=bound_rows, bound_cols=bound_cols, bound_coef=bound_coef,
+                       a_pd=np.ascontiguousarray(a_cd[p_rows].toarray()), p_sparse=p_sparse, p_coef=p_coef,
+                       a_sq_rest=a_sq_rest, a_ls=a_ls, a_ls_at_p=a_ls_at_p, a_ld=a_cd[link_rows].toarray(),
+                       non_link=~link)
+
+
+@dataclass(frozen=True, eq=False)
+class LpSolution:
+    """Outcome of :func:`solve_lp` (in the caller's, unscaled, variables).
+
+    Attributes
+    ----------
+    status : {'optimal', 'infeasible', 'max_iter', 'numerical_error'}
+    z, s, lam : ndarray or None
+    objective : float
+    iterations : int
+    primal_residual, dual_residual, gap : float
+        Relative residuals at the end (see :func:`solve_lp`).
+    solve_s : float, s
+    """
+
+    status: str
+    z: Optional[np.ndarray]
+    s: Optional[np.ndarray]
+    lam: Optional[np.ndarray]
+    objective: float
+    iterations: int
+    primal_residual: float
+    dual_residual: float
+    gap: float
+    solve_s: float
+
+
+def _segment_max(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """Maximum of each segment ``values[indptr[i]:indptr[i+1]]`` (0 for an empty one)."""
+    out = np.zeros(indptr.size - 1)
+    full = np.diff(indptr) > 0
+    if full.any():
+        out[full] = np.maximum.reduceat(values, indptr[:-1][full])
+    return out
+
+
+def _ruiz(a: Any, passes: int) -> "tuple[np.ndarray, np.ndarray]":
+    """Row and column factors that bring every row's and column's ∞-norm of ``a`` near 1 [2]_."""
+    import scipy.sparse as sp
+
+    csr, csc = sp.csr_matrix(a), sp.csc_matrix(a)
+    m, n = a.shape
+    r, c = np.ones(m), np.ones(n)
+    rows_csr, mag_csr = np.repeat(np.arange(m), np.diff(csr.indptr)), np.abs(csr.data)
+    cols_csc, mag_csc = np.repeat(np.arange(n), np.diff(csc.indptr)), np.abs(csc.data)
+    for _ in range(passes):
+        rn = _segment_max(mag_csr * r[rows_csr] * c[csr.indices], csr.indptr)
+        cn = _segment_max(mag_csc * r[csc.indices] * c[cols_csc], csc.indptr)
+        r /= np.sqrt(np.where(rn > 0, rn, 1.0))
+        c /= np.sqrt(np.where(cn > 0, cn, 1.0))
+    return r, c
+
+
+class _Newton:
+    """The factorized Newton system of one iterate (notation of the module docstring)."""
+
+    def __init__(self, st: LpStructure, a: Any, at: Any, s: np.ndarray, lam: np.ndarray, reg: float,
+                 work: np.ndarray) -> None:
+        from scipy.linalg import blas, cho_factor, cho_solve
+
+        self.st, self.a, self.at, self.s, self.lam = st, a, at, s, lam
+        self.d = d = lam / s
+        n_d = st.dense_cols.size
+        r_s = np.asarray(st.a_sq_rest.T @ (d * st.non_link)).ravel() + reg
+        has = st.p_sparse >= 0
+        j = st.p_sparse[has]                      # each sparse column in one P row at most: unique
+        dp = d[st.p_rows]
+        self.m_s = m_s = r_s.copy()
+        m_s[j] += dp[has] * st.p_coef[has] ** 2
+        w = dp.copy()
+        w[has] = dp[has] * r_s[j] / m_s[j]       # d_i R_j / M_jj, without cancellation
+        self.q = np.zeros(st.p_rows.size)         # d_i a_ij / M_jj
+        self.q[has] = dp[has] * st.p_coef[has] / m_s[j]
+        np.multiply(st.a_pd, np.sqrt(w)[:, None], out=work)
+        h = blas.dsyrk(1.0, work.T, trans=0, lower=0) if work.shape[0] else np.zeros((n_d, n_d), order="F")
+        diag = np.full(n_d, reg)
+        np.add.at(diag, st.bound_cols, d[st.bound_rows] * st.bound_coef ** 2)
+        h[np.diag_indices(n_d)] += diag
+        self.b = None
+        if st.link_rows.size:
+            g = st.a_ls_at_p.copy()                  # G (k × |P|): G_li = A_l,j(i) · q_i
+            g.data = g.data * self.q[g.indices]
+            self.b = st.a_ld - g @ st.a_pd
+            c = (st.a_ls.multiply(1.0 / m_s[None, :]) @ st.a_ls.T).toarray() + np.diag(1.0 / d[st.link_rows])
+            self.c_fac = cho_factor(c)
+            h += self.b.T @ cho_solve(self.c_fac, self.b)     # only the upper triangle is read
+        self.h_fac = cho_factor(h, lower=False, overwrite_a=True, check_finite=False) if n_d else None
+
+    def solve(self, r_p: np.ndarray, r_d: np.ndarray, r_c: np.ndarray) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
+        """Δz, Δλ, Δs of the Newton system with these right-hand sides."""
+        from scipy.linalg import cho_solve
+
+        st, d = self.st, self.d
+        rt = r_p - r_c / self.lam
+        g = r_d + np.asarray(self.at @ (d * rt * st.non_link)).ravel()
+        g_d, g_s = g[st.dense_cols], g[st.sparse_cols]
+        has = st.p_sparse >= 0
+        v = np.zeros(st.p_rows.size)
+        v[has] = self.q[has] * g_s[st.p_sparse[has]]
+        rhs_d = g_d - st.a_pd.T @ v
+        x, u = np.zeros(0), np.zeros(0)
+        if self.b is not None:
+            rhs_l = rt[st.link_rows] - st.a_ls @ (g_s / self.m_s)
+            if self.h_fac is not None:
+                x = cho_solve(self.h_fac, rhs_d + self.b.T @ cho_solve(self.c_fac, rhs_l))
+            u = cho_solve(self.c_fac, self.b @ x - rhs_l)
+        elif self.h_fac is not None:
+            x = cho_solve(self.h_fac, rhs_d)
+        ax = st.a_pd @ x
+        msd_x = np.zeros(st.sparse_cols.size)      # M_SD x: d_i a_ij (A_PD x)_i at j = j(i)
+        msd_x[st.p_sparse[has]] = self.q[has] * self.m_s[st.p_sparse[has]] * ax[has]
+        num = g_s - msd_x - (np.asarray(st.a_ls.T @ u).ravel() if u.size else 0.0)
+        dz = np.empty(self.a.shape[1])
+        dz[st.dense_cols] = x
+        dz[st.sparse_cols] = num / self.m_s
+        dlam = d * (np.asarray(self.a @ dz).ravel() - rt)
+        dlam[st.link_rows] = u
+        ds = (r_c - self.s * dlam) / self.lam
+        return dz, dlam, ds
+
+
+def _start(st: LpStructure, a: Any, at: Any, b: np.ndarray, c: np.ndarray, reg: float,
+           work: np.ndarray) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
+    """Mehrotra's starting point [1]_: least-squares ``s = b − A z`` and least-norm ``λ`` with
+    ``Aᵀλ = −c`` (one factorization at Θ = I), shifted into the interior."""
+    m = a.shape[0]
+    ones = np.ones(m)
+    newton = _Newton(st, a, at, ones, ones, reg, work)
+    dz, dl, _ = newton.solve(b, np.zeros(a.shape[1]), np.zeros(m))      # A z − λ = b, Aᵀλ = 0
+    z, s = dz, -dl                                                       # s = b − A z
+    _, lam, _ = newton.solve(np.zeros(m), -c, np.zeros(m))               # A w = λ, Aᵀλ = −c
+    s = s + max(-1.5 * float(s.min()), 0.0)
+    lam = lam + max(-1.5 * float(lam.min()), 0.0)
+    s, lam = np.maximum(s, 1e-12), np.maximum(lam, 1e-12)
+    gap = float(s @ lam)
+    return z, s + 0.5 * gap / float(lam.sum()), lam + 0.5 * gap / float(s.sum())
+
+
+def _step(v: np.ndarray, dv: np.ndarray) -> float:
+    neg = dv < 0
+    return float(min(1.0, np.min(-v[neg] / dv[neg]))) if neg.any() else 1.0
+
+
+def solve_lp(c: np.ndarray, a: Any, b: np.ndarray, *, tol_feas: float = 1e-8, tol_gap: float = 1e-8,
+             max_iter: int = 100, ruiz_passes: int = 5) -> LpSolution:
+    """Solve ``min cᵀz s.t. A z + s = b, s ≥ 0`` by Mehrotra's predictor–corrector [1]_.
+
+    Parameters
+    ----------
+    c : ndarray, shape (n,)
+    a : scipy.sparse matrix, shape (m, n)
+    b : ndarray, shape (m,)
+    tol_feas, tol_gap : float
+        Converged when, on the equilibrated data, ``‖r_p‖∞ ≤ tol_feas (1 + ‖b‖∞)``,
+        ``‖r_d‖∞ ≤ tol_feas (1 + ‖c‖∞)`` and ``|cᵀz + bᵀλ| ≤ tol_gap (1 + |cᵀz|)``.
+    max_iter : int
+    ruiz_passes : int
+        Equilibration passes [2]_ (default-size t4t5 first round: 25 iterations with
+        0, 3 or 10 passes; coarse: 57 with none, 45 with 3).
+
+    Returns
+    -------
+    LpSolution
+        ``status = 'infeasible'`` when the iterates give a Farkas certificate
+        (``λ ≥ 0``, ``‖Aᵀλ‖∞ ≤ tol_feas · (−bᵀλ)``); the start is Mehrotra's
+        (:func:`_start`).
+
+    Raises
+    ------
+    StructureError
+        ``a`` is not a dense-column LP (see :func:`find_structure`).
+    """
+    import scipy.sparse as sp
+    from scipy.linalg import LinAlgError
+
+    t0 = time.perf_counter()
+    a0 = sp.csr_matrix(a, dtype=np.float64)
+    m, n = a0.shape
+    rs, cs = _ruiz(a0, ruiz_passes)
+    a_sc = a0.copy()
+    a_sc.data *= rs[np.repeat(np.arange(m), np.diff(a0.indptr))] * cs[a0.indices]
+    b_sc, c_sc = rs * np.asarray(b, dtype=np.float64), cs * np.asarray(c, dtype=np.float64)
+    st = find_structure(a_sc)
+    at = a_sc.T.tocsr()
+    nb, nc = 1.0 + np.abs(b_sc).max(initial=0.0), 1.0 + np.abs(c_sc).max(initial=0.0)
+    work = np.empty_like(st.a_pd)
+    reg = 1e-10
+    try:
+        z, s, lam = _start(st, a_sc, at, b_sc, c_sc, reg, work)
+    except LinAlgError:
+        z, s, lam = np.zeros(n), np.maximum(b_sc, 1.0), np.ones(m)
+    status, it = "max_iter", 0
+    rp_rel = rd_rel = gap_rel = np.inf
+    for it in range(1, max_iter + 1):
+        r_p = b_sc - a_sc @ z - s
+        r_d = -c_sc - at @ lam
+        pobj, dobj = float(c_sc @ z), float(-b_sc @ lam)
+        rp_rel = float(np.abs(r_p).max()) / nb
+        rd_rel = float(np.abs(r_d).max()) / nc
+        gap_rel = abs(pobj - dobj) / (1.0 + abs(pobj))
+        if rp_rel <= tol_feas and rd_rel <= tol_feas and gap_rel <= tol_gap:
+            status = "optimal"
+            break
+        b_lam = float(b_sc @ lam)
+        if b_lam < 0 and float(np.abs(c_sc + r_d).max()) <= tol_feas * -b_lam:
+            status = "infeasible"       # λ ≥ 0, Aᵀλ ≈ 0, bᵀλ < 0: Farkas certificate
+            break
+        mu = float(s @ lam) / m
+        try:
+            newton = _Newton(st, a_sc, at, s, lam, reg, work)
+        except LinAlgError:
+            status = "numerical_error"
+            break
+        dz_a, dl_a, ds_a = newton.solve(r_p, r_d, -lam * s)
+        ap, ad = _step(s, ds_a), _step(lam, dl_a)
+        mu_aff = float((s + ap * ds_a) @ (lam + ad * dl_a)) / m
+        sigma = (mu_aff / mu) ** 3
+        dz, dl, ds = newton.solve(r_p, r_d, sigma * mu - lam * s - ds_a * dl_a)
+        eta = STEP_FRACTION
+        ap, ad = eta * _step(s, ds), eta * _step(lam, dl)
+        z = z + ap * dz
+        s = s + ap * ds
+        lam = lam + ad * dl
+    else:
+        it = max_iter
+    z_out, s_out, lam_out = cs * z, s / rs, rs * lam
+    return LpSolution(status=status, z=z_out, s=s_out, lam=lam_out, objective=float(np.asarray(c) @ z_out),
+                      iterations=it, primal_residual=rp_rel, dual_residual=rd_rel, gap=gap_rel,
+                      solve_s=time.perf_counter() - t0)
