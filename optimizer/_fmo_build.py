@@ -22,9 +22,11 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
+from ._schur_ipm import SOLVER_NAME as SCHUR_IPM
+
 #: Solvers that pay per dense row, not per non-zero: a region's dose is never a
 #: variable for them (the equality rows ``d = A_s y`` would couple the hinge rows).
-DENSE_ROW_SOLVERS = ("SCHUR_IPM",)
+DENSE_ROW_SOLVERS = (SCHUR_IPM,)
 
 __all__ = ["BuiltProblem", "ConstraintItem", "constraint_items", "objective_regions", "truncate_rows",
            "objective_matrices", "build_problem"]

@@ -15,11 +15,9 @@ import cvxpy.settings as s
 from cvxpy.error import SolverError
 from cvxpy.reductions.solvers.conic_solvers.conic_solver import ConicSolver
 
-from ._schur_ipm import StructureError, solve_lp
+from ._schur_ipm import SOLVER_NAME, StructureError, solve_lp
 
-__all__ = ["SCHUR_IPM_NAME", "SchurIpm"]
-
-SCHUR_IPM_NAME = "SCHUR_IPM"
+__all__ = ["SchurIpm"]
 
 _STATUS = {"optimal": s.OPTIMAL, "infeasible": s.INFEASIBLE, "max_iter": s.USER_LIMIT,
            "numerical_error": s.SOLVER_ERROR}
@@ -31,7 +29,7 @@ class SchurIpm(ConicSolver):
     MIP_CAPABLE = False
 
     def name(self) -> str:
-        return SCHUR_IPM_NAME
+        return SOLVER_NAME
 
     def cite(self, data: Any) -> str:
         """The method's reference (Mehrotra 1992; the code is this project's)."""
@@ -49,12 +47,12 @@ class SchurIpm(ConicSolver):
                  "exponential cone": dims.exp, "power cone": len(dims.p3d)}
         found = {k: v for k, v in other.items() if v}
         if found:
-            raise SolverError(f"{SCHUR_IPM_NAME} solves LPs with inequality rows only; the problem has {found}. "
+            raise SolverError(f"{SOLVER_NAME} solves LPs with inequality rows only; the problem has {found}. "
                               "Use HIGHS or CLARABEL")
         try:
             sol = solve_lp(data[s.C], data[s.A], data[s.B], **solver_opts)
         except StructureError as exc:
-            raise SolverError(f"{SCHUR_IPM_NAME}: {exc}. Use HIGHS") from exc
+            raise SolverError(f"{SOLVER_NAME}: {exc}. Use HIGHS") from exc
         return {"status": _STATUS[sol.status], "value": sol.objective, "primal": sol.z,
                 "eq_dual": np.zeros(0), "ineq_dual": sol.lam, "solution": sol}
 

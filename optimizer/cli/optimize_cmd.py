@@ -46,8 +46,8 @@ def register(sub) -> None:
                    help="dose-grid voxel size, mm (default: --grid-mm)")
     p.add_argument("--bixel-mm", type=float, default=None, metavar="X", help="beamlet width, mm")
     p.add_argument("--coarse", action="store_true",
-                   help="4 mm CT, 5 mm dose grid, 10 mm beamlets (seconds; the default size takes about "
-                        "10 min per strategy)")
+                   help="4 mm CT, 5 mm dose grid, 10 mm beamlets (seconds; the default size takes "
+                        "0.3-1.5 min per strategy with SCHUR_IPM)")
     p.add_argument("--margin-gy", type=float, default=0.0, help="safety margin on esophagus/cord limits, Gy")
     p.add_argument("--solver", default="SCHUR_IPM", choices=SOLVER_CHOICES,
                    help="LP solver (default: SCHUR_IPM, this project's dense-column interior point; "

@@ -114,3 +114,14 @@ def test_too_many_linking_rows_is_a_structure_error():
     a = sp.vstack([sp.hstack([sp.eye(n), sp.eye(n)]), -sp.eye(2 * n)]).tocsr()
     with pytest.raises(StructureError, match="rows hold two or more sparse columns"):
         find_structure(a)
+
+
+def test_correctors_and_equilibration_change_the_path_not_the_optimum():
+    """Plain Mehrotra (no Gondzio correctors, no Ruiz scaling) reaches the same optimum."""
+    prob, _, _ = _fmo_like(4)
+    data, _, _ = prob.get_problem_data(cp.CLARABEL)
+    ref = solve_lp(data["c"], data["A"], data["b"])
+    plain = solve_lp(data["c"], data["A"], data["b"], max_correctors=0, ruiz_passes=0)
+    assert ref.status == plain.status == "optimal"
+    assert plain.objective == pytest.approx(ref.objective, rel=1e-6)
+    assert ref.iterations < 60 and plain.iterations < 100
