@@ -3,8 +3,9 @@
 cvxpy accepts a :class:`cvxpy.reductions.solvers.conic_solvers.conic_solver.ConicSolver`
 instance as ``Problem.solve(solver=...)``: cvxpy canonicalizes the problem as for
 any conic solver (``A z + s = b``, ``s`` in the cones) and this class solves it.
-Only linear programs with inequality rows are taken (nonnegative cone); an equality
-row or another cone is a :class:`cvxpy.error.SolverError` naming what was found.
+Only linear programs with inequality rows are taken (nonnegative cone): equality rows
+are a :class:`cvxpy.error.SolverError` saying so; other cones and quadratic objectives
+cvxpy itself refuses ("cannot solve").
 """
 from __future__ import annotations
 
@@ -42,13 +43,10 @@ class SchurIpm(ConicSolver):
 
     def solve_via_data(self, data: Dict[str, Any], warm_start: bool, verbose: bool, solver_opts: Dict[str, Any],
                        solver_cache: Any = None) -> Dict[str, Any]:
-        dims = data[ConicSolver.DIMS]
-        other = {"equality": dims.zero, "second-order cone": len(dims.soc), "PSD": len(dims.psd),
-                 "exponential cone": dims.exp, "power cone": len(dims.p3d)}
-        found = {k: v for k, v in other.items() if v}
-        if found:
-            raise SolverError(f"{SOLVER_NAME} solves LPs with inequality rows only; the problem has {found}. "
-                              "Use HIGHS or CLARABEL")
+        n_eq = data[ConicSolver.DIMS].zero      # other cones: cvxpy refuses before (not supported)
+        if n_eq:
+            raise SolverError(f"{SOLVER_NAME} solves LPs with inequality rows only; the problem has {n_eq} "
+                              "equality rows. Use HIGHS or CLARABEL")
         try:
             sol = solve_lp(data[s.C], data[s.A], data[s.B], **solver_opts)
         except StructureError as exc:

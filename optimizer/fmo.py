@@ -181,7 +181,7 @@ class FmoOptions:
         ``SCHUR_IPM`` (default): this project's primal–dual interior point for LPs with
         dense beamlet columns (:mod:`optimizer._schur_ipm`), driven by cvxpy as a custom
         solver; same optimum as HiGHS (objective within 1e-8 relative on the 12 coarse
-        phantom × strategy cases, same rounds and V24Gy), 3.4× faster at the default size.
+        phantom × strategy cases, same rounds and V24Gy), 6–7× faster at the default size.
         ``HIGHS`` is the reference LP solver; ``CLARABEL`` also takes the quadratic
         under-dose.
     underdose : {'linear', 'quadratic'}
@@ -264,9 +264,9 @@ class FmoOptions:
     ``SCHUR_IPM`` (default since it was built) forms the beamlet-space normal matrix with
     BLAS, as the measurement above suggested: default-size t4t5 ``exact``, 3 rounds, 87 s
     against about 9 min for HiGHS IPM (rounds 17 / 40 / 41 s against 55 / 250 / ... s);
-    2 mm dose grid, 4 rounds, 6.1 min (of which cvxpy compilation 53 s), where HiGHS had
+    2 mm dose grid, 4 rounds, 4.5 min (of which cvxpy compilation 42 s), where HiGHS had
     not finished 2 rounds in 19.5 min.  Mehrotra's start took the default-size second
-    round from 45 to 35 iterations, Gondzio's correctors a coarse round from 45 to 36.
+    round from 45 to 35 iterations, Gondzio's correctors from 35 to 28 (32 s to 28 s).
     Objective truncation still pays with it (fewer non-zeros for cvxpy to compile, and
     fewer rounds): without it the default size needed more than 3 rounds and 140 s.
     solver_options : mapping or None
