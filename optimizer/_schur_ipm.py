@@ -33,8 +33,14 @@ Newton system of each iteration (Θ = s/λ, d = 1/Θ), solved by block eliminati
     H = A_PDᵀ diag(W) A_PD + δI          (the syrk)
     [H  Bᵀ; B  −C] [Δz_D; Δλ_L] = ...    (k linking rows; Cholesky of H + BᵀC⁻¹B)
 
-Steps: Mehrotra's predictor–corrector [1]_ with separate primal and dual step
-lengths, on a Ruiz-equilibrated copy of the data [2]_.
+Steps: Mehrotra's predictor–corrector [1]_ with Mehrotra's starting point, Gondzio's
+centrality correctors [4]_ and separate primal and dual step lengths, on a
+Ruiz-equilibrated copy of the data [2]_.
+
+Cost per iteration: ``|P| · n_D²`` for the ``syrk`` plus ``n_D³ / 3`` for the Cholesky
+(n_D ≈ beamlets), and memory ``2 · |P| · n_D`` doubles.  At 1 389 beamlets and 17 000
+rows that is 0.65 s and 380 MB; at 10⁴ beamlets the ``syrk`` alone would cost ~50 times
+more, and a sparse-row solver (HiGHS) may then be the better choice.
 
 References
 ----------
