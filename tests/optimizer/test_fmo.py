@@ -111,11 +111,12 @@ def t4t5():
 
 
 @pytest.mark.slow
-def test_exact_holds_and_sbrt_only_breaches_cumulative(t4t5):
+@pytest.mark.parametrize("solver", ["SCHUR_IPM", "HIGHS"])
+def test_exact_holds_and_sbrt_only_breaches_cumulative(t4t5, solver):
     from optimizer.fmo_strategies import build_spec, plan_strategy
     proto, fc = t4t5
-    exact = plan_strategy(fc, proto, "exact", options=FmoOptions(solver="HIGHS"))
-    sbrt = plan_strategy(fc, proto, "sbrt-only", options=FmoOptions(solver="HIGHS"))
+    exact = plan_strategy(fc, proto, "exact", options=FmoOptions(solver=solver))
+    sbrt = plan_strategy(fc, proto, "sbrt-only", options=FmoOptions(solver=solver))
     assert exact.result.status == "optimal" and sbrt.result.status == "optimal"
     # every per-voxel bound holds on the full matrix
     spec = build_spec(fc, proto, "exact")
