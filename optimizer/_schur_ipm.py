@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -137,11 +137,11 @@ def find_structure(a: Any) -> LpStructure:
     import scipy.sparse as sp
 
     a = sp.csr_matrix(a)
-    m, n = a.shape
+    n = a.shape[1]
     pattern = a.copy()
     pattern.data = np.ones_like(pattern.data)
     pattern_t = pattern.T.tocsr()
-    sparse = np.diff(sp.csc_matrix(a).indptr) <= SPARSE_COLUMN_MAX_NNZ
+    sparse = np.bincount(a.indices, minlength=n) <= SPARSE_COLUMN_MAX_NNZ
     while True:
         n_sparse_in_row = pattern @ sparse.astype(np.float64)
         n_dense_in_row = pattern @ (~sparse).astype(np.float64)
@@ -194,7 +194,8 @@ class LpSolution:
     Attributes
     ----------
     status : {'optimal', 'infeasible', 'max_iter', 'numerical_error'}
-    z, s, lam : ndarray or None
+    z, s, lam : ndarray
+        Primal variables, slacks and duals of the last iterate (whatever the status).
     objective : float
     iterations : int
     primal_residual, dual_residual, gap : float
@@ -203,9 +204,9 @@ class LpSolution:
     """
 
     status: str
-    z: Optional[np.ndarray]
-    s: Optional[np.ndarray]
-    lam: Optional[np.ndarray]
+    z: np.ndarray
+    s: np.ndarray
+    lam: np.ndarray
     objective: float
     iterations: int
     primal_residual: float
@@ -434,8 +435,6 @@ def solve_lp(c: np.ndarray, a: Any, b: np.ndarray, *, tol_feas: float = 1e-8, to
         z = z + ap * dz
         s = s + ap * ds
         lam = lam + ad * dl
-    else:
-        it = max_iter
     z_out, s_out, lam_out = cs * z, s / rs, rs * lam
     return LpSolution(status=status, z=z_out, s=s_out, lam=lam_out, objective=float(np.asarray(c) @ z_out),
                       iterations=it, primal_residual=rp_rel, dual_residual=rd_rel, gap=gap_rel,

@@ -27,11 +27,12 @@ import time
 from typing import Any, Dict, List, Tuple
 
 from constraints.errors import InputError
+from optimizer.fmo import SOLVER_DEFAULTS, FmoOptions
 
 from ._output import print_json, print_table, progress_to_stderr, say
 
 STRATEGY_CHOICES = ("exact", "zones", "sbrt-only")
-SOLVER_CHOICES = ("SCHUR_IPM", "HIGHS", "CLARABEL", "OSQP", "SCS")   # optimizer.fmo.SOLVER_DEFAULTS
+SOLVER_CHOICES = tuple(SOLVER_DEFAULTS)
 
 
 def register(sub) -> None:
@@ -49,7 +50,7 @@ def register(sub) -> None:
                    help="4 mm CT, 5 mm dose grid, 10 mm beamlets (seconds; the default size takes "
                         "0.3-1.5 min per strategy with SCHUR_IPM)")
     p.add_argument("--margin-gy", type=float, default=0.0, help="safety margin on esophagus/cord limits, Gy")
-    p.add_argument("--solver", default="SCHUR_IPM", choices=SOLVER_CHOICES,
+    p.add_argument("--solver", default=FmoOptions.solver, choices=SOLVER_CHOICES,
                    help="LP solver (default: SCHUR_IPM, this project's dense-column interior point; "
                         "HIGHS: the reference)")
     p.add_argument("--protocol", default="koide2024")
@@ -142,7 +143,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _optimize(args: argparse.Namespace, fcase: Any, protocol: Any, margins: Tuple[float, ...], t0: float) -> int:
     """Solve the strategy (or the sweep) on the built case, write the files, print; exit status."""
-    from optimizer.fmo import FmoOptions
     from optimizer.fmo_strategies import plan_strategy
     from optimizer.sweep import SweepPoint, plot_sweep, sweep_table
 
