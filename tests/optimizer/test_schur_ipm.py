@@ -14,6 +14,7 @@ import scipy.sparse as sp
 cp = pytest.importorskip("cvxpy")
 
 from optimizer import _fmo_terms as terms  # noqa: E402
+from optimizer import _schur_ipm as ipm  # noqa: E402
 from optimizer._schur_ipm import StructureError, find_structure, solve_lp  # noqa: E402
 from optimizer._schur_ipm_cvxpy import SchurIpm  # noqa: E402
 
@@ -125,3 +126,47 @@ def test_correctors_and_equilibration_change_the_path_not_the_optimum():
     assert ref.status == plain.status == "optimal"
     assert plain.objective == pytest.approx(ref.objective, rel=1e-6)
     assert ref.iterations < 60 and plain.iterations < 100
+
+
+def _lp_data(seed: int):
+    prob, y, _ = _fmo_like(seed)
+    data, _, _ = prob.get_problem_data(cp.CLARABEL)
+    return prob, y, data["c"], sp.csr_matrix(data["A"]), data["b"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_column_generation_same_optimum_as_whole_lp(seed, monkeypatch):
+    """Beamlets dropped too eagerly (any bound row below half the largest s/λ, 5 % suffice) are
+    priced back in: the optimum is the whole LP's (HiGHS, and SCHUR_IPM with no drop)."""
+    prob, _, c, a, b = _lp_data(seed)
+    prob.solve(solver="HIGHS")
+    ref_value = prob.value
+    monkeypatch.setattr(ipm, "DROP_MIN_FRACTION", np.inf)
+    whole = solve_lp(c, a, b)
+    monkeypatch.setattr(ipm, "DROP_RATIO", 0.5)
+    monkeypatch.setattr(ipm, "DROP_MIN_FRACTION", 0.05)
+    eager = solve_lp(c, a, b)
+    assert whole.status == eager.status == "optimal"
+    assert whole.columns_out == 0
+    assert eager.objective == pytest.approx(whole.objective, rel=1e-6, abs=1e-9)
+    prob.solve(solver=SchurIpm())
+    assert prob.value == pytest.approx(ref_value, rel=1e-6, abs=1e-9)
+
+
+def test_column_generation_prices_back_and_returns_a_full_dual(monkeypatch):
+    """With eager drops, some beamlets come back by pricing; the columns left out are exactly 0,
+    and the assembled (z, s, λ) is primal and dual feasible for the whole LP."""
+    monkeypatch.setattr(ipm, "DROP_RATIO", 0.5)
+    monkeypatch.setattr(ipm, "DROP_MIN_FRACTION", 0.05)
+    priced = 0
+    for seed in range(4):
+        _, _, c, a, b = _lp_data(seed)
+        sol = solve_lp(c, a, b)
+        assert sol.status == "optimal" and sol.columns_out > 0
+        priced += sol.columns_priced_in
+        assert np.count_nonzero(sol.z == 0.0) >= sol.columns_out
+        assert sol.lam.min() >= 0 and sol.s.min() >= 0
+        assert np.abs(a @ sol.z + sol.s - b).max() <= 1e-6 * (1 + np.abs(b).max())
+        assert np.abs(a.T @ sol.lam + c).max() <= 1e-6 * (1 + np.abs(c).max())
+        assert abs(c @ sol.z + b @ sol.lam) <= 1e-6 * (1 + abs(c @ sol.z))
+    assert priced > 0
