@@ -269,6 +269,25 @@ class FmoOptions:
     round from 45 to 35 iterations, Gondzio's correctors from 35 to 28 (32 s to 28 s).
     Objective truncation still pays with it (fewer non-zeros for cvxpy to compile, and
     fewer rounds): without it the default size needed more than 3 rounds and 140 s.
+    Column generation inside SCHUR_IPM (zero beamlets leave the system, priced at the
+    end) took the default size to 69 s and the 2 mm grid to 222 s (rounds 33 / 53 / 67 / 69 s),
+    same objective.  With SCHUR_IPM, also measured and not adopted:
+
+    * the beamlets of the previous round as the next round's starting columns: 81 s at the
+      default size against 69 s (the guess misses beamlets the new rows need; each return
+      by pricing restarts the path);
+    * screening the objective's hinge terms (a voxel more than 0.5 Gy from its kink either
+      summed into one linear term or left out, a relaxation that is exact once no voxel is on
+      the wrong side): 143 s at the default size (5 rounds), 201 s without truncation.
+      The first round's solution has no constraint rows, and 9 434 of the 11 822 objective
+      voxels were on the wrong side of their kink after the second; re-screening every round
+      instead oscillated (8 rounds, still thousands of voxels crossing).  At the optimum only
+      69 target and 21 ring voxels are within 0.01 Gy of their kink, so the working set is
+      small; finding it in few rounds is what failed;
+    * the same with the first rounds on every 4th objective voxel (weights scaled): 8 rounds,
+      196 s.
+    * Without truncation the optimum of the untruncated objective is 1.1764 against 1.1869
+      with 1 % truncation and the 0.1 Gy correction (V24Gy 78.5 % against 78.2 %).
     solver_options : mapping or None
         Overrides of :data:`SOLVER_DEFAULTS`.
     """
