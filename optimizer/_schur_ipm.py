@@ -50,9 +50,9 @@ reduced cost.  Default-size T4–T5 round 2: 11 iterations with 1 394 dense colu
 1 028, 769 and 498 (15 iterations): 23.8 s against 31.7 s.
 
 Cost per iteration: ``|P| · n_D²`` for the ``syrk`` plus ``n_D³ / 3`` for the Cholesky
-(n_D ≈ beamlets still in the system), and memory ``2 · |P| · n_D`` doubles.  At 1 389 beamlets and 17 000
-rows that is 0.65 s and 380 MB; at 10⁴ beamlets the ``syrk`` alone would cost ~50 times
-more, and a sparse-row solver (HiGHS) may then be the better choice.
+(n_D ≈ beamlets still in the system), and memory ``2 · |P| · n_D`` doubles.  At 1 389
+beamlets and 17 000 rows that is 0.65 s and 380 MB; at 10⁴ beamlets the ``syrk`` alone
+would cost ~50 times more, and a sparse-row solver (HiGHS) may then be the better choice.
 
 References
 ----------
