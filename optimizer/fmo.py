@@ -270,8 +270,8 @@ class FmoOptions:
     Objective truncation still pays with it (fewer non-zeros for cvxpy to compile, and
     fewer rounds): without it the default size needed more than 3 rounds and 140 s.
     Column generation inside SCHUR_IPM (zero beamlets leave the system, priced at the
-    end) took the default size to 69 s and the 2 mm grid to 222 s (rounds 33 / 53 / 67 / 69 s),
-    same objective.  With SCHUR_IPM, also measured and not adopted:
+    end) took the default size to 69–80 s (two runs) and the 2 mm grid to 222 s (rounds
+    33 / 53 / 67 / 69 s), same objective.  With SCHUR_IPM, also measured and not adopted:
 
     * the beamlets of the previous round as the next round's starting columns: 81 s at the
       default size against 69 s (the guess misses beamlets the new rows need; each return
