@@ -401,11 +401,8 @@ class _Lp:
     work: np.ndarray
 
 
-def _restrict(a: Any, b: np.ndarray, c: np.ndarray, out: np.ndarray, bound_row: np.ndarray,
-              full: LpStructure) -> _Lp:
+def _restrict(a: Any, b: np.ndarray, c: np.ndarray, out: np.ndarray, bound_row: np.ndarray) -> _Lp:
     """The LP with the columns ``out`` fixed at 0 (removed with their bound rows)."""
-    if not out.any():
-        return _Lp(a, a.T.tocsr(), b, c, full, np.arange(a.shape[1]), np.arange(a.shape[0]), np.empty_like(full.a_pd))
     cols = np.flatnonzero(~out)
     keep = np.ones(a.shape[0], bool)
     keep[bound_row[out]] = False
@@ -560,11 +557,14 @@ def solve_lp(c: np.ndarray, a: Any, b: np.ndarray, *, tol_feas: float = 1e-8, to
     bcols, brows, bcoef = _bounded_columns(full, b_sc, n)
     bound_row = np.full(n, -1, dtype=np.int64)
     bound_row[bcols] = brows
+    bound_col = np.full(m, -1, dtype=np.int64)
+    bound_col[brows] = bcols
+    whole = _Lp(a_sc, a_sc.T.tocsr(), b_sc, c_sc, full, np.arange(n), np.arange(m), np.empty_like(full.a_pd))
     out = np.zeros(n, bool)               # columns fixed at 0 (left out of the system)
     pinned = np.zeros(n, bool)            # priced back in: never dropped again
     first_drop = None                     # the iterate before the first drop (every column in)
     priced_in = 0
-    lp = _restrict(a_sc, b_sc, c_sc, out, bound_row, full)
+    lp = whole
     try:
         run = _Run(*_start(lp.st, lp.a, lp.at, lp.b, lp.c, REGULARIZATION, lp.work))
     except LinAlgError:
@@ -578,7 +578,7 @@ def solve_lp(c: np.ndarray, a: Any, b: np.ndarray, *, tol_feas: float = 1e-8, to
         if status == "drop":
             if first_drop is None:
                 first_drop = (run.iterations, z, s, lam)
-            out = out | (np.isin(bound_row, lp.rows[flagged]) & (bound_row >= 0))
+            out[bound_col[lp.rows[flagged]]] = True
         elif not out.any():
             break
         elif status != "optimal":             # the restriction may be what failed: the whole LP, no drops
@@ -597,7 +597,7 @@ def solve_lp(c: np.ndarray, a: Any, b: np.ndarray, *, tol_feas: float = 1e-8, to
             pinned[back] = True
             run.iterations, z, s, lam = first_drop   # back to before the first drop; the others may drop again
             out = np.zeros(n, bool)
-        lp = _restrict(a_sc, b_sc, c_sc, out, bound_row, full)
+        lp = _restrict(a_sc, b_sc, c_sc, out, bound_row) if out.any() else whole
         run.z, run.s, run.lam = z[lp.cols], s[lp.rows], lam[lp.rows]
     z_out, s_out, lam_out = cs * z, s / rs, rs * lam
     return LpSolution(status=status, z=z_out, s=s_out, lam=lam_out, objective=float(np.asarray(c) @ z_out),
