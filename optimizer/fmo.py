@@ -501,6 +501,51 @@ def _cvxpy_solver(name: str) -> Any:
     return SchurIpm()
 
 
+#: cvxpy's status names for :func:`optimizer._schur_ipm.solve_lp`'s.
+_LP_STATUS = {"optimal": "optimal", "infeasible": "infeasible", "max_iter": "user_limit"}
+
+
+def _solve_lp_round(spec: FmoSpec, options: FmoOptions, settings: Mapping[str, Any], **lp_args: Any
+                    ) -> Tuple[str, Optional[np.ndarray], Optional[float], Tuple[int, int], float, float]:
+    """One round with ``SCHUR_IPM`` on the directly assembled LP (:mod:`optimizer._fmo_lp`).
+
+    Returns status (cvxpy's names), ``y``, objective, (influence rows, non-zeros), the
+    round's time (assembly + solve, s) and the assembly's (s).
+    """
+    from ._fmo_lp import assemble_lp
+    from ._schur_ipm import StructureError, solve_lp
+
+    lp = assemble_lp(spec, options, **lp_args)
+    t0 = time.perf_counter()
+    try:
+        sol = solve_lp(lp.c, lp.a, lp.b, **settings)
+    except StructureError as exc:
+        return f"solver_error: {SCHUR_IPM}: {exc}", None, None, (lp.n_opt_rows, lp.opt_nnz), 0.0, lp.assemble_s
+    round_s = lp.assemble_s + time.perf_counter() - t0
+    status = _LP_STATUS.get(sol.status, f"solver_error: {SCHUR_IPM} ended with {sol.status}")
+    return status, sol.z[:lp.n_beamlets], sol.objective, (lp.n_opt_rows, lp.opt_nnz), round_s, lp.assemble_s
+
+
+def _solve_cvxpy_round(built: BuiltProblem, options: FmoOptions
+                       ) -> Tuple[str, Optional[np.ndarray], Optional[float], float, float]:
+    """One round through cvxpy: status, ``y``, objective, the round's time and cvxpy's compilation time (s)."""
+    import cvxpy as cp
+
+    t0 = time.perf_counter()
+    try:
+        with _solver_output_to_stderr():
+            built.problem.solve(solver=_cvxpy_solver(options.solver), canon_backend=CANON_BACKEND,
+                                **options.solve_kwargs())
+        status = str(built.problem.status)
+    except cp.error.SolverError as exc:
+        status = f"solver_error: {exc}".splitlines()[0]
+    round_s = time.perf_counter() - t0
+    compile_s = float(getattr(built.problem, "compilation_time", None) or 0.0)
+    if status != cp.OPTIMAL:
+        return status, None, None, round_s, compile_s
+    return status, np.asarray(built.y.value, dtype=np.float64), float(built.problem.value), round_s, compile_s
+
+
 def solve_fmo(spec: FmoSpec, options: FmoOptions = FmoOptions()) -> FmoResult:
     """Build and solve ``spec``; see the module docstring for the formulation.
 
@@ -523,8 +568,6 @@ def solve_fmo(spec: FmoSpec, options: FmoOptions = FmoOptions()) -> FmoResult:
     constraints.errors.InputError
         Invalid spec or options.
     """
-    import cvxpy as cp
-
     settings = options.settings()
     t0 = time.perf_counter()
     a, scale, a_obj = _prepare(spec, options)
@@ -536,29 +579,27 @@ def solve_fmo(spec: FmoSpec, options: FmoOptions = FmoOptions()) -> FmoResult:
     build_s = time.perf_counter() - t0
     offsets: Optional[Dict[str, np.ndarray]] = None
     compile_s = solve_s = 0.0
-    status, built, weights, dose = "not_solved", None, None, None
+    status, weights, dose, size = "not_solved", None, None, (0, 0)
     truncated = options.objective_truncation > 0
     violated = rounds = 0
     change = 0.0
     for rounds in range(1, max(1, options.max_rounds) + 1):
-        built = build_problem(spec, options, a_total=a, scale=scale, a_obj=a_obj, active=active, offsets_gy=offsets)
-        build_s += built.build_s
-        t0 = time.perf_counter()
-        try:
-            with _solver_output_to_stderr():
-                built.problem.solve(solver=_cvxpy_solver(options.solver), canon_backend=CANON_BACKEND,
-                                    **options.solve_kwargs())
-            status = str(built.problem.status)
-        except cp.error.SolverError as exc:
-            status = f"solver_error: {exc}".splitlines()[0]
-        round_s = time.perf_counter() - t0
+        if options.solver == SCHUR_IPM:
+            status, y, value, size, round_s, round_compile_s = _solve_lp_round(
+                spec, options, settings, a_total=a, scale=scale, a_obj=a_obj, active=active, offsets_gy=offsets)
+        else:
+            built = build_problem(spec, options, a_total=a, scale=scale, a_obj=a_obj, active=active,
+                                  offsets_gy=offsets)
+            build_s += built.build_s
+            status, y, value, round_s, round_compile_s = _solve_cvxpy_round(built, options)
+            size = (built.n_opt_rows, built.opt_nnz)
         solve_s += round_s
-        compile_s += float(getattr(built.problem, "compilation_time", None) or 0.0)
-        if status != cp.OPTIMAL:
+        compile_s += round_compile_s
+        if status != "optimal":
             weights = dose = None
             break
         t0 = time.perf_counter()
-        y = np.maximum(np.asarray(built.y.value, dtype=np.float64), 0.0)
+        y = np.maximum(y, 0.0)
         weights = y * scale
         dose = np.asarray(a @ weights).ravel()
         violated = 0
@@ -571,7 +612,7 @@ def solve_fmo(spec: FmoSpec, options: FmoOptions = FmoOptions()) -> FmoResult:
             change = np.inf if used is None else max(float(np.abs(offsets[k] - used[k]).max()) for k in offsets)
         build_s += time.perf_counter() - t0
         _log.info("FMO round %d: %d rows, %d nnz, solve %.1f s, %d violators, correction change %.3g Gy, "
-                  "status %s", rounds, built.n_opt_rows, built.opt_nnz, round_s, violated, change, status)
+                  "status %s", rounds, size[0], size[1], round_s, violated, change, status)
         if not violated and change <= options.correction_tol_gy:
             break
     else:
@@ -579,9 +620,9 @@ def solve_fmo(spec: FmoSpec, options: FmoOptions = FmoOptions()) -> FmoResult:
             status, weights, dose = "screening_not_converged", None, None
     common = dict(solver=options.solver, solver_settings=tuple(sorted(settings.items())), build_s=build_s,
                   compile_s=compile_s, solve_s=solve_s, rounds=rounds, n_voxels=a.shape[0], n_beamlets=a.shape[1],
-                  nnz=int(a.nnz), n_opt_rows=built.n_opt_rows, opt_nnz=built.opt_nnz,
+                  nnz=int(a.nnz), n_opt_rows=size[0], opt_nnz=size[1],
                   correction_change_gy=float(change) if np.isfinite(change) else float("nan"))
     if weights is None:
         return FmoResult(status=status, objective=None, weights=None, dose_gy=None, metrics=None, **common)
-    return FmoResult(status=status, objective=float(built.problem.value), weights=weights, dose_gy=dose,
+    return FmoResult(status=status, objective=value, weights=weights, dose_gy=dose,
                      metrics=_metrics(spec, dose), **common)

@@ -90,6 +90,49 @@ def test_volume_cap_cvar_holds(solver):
     assert r.metrics.cvar_gy[0][1] <= -EPS + TOL_GY
 
 
+def _random_spec(seed):
+    """60 voxels x 12 beamlets (random, non-negative): target, ring, an OAR with a bound and a cap, an OAR
+    with a cap only, and a target hot-spot bound; loose enough to be feasible."""
+    rng = np.random.default_rng(seed)
+    a = sp.csr_matrix(rng.random((60, 12)) * (rng.random((60, 12)) < 0.6))
+    cov = lambda n: rng.uniform(0.3, 1.0, n)  # noqa: E731
+    regions = {"t": Region("t", np.arange(0, 20), cov(20)), "ring": Region("ring", np.arange(20, 35), cov(15)),
+               "o1": Region("o1", np.arange(35, 45), cov(10)), "o2": Region("o2", np.arange(45, 60), cov(15))}
+    bounds = (MaxBound("o1 max", "o1", rng.uniform(8.0, 14.0, 10)),)
+    caps = (VolumeCap("o1 cap", "o1", rng.uniform(6.0, 9.0, 10), 0.003),
+            VolumeCap("o2 cap", "o2", rng.uniform(5.0, 8.0, 15), 0.004))
+    return FmoSpec(a, 2, 0.001, regions, "t", 24.0, 30.0, bounds, caps,
+                   falloff=MaxBound("ring", "ring", rng.uniform(10.0, 16.0, 15)))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_assembled_lp_is_the_cvxpy_problem(seed):
+    """The LP written directly for SCHUR_IPM (optimizer._fmo_lp) has the optimum of the cvxpy problem it replaces,
+    with truncation offsets, a screened subset of constraint voxels and two constraints on one region; both are
+    solved by HiGHS (the LP through scipy, not through our interior point)."""
+    from scipy.optimize import linprog
+
+    from optimizer._fmo_build import build_problem
+    from optimizer._fmo_lp import assemble_lp
+    from optimizer.fmo import _prepare
+
+    spec = _random_spec(seed)
+    opts = FmoOptions(solver="HIGHS", objective_truncation=0.2)
+    a, scale, a_obj = _prepare(spec, opts)
+    rng = np.random.default_rng(seed)
+    active = {name: rng.random(spec.regions[name].rows.size) < 0.7 for name in ("t", "o1", "o2")}
+    offsets = {name: np.asarray(dropped @ rng.random(12)).ravel() for name, (_, dropped) in a_obj.items()}
+    built = build_problem(spec, opts, a_total=a, scale=scale, a_obj=a_obj, active=active, offsets_gy=offsets)
+    built.problem.solve(solver="HIGHS")
+    lp = assemble_lp(spec, opts, a_total=a, scale=scale, a_obj=a_obj, active=active, offsets_gy=offsets)
+    res = linprog(lp.c, A_ub=lp.a, b_ub=lp.b, bounds=(None, None), method="highs")
+    assert built.problem.status == "optimal" and res.status == 0
+    assert res.fun == pytest.approx(built.problem.value, rel=1e-7, abs=1e-9)
+    assert (lp.n_opt_rows, lp.opt_nnz) == (built.n_opt_rows, built.opt_nnz)
+    # the optimal y of one is optimal for the other: the cvxpy objective at the LP's y is the same value
+    built.y.value = res.x[:lp.n_beamlets]
+    assert built.problem.objective.value == pytest.approx(res.fun, rel=1e-6)
+
 def test_bad_options_raise():
     with pytest.raises(InputError, match="solver must be one of"):
         FmoOptions(solver="MOSEK")
