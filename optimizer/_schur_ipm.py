@@ -135,6 +135,9 @@ class LpStructure:
     a_ls_at_p : scipy.sparse.csr_matrix, shape (k, len(p_rows))
         ``A[l, sparse column of P row i]``.
     non_link : ndarray of bool, shape (m,)
+    a_s, a_s_t : scipy.sparse.csr_matrix, shapes (m, len(sparse_cols)) and its transpose
+        The sparse columns (every row): with ``a_pd``, the bound rows and ``a_ld`` they make
+        the whole matrix, so products with ``A`` never go through its dense part as CSR.
     """
 
     dense_cols: np.ndarray
@@ -152,6 +155,8 @@ class LpStructure:
     a_ls_at_p: Any
     a_ld: np.ndarray
     non_link: np.ndarray
+    a_s: Any
+    a_s_t: Any
 
 
 def find_structure(a: Any) -> LpStructure:
@@ -212,7 +217,30 @@ def find_structure(a: Any) -> LpStructure:
                        bound_rows=bound_rows, bound_cols=bound_cols, bound_coef=bound_coef,
                        a_pd=np.ascontiguousarray(a_cd[p_rows].toarray()), p_sparse=p_sparse, p_coef=p_coef,
                        a_sq_rest=a_sq_rest, a_ls=a_ls, a_ls_at_p=a_ls_at_p, a_ld=a_cd[link_rows].toarray(),
-                       non_link=~link)
+                       non_link=~link, a_s=a_cs, a_s_t=a_cs.T.tocsr())
+
+
+def _a_dot(st: LpStructure, z: np.ndarray) -> np.ndarray:
+    """``A z`` from the parts of ``st`` (the dense block through BLAS)."""
+    z_d = z[st.dense_cols]
+    out = np.asarray(st.a_s @ z[st.sparse_cols]).ravel()
+    out[st.p_rows] += st.a_pd @ z_d
+    out[st.bound_rows] += st.bound_coef * z_d[st.bound_cols]
+    if st.link_rows.size:
+        out[st.link_rows] += st.a_ld @ z_d
+    return out
+
+
+def _at_dot(st: LpStructure, y: np.ndarray) -> np.ndarray:
+    """``Aᵀ y`` from the parts of ``st``."""
+    out = np.empty(st.dense_cols.size + st.sparse_cols.size)
+    out_d = st.a_pd.T @ y[st.p_rows] + np.bincount(st.bound_cols, st.bound_coef * y[st.bound_rows],
+                                                   minlength=st.dense_cols.size)
+    if st.link_rows.size:
+        out_d += st.a_ld.T @ y[st.link_rows]
+    out[st.dense_cols] = out_d
+    out[st.sparse_cols] = np.asarray(st.a_s_t @ y).ravel()
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -278,11 +306,10 @@ def _ruiz(a: Any, passes: int) -> "tuple[np.ndarray, np.ndarray]":
 class _Newton:
     """The factorized Newton system of one iterate (notation of the module docstring)."""
 
-    def __init__(self, st: LpStructure, a: Any, at: Any, s: np.ndarray, lam: np.ndarray, reg: float,
-                 work: np.ndarray) -> None:
+    def __init__(self, st: LpStructure, s: np.ndarray, lam: np.ndarray, reg: float, work: np.ndarray) -> None:
         from scipy.linalg import blas, cho_factor, cho_solve
 
-        self.st, self.a, self.at, self.s, self.lam = st, a, at, s, lam
+        self.st, self.s, self.lam = st, s, lam
         self.d = d = lam / s
         n_d = st.dense_cols.size
         r_s = np.asarray(st.a_sq_rest.T @ (d * st.non_link)).ravel() + reg
@@ -316,12 +343,13 @@ class _Newton:
 
         st, d = self.st, self.d
         rt = r_p - r_c / self.lam
-        g = r_d + np.asarray(self.at @ (d * rt * st.non_link)).ravel()
-        g_d, g_s = g[st.dense_cols], g[st.sparse_cols]
+        e = d * rt * st.non_link                   # g = r_d + Aᵀe, its dense part formed with v below
+        g_s = r_d[st.sparse_cols] + np.asarray(st.a_s_t @ e).ravel()
         has = st.p_sparse >= 0
         v = np.zeros(st.p_rows.size)
         v[has] = self.q[has] * g_s[st.p_sparse[has]]
-        rhs_d = g_d - st.a_pd.T @ v
+        rhs_d = (r_d[st.dense_cols] + st.a_pd.T @ (e[st.p_rows] - v)
+                 + np.bincount(st.bound_cols, st.bound_coef * e[st.bound_rows], minlength=st.dense_cols.size))
         x, u = np.zeros(0), np.zeros(0)
         if self.b is not None:
             rhs_l = rt[st.link_rows] - st.a_ls @ (g_s / self.m_s)
@@ -334,23 +362,26 @@ class _Newton:
         msd_x = np.zeros(st.sparse_cols.size)      # M_SD x: d_i a_ij (A_PD x)_i at j = j(i)
         msd_x[st.p_sparse[has]] = self.q[has] * self.m_s[st.p_sparse[has]] * ax[has]
         num = g_s - msd_x - (np.asarray(st.a_ls.T @ u).ravel() if u.size else 0.0)
-        dz = np.empty(self.a.shape[1])
+        dz = np.empty(st.dense_cols.size + st.sparse_cols.size)
         dz[st.dense_cols] = x
         dz[st.sparse_cols] = num / self.m_s
-        dlam = d * (np.asarray(self.a @ dz).ravel() - rt)
+        a_dz = np.asarray(st.a_s @ dz[st.sparse_cols]).ravel()   # A dz, with the dense block's part ax
+        a_dz[st.p_rows] += ax
+        a_dz[st.bound_rows] += st.bound_coef * x[st.bound_cols]
+        dlam = d * (a_dz - rt)
         dlam[st.link_rows] = u
         ds = (r_c - self.s * dlam) / self.lam
         return dz, dlam, ds
 
 
-def _start(st: LpStructure, a: Any, at: Any, b: np.ndarray, c: np.ndarray, reg: float,
+def _start(st: LpStructure, b: np.ndarray, c: np.ndarray, reg: float,
            work: np.ndarray) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
     """Mehrotra's starting point [1]_: least-squares ``s = b − A z`` and least-norm ``λ`` with
     ``Aᵀλ = −c`` (one factorization at Θ = I), shifted into the interior."""
-    m = a.shape[0]
+    m = b.size
     ones = np.ones(m)
-    newton = _Newton(st, a, at, ones, ones, reg, work)
-    dz, dl, _ = newton.solve(b, np.zeros(a.shape[1]), np.zeros(m))      # A z − λ = b, Aᵀλ = 0
+    newton = _Newton(st, ones, ones, reg, work)
+    dz, dl, _ = newton.solve(b, np.zeros(c.size), np.zeros(m))          # A z − λ = b, Aᵀλ = 0
     z, s = dz, -dl                                                       # s = b − A z
     _, lam, _ = newton.solve(np.zeros(m), -c, np.zeros(m))               # A w = λ, Aᵀλ = −c
     s = s + max(-1.5 * float(s.min()), 0.0)
@@ -391,8 +422,6 @@ def _step(v: np.ndarray, dv: np.ndarray) -> float:
 class _Lp:
     """A (column-restricted) scaled LP and its structure; ``cols``/``rows`` index the full LP."""
 
-    a: Any
-    at: Any
     b: np.ndarray
     c: np.ndarray
     st: LpStructure
@@ -409,7 +438,7 @@ def _restrict(a: Any, b: np.ndarray, c: np.ndarray, out: np.ndarray, bound_row: 
     rows = np.flatnonzero(keep)
     sub = a[rows][:, cols].tocsr()
     st = find_structure(sub)
-    return _Lp(sub, sub.T.tocsr(), b[rows], c[cols], st, cols, rows, np.empty_like(st.a_pd))
+    return _Lp(b[rows], c[cols], st, cols, rows, np.empty_like(st.a_pd))
 
 
 def _bounded_columns(st: LpStructure, b: np.ndarray, n: int) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
@@ -454,15 +483,15 @@ def _iterate(lp: _Lp, run: _Run, *, nb: float, nc: float, tol_feas: float, tol_g
     """
     from scipy.linalg import LinAlgError
 
-    a, at, b, c, st = lp.a, lp.at, lp.b, lp.c, lp.st
-    m = a.shape[0]
+    b, c, st = lp.b, lp.c, lp.st
+    m = b.size
     z, s, lam = run.z, run.s, run.lam
     status = "max_iter"
     n_droppable = int(droppable.sum())
     flagged = np.zeros(m, bool)
     while run.iterations < max_iter:
-        r_p = b - a @ z - s
-        r_d = -c - at @ lam
+        r_p = b - _a_dot(st, z) - s
+        r_d = -c - _at_dot(st, lam)
         pobj, dobj = float(c @ z), float(-b @ lam)
         run.rp_rel = float(np.abs(r_p).max()) / nb
         run.rd_rel = float(np.abs(r_d).max()) / nc
@@ -483,7 +512,7 @@ def _iterate(lp: _Lp, run: _Run, *, nb: float, nc: float, tol_feas: float, tol_g
         run.iterations += 1
         mu = float(s @ lam) / m
         try:
-            newton = _Newton(st, a, at, s, lam, REGULARIZATION, lp.work)
+            newton = _Newton(st, s, lam, REGULARIZATION, lp.work)
         except LinAlgError:
             status = "numerical_error"
             break
@@ -559,14 +588,14 @@ def solve_lp(c: np.ndarray, a: Any, b: np.ndarray, *, tol_feas: float = 1e-8, to
     bound_row[bcols] = brows
     bound_col = np.full(m, -1, dtype=np.int64)
     bound_col[brows] = bcols
-    whole = _Lp(a_sc, a_sc.T.tocsr(), b_sc, c_sc, full, np.arange(n), np.arange(m), np.empty_like(full.a_pd))
+    whole = _Lp(b_sc, c_sc, full, np.arange(n), np.arange(m), np.empty_like(full.a_pd))
     out = np.zeros(n, bool)               # columns fixed at 0 (left out of the system)
     pinned = np.zeros(n, bool)            # priced back in: never dropped again
     first_drop = None                     # the iterate before the first drop (every column in)
     priced_in = 0
     lp = whole
     try:
-        run = _Run(*_start(lp.st, lp.a, lp.at, lp.b, lp.c, REGULARIZATION, lp.work))
+        run = _Run(*_start(lp.st, lp.b, lp.c, REGULARIZATION, lp.work))
     except LinAlgError:
         run = _Run(np.zeros(n), np.maximum(b_sc, 1.0), np.ones(m))
     while True:
