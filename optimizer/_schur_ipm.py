@@ -293,11 +293,10 @@ def _ruiz(a: Any, passes: int) -> "tuple[np.ndarray, np.ndarray]":
     csr, csc = sp.csr_matrix(a), sp.csc_matrix(a)
     m, n = a.shape
     r, c = np.ones(m), np.ones(n)
-    rows_csr, mag_csr = np.repeat(np.arange(m), np.diff(csr.indptr)), np.abs(csr.data)
-    cols_csc, mag_csc = np.repeat(np.arange(n), np.diff(csc.indptr)), np.abs(csc.data)
-    for _ in range(passes):
-        rn = _segment_max(mag_csr * r[rows_csr] * c[csr.indices], csr.indptr)
-        cn = _segment_max(mag_csc * r[csc.indices] * c[cols_csc], csc.indptr)
+    mag_csr, mag_csc = np.abs(csr.data), np.abs(csc.data)
+    for _ in range(passes):             # max_j |a_ij| r_i c_j = r_i · max_j |a_ij| c_j (and by column)
+        rn = r * _segment_max(mag_csr * c[csr.indices], csr.indptr)
+        cn = c * _segment_max(mag_csc * r[csc.indices], csc.indptr)
         r /= np.sqrt(np.where(rn > 0, rn, 1.0))
         c /= np.sqrt(np.where(cn > 0, cn, 1.0))
     return r, c
