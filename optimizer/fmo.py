@@ -16,7 +16,9 @@ mean target dose, for conditioning); reported weights are ``scale · y``, in the
 influence matrix's unit.  ``ε`` (``bound_backoff_gy``) keeps the exact limits
 strictly met despite solver tolerance.
 
-What the solver sees (:mod:`optimizer._fmo_build`): the influence rows are dense
+What the solver sees (:mod:`optimizer._fmo_build` builds the cvxpy problem; for
+``SCHUR_IPM`` the same LP is assembled directly in standard form by
+:mod:`optimizer._fmo_lp`, without cvxpy's canonicalization): the influence rows are dense
 (scatter tails; 60–95 % filled), and a sparse LP solver pays for every dense row in
 every iteration.  The default solver, ``SCHUR_IPM`` (:mod:`optimizer._schur_ipm`, an
 interior point that eliminates the hinge variables and factorizes the beamlet-space
@@ -368,7 +370,8 @@ class FmoResult:
     build_s : float, s
         Our construction (matrices, truncation, cvxpy expressions, full-matrix checks).
     compile_s : float, s
-        cvxpy canonicalization (part of ``solve_s``).
+        cvxpy canonicalization, or with ``SCHUR_IPM`` the direct assembly of the LP
+        (:mod:`optimizer._fmo_lp`); part of ``solve_s``.
     solve_s : float, s
         ``Problem.solve`` calls (canonicalization + solver), summed over rounds.
     rounds : int
@@ -520,7 +523,8 @@ def _solve_lp_round(spec: FmoSpec, options: FmoOptions, settings: Mapping[str, A
     try:
         sol = solve_lp(lp.c, lp.a, lp.b, **settings)
     except StructureError as exc:
-        return f"solver_error: {SCHUR_IPM}: {exc}", None, None, (lp.n_opt_rows, lp.opt_nnz), 0.0, lp.assemble_s
+        return (f"solver_error: {SCHUR_IPM}: {exc}; use solver HIGHS", None, None, (lp.n_opt_rows, lp.opt_nnz),
+                0.0, lp.assemble_s)
     round_s = lp.assemble_s + time.perf_counter() - t0
     status = _LP_STATUS.get(sol.status, f"solver_error: {SCHUR_IPM} ended with {sol.status}")
     return status, sol.z[:lp.n_beamlets], sol.objective, (lp.n_opt_rows, lp.opt_nnz), round_s, lp.assemble_s

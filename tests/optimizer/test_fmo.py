@@ -133,6 +133,21 @@ def test_assembled_lp_is_the_cvxpy_problem(seed):
     built.y.value = res.x[:lp.n_beamlets]
     assert built.problem.objective.value == pytest.approx(res.fun, rel=1e-6)
 
+def test_schur_ipm_limits_reported_as_statuses():
+    """The directly assembled LP's solver outcomes reach FmoResult as statuses, with no plan: the iteration
+    limit as cvxpy's 'user_limit', an LP outside the solver's shape (more than 200 CVaR sums) as a solver error."""
+    r = solve_fmo(_tiny(), FmoOptions(objective_truncation=0.0, solver_options={"max_iter": 1}))
+    assert r.status == "user_limit" and not r.has_plan
+    n = 201
+    a = sp.csr_matrix(np.vstack([np.ones((1, 2)), np.tile([[1.0, 0.5]], (n, 1))]))
+    regions = {"t": Region("t", np.array([0]), np.ones(1))}
+    regions.update({f"o{i}": Region(f"o{i}", np.array([i + 1]), np.ones(1)) for i in range(n)})
+    caps = tuple(VolumeCap(f"cap{i}", f"o{i}", np.array([5.0]), 0.0005) for i in range(n))
+    r = solve_fmo(FmoSpec(a, 2, 0.001, regions, "t", 24.0, None, (), caps),
+                  FmoOptions(objective_truncation=0.0, screen_fraction=0.0))
+    assert r.status.startswith("solver_error: SCHUR_IPM:") and r.status.endswith("use solver HIGHS")
+    assert not r.has_plan
+
 def test_bad_options_raise():
     with pytest.raises(InputError, match="solver must be one of"):
         FmoOptions(solver="MOSEK")
