@@ -429,15 +429,34 @@ class _Lp:
     work: np.ndarray
 
 
-def _restrict(a: Any, b: np.ndarray, c: np.ndarray, out: np.ndarray, bound_row: np.ndarray) -> _Lp:
-    """The LP with the columns ``out`` fixed at 0 (removed with their bound rows)."""
+def _restrict(whole: _Lp, out: np.ndarray, bound_row: np.ndarray) -> _Lp:
+    """The LP ``whole`` with the columns ``out`` fixed at 0 (removed with their bound rows).
+
+    Its structure is the whole one's, sub-set (no new classification: 2 mm dose grid, 36 000
+    rows, 7 of the 46 s of a solve went to re-classifying).  That stays exact for any row
+    that the removal changes: a ``P`` row left with no dense entry has a zero ``a_pd`` row
+    (its sparse column is then eliminated as a rest row's would be), and one left with a
+    single dense entry adds to ``H`` what a bound row would.
+    """
+    w = whole.st
     cols = np.flatnonzero(~out)
-    keep = np.ones(a.shape[0], bool)
-    keep[bound_row[out]] = False
-    rows = np.flatnonzero(keep)
-    sub = a[rows][:, cols].tocsr()
-    st = find_structure(sub)
-    return _Lp(b[rows], c[cols], st, cols, rows, np.empty_like(st.a_pd))
+    keep_row = np.ones(whole.b.size, bool)
+    keep_row[bound_row[out]] = False
+    rows = np.flatnonzero(keep_row)
+    new_row = np.cumsum(keep_row) - 1
+    new_col = np.cumsum(~out) - 1
+    keep_d = ~out[w.dense_cols]
+    new_d = np.cumsum(keep_d) - 1
+    keep_b = keep_row[w.bound_rows]
+    a_s = w.a_s[rows]
+    st = LpStructure(dense_cols=new_col[w.dense_cols[keep_d]], sparse_cols=new_col[w.sparse_cols],
+                     link_rows=new_row[w.link_rows], p_rows=new_row[w.p_rows],
+                     bound_rows=new_row[w.bound_rows[keep_b]], bound_cols=new_d[w.bound_cols[keep_b]],
+                     bound_coef=w.bound_coef[keep_b], a_pd=np.ascontiguousarray(w.a_pd[:, keep_d]),
+                     p_sparse=w.p_sparse, p_coef=w.p_coef, a_sq_rest=w.a_sq_rest[rows], a_ls=w.a_ls,
+                     a_ls_at_p=w.a_ls_at_p, a_ld=np.ascontiguousarray(w.a_ld[:, keep_d]),
+                     non_link=w.non_link[rows], a_s=a_s, a_s_t=a_s.T.tocsr())
+    return _Lp(whole.b[rows], whole.c[cols], st, cols, rows, np.empty_like(st.a_pd))
 
 
 def _bounded_columns(st: LpStructure, b: np.ndarray, n: int) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
@@ -625,7 +644,7 @@ def solve_lp(c: np.ndarray, a: Any, b: np.ndarray, *, tol_feas: float = 1e-8, to
             pinned[back] = True
             run.iterations, z, s, lam = first_drop   # back to before the first drop; the others may drop again
             out = np.zeros(n, bool)
-        lp = _restrict(a_sc, b_sc, c_sc, out, bound_row) if out.any() else whole
+        lp = _restrict(whole, out, bound_row) if out.any() else whole
         run.z, run.s, run.lam = z[lp.cols], s[lp.rows], lam[lp.rows]
     z_out, s_out, lam_out = cs * z, s / rs, rs * lam
     return LpSolution(status=status, z=z_out, s=s_out, lam=lam_out, objective=float(np.asarray(c) @ z_out),
