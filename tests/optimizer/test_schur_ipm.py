@@ -170,3 +170,34 @@ def test_column_generation_prices_back_and_returns_a_full_dual(monkeypatch):
         assert np.abs(a.T @ sol.lam + c).max() <= 1e-6 * (1 + np.abs(c).max())
         assert abs(c @ sol.z + b @ sol.lam) <= 1e-6 * (1 + abs(c @ sol.z))
     assert priced > 0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_restriction_exact_for_rows_left_with_one_or_no_beamlet(seed, monkeypatch):
+    """Hinge rows over only 1–2 beamlets each: when eager drops remove those beamlets, the restricted
+    LP's structure (the whole one's, sub-set) keeps rows with one or no dense entry; the optimum is
+    still HiGHS's."""
+    rng = np.random.default_rng(seed)
+    n, m = 40, 200
+    a = np.zeros((m, n))
+    for i in range(m):
+        a[i, rng.choice(n, size=rng.integers(1, 3), replace=False)] = rng.uniform(0.5, 2.0)
+    y = cp.Variable(n, nonneg=True)
+    cost = rng.uniform(0.0, 0.2, n) * (rng.random(n) < 0.5) + rng.uniform(0.0, 3.0, n) * (rng.random(n) < 0.5)
+    prob = cp.Problem(cp.Minimize(cp.sum(cp.pos(1.0 - a @ y)) / m + cost @ y), [cp.sum(y) <= 0.5 * n])
+    prob.solve(solver="HIGHS")
+    ref = prob.value
+    monkeypatch.setattr(ipm, "DROP_RATIO", 0.5)
+    monkeypatch.setattr(ipm, "DROP_MIN_FRACTION", 0.05)
+    data, _, _ = prob.get_problem_data(cp.CLARABEL)
+    sol = solve_lp(data["c"], sp.csr_matrix(data["A"]), data["b"])
+    assert sol.status == "optimal"
+    assert sol.objective + float(data.get("offset", 0.0)) == pytest.approx(ref, rel=1e-6, abs=1e-8)
+    big = sp.csr_matrix(data["A"])
+    st = find_structure(big)
+    beamlets = ipm._bounded_columns(st, data["b"], big.shape[1])[0]
+    dropped = beamlets[sol.z[beamlets] == 0.0]
+    assert sol.columns_out > 0 and dropped.size == sol.columns_out
+    kept = np.setdiff1d(st.dense_cols, dropped)
+    dense_left = (big[st.p_rows][:, kept] != 0).sum(axis=1).A1        # hinge rows: beamlets left in each
+    assert (dense_left == 0).any() and (dense_left == 1).any()
