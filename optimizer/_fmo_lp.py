@@ -97,7 +97,7 @@ def _hinge(blocks: _Blocks, a_s: Any, offset: Optional[np.ndarray], level: np.nd
     first = blocks.new_vars(k, cost)
     rows, cols = np.arange(k), first + np.arange(k)
     rhs = level - (offset if offset is not None else 0.0)
-    blocks.add(-sign * a_s, (rows, cols, -np.ones(k)), -sign * rhs)        # −sign·A y − t ≤ −sign·(level − off)
+    blocks.add(-sign * a_s, (rows, cols, -np.ones(k)), -sign * rhs)    # −sign·(A y + off) − t ≤ −sign·level
     blocks.add(None, (rows, cols, -np.ones(k)), np.zeros(k))                # −t ≤ 0
 
 
@@ -141,15 +141,16 @@ def assemble_lp(spec: Any, options: Any, *, a_total: Any, scale: float, a_obj: M
         a_s = rows_of[it.region]
         lim = (it.limit_gy if sel is None else it.limit_gy[sel]) - eps
         if it.volume_cc is None:
-            blocks.add(a_s, (np.zeros(0, np.int64),) * 2 + (np.zeros(0),), np.maximum(lim, 0.0) if it.floor_zero else lim)
+            none = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+            blocks.add(a_s, none, np.maximum(lim, 0.0) if it.floor_zero else lim)          # A y ≤ L − ε
             continue
         cov = r.coverage if sel is None else r.coverage[sel]
         zeta = blocks.new_vars(1)
         u = blocks.new_vars(rows.size)
         i = np.arange(rows.size)
         blocks.add(a_s, (np.concatenate([i, i]), np.concatenate([np.full(rows.size, zeta), u + i]),
-                         np.concatenate([-np.ones(rows.size), -np.ones(rows.size)])), lim)   # A y − ζ − u ≤ L − ε
-        blocks.add(None, (i, u + i, -np.ones(rows.size)), np.zeros(rows.size))                # −u ≤ 0
+                         -np.ones(2 * rows.size)), lim)                        # A y − ζ − u ≤ L − ε
+        blocks.add(None, (i, u + i, -np.ones(rows.size)), np.zeros(rows.size))  # −u ≤ 0
         blocks.add(None, (np.zeros(rows.size + 1, np.int64), np.concatenate([[zeta], u + i]),
                           np.concatenate([[1.0], cov * spec.voxel_volume_cc / it.volume_cc])), np.zeros(1))
 
