@@ -273,7 +273,11 @@ class FmoOptions:
     fewer rounds): without it the default size needed more than 3 rounds and 140 s.
     Column generation inside SCHUR_IPM (zero beamlets leave the system, priced at the
     end) took the default size to 69–80 s (two runs) and the 2 mm grid to 222 s (rounds
-    33 / 53 / 67 / 69 s), same objective.  With SCHUR_IPM, also measured and not adopted:
+    33 / 53 / 67 / 69 s), same objective.  Then the LP assembled directly instead of by cvxpy
+    (:mod:`optimizer._fmo_lp`; compilation 39 s → 1 s at 2 mm), products with ``A`` through
+    its dense block, leaner Ruiz passes and the restricted structure sub-set instead of
+    re-classified: default size @DEF@, 2 mm grid @DG2@, same objectives.  With SCHUR_IPM,
+    also measured and not adopted:
 
     * the beamlets of the previous round as the next round's starting columns: 81 s at the
       default size against 69 s (the guess misses beamlets the new rows need; each return
@@ -289,7 +293,27 @@ class FmoOptions:
     * the same with the first rounds on every 4th objective voxel (weights scaled): 8 rounds,
       196 s.
     * Without truncation the optimum of the untruncated objective is 1.1764 against 1.1869
-      with 1 % truncation and the 0.1 Gy correction (V24Gy 78.5 % against 78.2 %).
+      with 1 % truncation and the 0.1 Gy correction (V24Gy 78.5 % against 78.2 %).  With
+      the direct LP (truncation no longer saves compilation) it took 4 rounds, the violators
+      settling slowly (914 / 537 / 40 / 0), and 98 s against 61 s; 0.5 % truncation at 2 mm
+      still needed 4 rounds (correction changes 0.62 / 0.14 Gy).
+    * Each round started from the previous round's iterate before its first drop (rows and
+      variables matched by term and voxel, new rows centred at that iterate's μ): the
+      default size's second round did not converge in 100 iterations and its third took 41
+      against 27.  That iterate's μ (6e-7, scaled) is far below the infeasibility that the
+      new rows and offsets bring.  Blended 0.9 with Mehrotra's start: 20–21 iterations, but
+      not fewer with every beamlet in (20–30 s against 23 s).
+    * The ``syrk`` in float32 while the gap is above 1e-3 (then float64): 0.38 s against
+      0.51 s per ``syrk`` (17 000 × 1 394), but 27 iterations against 26 and 24.8 s against
+      24.3 s for the LP; float32 to the end fails near the optimum.
+    * The Newton matrix from the 4 000 (8 000) of 16 942 rows with the largest
+      ``w_i‖a_i‖²`` in every iteration (constraint reduction): 87 (50) iterations against
+      26.  The weights are nearly uniform in the first iterations, which are the expensive
+      ones; refining the reduced direction diverged (the spectrum of ``H_Q⁻¹H`` reaches
+      beyond 2).
+    * Earlier drops (``DROP_RATIO`` 1e-5, ``DROP_MIN_FRACTION`` 0.1): default round 2 17 s
+      against 20 s, but the 2 mm round 3 brought 12 beamlets back by pricing and took 63 s
+      against 40 s.
     solver_options : mapping or None
         Overrides of :data:`SOLVER_DEFAULTS`.
     """
@@ -504,6 +528,14 @@ def _cvxpy_solver(name: str) -> Any:
     return SchurIpm()
 
 
+#: ``SCHUR_IPM``'s tolerances (feasibility and gap) in the first round when the objective is
+#: truncated: that round is never the last (its correction has no predecessor to settle against),
+#: and it only finds the violators and the first correction, which a 1e-4 solution gives as well.
+#: 2 mm dose grid t4t5: first round 28 s → 16 s, 139 s → 125 s in all, the same 4 rounds (the
+#: final objective, that of a slightly different last LP, 1.32082 against 1.32076; V24Gy 76.75 %
+#: both); default size 3–7 % less per phantom, V24Gy unchanged.  None: the solver's defaults.
+FIRST_ROUND_TOL: Optional[float] = 1e-4
+
 #: cvxpy's status names for :func:`optimizer._schur_ipm.solve_lp`'s.
 _LP_STATUS = {"optimal": "optimal", "infeasible": "infeasible", "max_iter": "user_limit"}
 
@@ -589,8 +621,11 @@ def solve_fmo(spec: FmoSpec, options: FmoOptions = FmoOptions()) -> FmoResult:
     change = 0.0
     for rounds in range(1, max(1, options.max_rounds) + 1):
         if options.solver == SCHUR_IPM:
+            probe = truncated and offsets is None and FIRST_ROUND_TOL is not None       # not the last round
+            round_settings = dict(settings, tol_feas=FIRST_ROUND_TOL, tol_gap=FIRST_ROUND_TOL) if probe else settings
             status, y, value, size, round_s, round_compile_s = _solve_lp_round(
-                spec, options, settings, a_total=a, scale=scale, a_obj=a_obj, active=active, offsets_gy=offsets)
+                spec, options, round_settings, a_total=a, scale=scale, a_obj=a_obj, active=active,
+                offsets_gy=offsets)
         else:
             built = build_problem(spec, options, a_total=a, scale=scale, a_obj=a_obj, active=active,
                                   offsets_gy=offsets)
