@@ -315,6 +315,13 @@ class FmoOptions:
     * Earlier drops (``DROP_RATIO`` 1e-5, ``DROP_MIN_FRACTION`` 0.1): default round 2 17 s
       against 20 s, but the 2 mm round 3 brought 12 beamlets back by pricing and took 63 s
       against 40 s.
+    * Leaving out from the start of a round the beamlets that were zero in the previous one
+      with a reduced cost above ``κ`` × their median (priced at the end; a wrong guess
+      restarts from Mehrotra's point with every beamlet): κ = 2 took the default-size t4t5
+      to 40 s against 45 s and the 2 mm grid to 113 s against 125 s, but C7–T1 to 72 s
+      against 52 s and C3 to 13 s against 11 s; κ = 0.5 restarted twice on t4t5 (75 s), κ =
+      3 and 5 gained 0–1 s.  The beamlets left out after the previous round's first drop
+      were wrong in its next round (t4t5, 58 s).
     solver_options : mapping or None
         Overrides of :data:`SOLVER_DEFAULTS`.
     """
