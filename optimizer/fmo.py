@@ -276,9 +276,9 @@ class FmoOptions:
     33 / 53 / 67 / 69 s), same objective.  Then the LP assembled directly instead of by cvxpy
     (:mod:`optimizer._fmo_lp`; compilation 39 s → 1 s at 2 mm), products with ``A`` through
     its dense block, leaner Ruiz passes and the restricted structure sub-set instead of
-    re-classified: default size 48 s, 2 mm grid 139 s (rounds 28 / 34 / 37 / 40 s), same objectives; with the
-    first round solved to 1e-4 (:data:`FIRST_ROUND_TOL`) 45 s and 125 s.  With SCHUR_IPM,
-    also measured and not adopted:
+    re-classified: default size 48 s, 2 mm grid 139 s (rounds 28 / 34 / 37 / 40 s), same
+    objectives; with the first round solved to 1e-4 (:data:`FIRST_ROUND_TOL`) 45 s and 125 s.
+    With SCHUR_IPM, also measured and not adopted:
 
     * the beamlets of the previous round as the next round's starting columns: 81 s at the
       default size against 69 s (the guess misses beamlets the new rows need; each return
@@ -405,7 +405,8 @@ class FmoResult:
         cvxpy canonicalization, or with ``SCHUR_IPM`` the direct assembly of the LP
         (:mod:`optimizer._fmo_lp`); part of ``solve_s``.
     solve_s : float, s
-        ``Problem.solve`` calls (canonicalization + solver), summed over rounds.
+        ``Problem.solve`` calls (canonicalization + solver), or with ``SCHUR_IPM`` assembly +
+        solver, summed over rounds.
     rounds : int
         Solves made (screening and truncation-correction rounds).
     objective : float or None
@@ -537,8 +538,9 @@ def _cvxpy_solver(name: str) -> Any:
 
 
 #: ``SCHUR_IPM``'s tolerances (feasibility and gap) in the first round when the objective is
-#: truncated: that round is never the last (its correction has no predecessor to settle against),
-#: and it only finds the violators and the first correction, which a 1e-4 solution gives as well.
+#: truncated and more rounds are allowed: that round is never the last (its correction has no
+#: predecessor to settle against), and it only finds the violators and the first correction,
+#: which a 1e-4 solution gives as well.
 #: 2 mm dose grid t4t5: first round 28 s → 16 s, 139 s → 125 s in all, the same 4 rounds (the
 #: final objective, that of a slightly different last LP, 1.32082 against 1.32076; V24Gy 76.75 %
 #: both); default size 3–7 % less per phantom, V24Gy unchanged.  None: the solver's defaults.
@@ -602,8 +604,8 @@ def solve_fmo(spec: FmoSpec, options: FmoOptions = FmoOptions()) -> FmoResult:
     Returns
     -------
     FmoResult
-        With a plan only when cvxpy reports ``'optimal'`` (``'optimal_inaccurate'``
-        and every other status carry no plan); ``status = 'screening_not_converged'``
+        With a plan only when the solver reports ``'optimal'`` (cvxpy's status names;
+        ``'optimal_inaccurate'`` and every other status carry no plan); ``status = 'screening_not_converged'``
         when violators remain after the last round.  ``build_s``, ``compile_s`` and
         ``solve_s`` sum over rounds; ``n_opt_rows``/``opt_nnz`` are those of the last round.
 
@@ -629,8 +631,10 @@ def solve_fmo(spec: FmoSpec, options: FmoOptions = FmoOptions()) -> FmoResult:
     change = 0.0
     for rounds in range(1, max(1, options.max_rounds) + 1):
         if options.solver == SCHUR_IPM:
-            probe = truncated and offsets is None and FIRST_ROUND_TOL is not None       # not the last round
-            round_settings = dict(settings, tol_feas=FIRST_ROUND_TOL, tol_gap=FIRST_ROUND_TOL) if probe else settings
+            round_settings = settings
+            if FIRST_ROUND_TOL is not None and truncated and rounds == 1 and options.max_rounds > 1:
+                round_settings = dict(settings, **{k: max(FIRST_ROUND_TOL, settings[k])     # not the last round
+                                                   for k in ("tol_feas", "tol_gap")})
             status, y, value, size, round_s, round_compile_s = _solve_lp_round(
                 spec, options, round_settings, a_total=a, scale=scale, a_obj=a_obj, active=active,
                 offsets_gy=offsets)

@@ -18,6 +18,7 @@ from optimizer.fmo import weighted_cvar  # noqa: E402
 
 TOL_GY = 1e-6
 EPS = FmoOptions().bound_backoff_gy
+SOLVER_DEFAULTS_SCHUR = FmoOptions().settings()
 
 
 def _tiny(limits=(10.0, 4.0), target_max=None):
@@ -147,6 +148,31 @@ def test_schur_ipm_limits_reported_as_statuses():
                   FmoOptions(objective_truncation=0.0, screen_fraction=0.0))
     assert r.status.startswith("solver_error: SCHUR_IPM:") and r.status.endswith("use solver HIGHS")
     assert not r.has_plan
+
+def test_only_a_first_round_that_cannot_be_the_last_is_solved_loosely(monkeypatch):
+    """With truncation the first round is never the last, so SCHUR_IPM solves it to FIRST_ROUND_TOL; every later
+    round, and a first round that is also the last (max_rounds = 1), gets the full tolerance."""
+    import optimizer._schur_ipm as ipm
+    from optimizer import fmo
+
+    tols = []
+    solve = ipm.solve_lp
+
+    def spy(c, a, b, **kw):
+        tols.append((kw["tol_feas"], kw["tol_gap"]))
+        return solve(c, a, b, **kw)
+
+    monkeypatch.setattr(ipm, "solve_lp", spy)
+    spec, full = _random_spec(0), SOLVER_DEFAULTS_SCHUR["tol_gap"]
+    r = solve_fmo(spec, FmoOptions(objective_truncation=0.2))
+    assert r.status == "optimal" and r.rounds >= 2
+    assert tols[0] == (fmo.FIRST_ROUND_TOL, fmo.FIRST_ROUND_TOL) and set(tols[1:]) == {(full, full)}
+    tols.clear()
+    assert solve_fmo(spec, FmoOptions(objective_truncation=0.2, max_rounds=1)).rounds == 1
+    assert tols == [(full, full)]
+    tols.clear()
+    solve_fmo(spec, FmoOptions(objective_truncation=0.0))
+    assert set(tols) == {(full, full)}
 
 def test_bad_options_raise():
     with pytest.raises(InputError, match="solver must be one of"):
