@@ -28,8 +28,8 @@ from ._schur_ipm import SOLVER_NAME as SCHUR_IPM
 #: variable for them (the equality rows ``d = A_s y`` would couple the hinge rows).
 DENSE_ROW_SOLVERS = (SCHUR_IPM,)
 
-__all__ = ["BuiltProblem", "ConstraintItem", "constraint_items", "objective_regions", "truncate_rows",
-           "objective_matrices", "build_problem"]
+__all__ = ["BuiltProblem", "ConstraintItem", "constraint_items", "screened", "objective_regions",
+           "truncate_rows", "objective_matrices", "build_problem"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,6 +68,25 @@ class ConstraintItem:
     limit_gy: np.ndarray
     volume_cc: Optional[float] = None
     floor_zero: bool = True
+
+
+def screened(spec: Any, item: ConstraintItem, active: Optional[Mapping[str, np.ndarray]], backoff_gy: float
+             ) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The voxels of ``item`` in this round: (dose-grid rows, limit imposed in Gy, volume in cc).
+
+    The limit is ``L − ε`` (``backoff_gy``), raised to 0 for a per-voxel bound with
+    ``floor_zero``; ``active`` (region → bool over its rows, or None for every voxel) selects
+    the screened voxels.  None when the region has none screened.
+    """
+    r = spec.regions[item.region]
+    sel = None if active is None else active.get(item.region)
+    if sel is not None and not sel.any():
+        return None
+    pick = (lambda v: v) if sel is None else (lambda v: v[sel])     # noqa: E731
+    limit = pick(item.limit_gy) - backoff_gy
+    if item.volume_cc is None and item.floor_zero:
+        limit = np.maximum(limit, 0.0)
+    return pick(r.rows), limit, pick(r.coverage) * spec.voxel_volume_cc
 
 
 def objective_regions(spec: Any) -> Tuple[str, ...]:
@@ -160,12 +179,11 @@ def build_problem(spec: Any, options: Any, *, a_total: Any, scale: float,
     cons: List[Any] = []
     cdose: Dict[str, Any] = {}
     for k, it in enumerate(items):
-        r = spec.regions[it.region]
-        sel = None if active is None else active.get(it.region)
-        if sel is not None and not sel.any():
+        voxels = screened(spec, it, active, eps)
+        if voxels is None:
             continue
+        rows, lim, volume_cc = voxels
         if it.region not in cdose:
-            rows = r.rows if sel is None else r.rows[sel]
             a_s = a_total[rows] * scale
             n_rows += rows.size
             nnz += a_s.nnz
@@ -177,11 +195,9 @@ def build_problem(spec: Any, options: Any, *, a_total: Any, scale: float,
             else:
                 cdose[it.region] = expr
         d = cdose[it.region]
-        lim = it.limit_gy if sel is None else it.limit_gy[sel]
         if it.volume_cc is None:
-            cons.append(terms.max_bound(cp, d, np.maximum(lim - eps, 0.0) if it.floor_zero else lim - eps))
+            cons.append(terms.max_bound(cp, d, lim))
         else:
-            cov = r.coverage if sel is None else r.coverage[sel]
-            cons += terms.cvar_cap(cp, d, lim - eps, cov * spec.voxel_volume_cc, it.volume_cc, f"cap{k}")
+            cons += terms.cvar_cap(cp, d, lim, volume_cc, it.volume_cc, f"cap{k}")
     problem = cp.Problem(cp.Minimize(obj), cons)
     return BuiltProblem(problem, y, scale, time.perf_counter() - t0, n_rows, nnz)

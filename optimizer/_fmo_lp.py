@@ -36,7 +36,7 @@ from typing import Any, List, Mapping, Optional
 
 import numpy as np
 
-from ._fmo_build import constraint_items
+from ._fmo_build import constraint_items, screened
 
 __all__ = ["FmoLp", "assemble_lp"]
 
@@ -129,22 +129,19 @@ def assemble_lp(spec: Any, options: Any, *, a_total: Any, scale: float, a_obj: M
 
     rows_of: dict = {}                           # region → its screened influence rows, counted once
     for it in constraint_items(spec):
-        r = spec.regions[it.region]
-        sel = None if active is None else active.get(it.region)
-        if sel is not None and not sel.any():
+        voxels = screened(spec, it, active, eps)
+        if voxels is None:
             continue
-        rows = r.rows if sel is None else r.rows[sel]
+        rows, lim, volume_cc = voxels
         if it.region not in rows_of:
             rows_of[it.region] = a_total[rows] * scale
             n_rows += rows.size
             nnz += rows_of[it.region].nnz
         a_s = rows_of[it.region]
-        lim = (it.limit_gy if sel is None else it.limit_gy[sel]) - eps
         if it.volume_cc is None:
             none = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
-            blocks.add(a_s, none, np.maximum(lim, 0.0) if it.floor_zero else lim)          # A y ≤ L − ε
+            blocks.add(a_s, none, lim)                                                    # A y ≤ L − ε
             continue
-        cov = r.coverage if sel is None else r.coverage[sel]
         zeta = blocks.new_vars(1)
         u = blocks.new_vars(rows.size)
         i = np.arange(rows.size)
@@ -152,7 +149,7 @@ def assemble_lp(spec: Any, options: Any, *, a_total: Any, scale: float, a_obj: M
                          -np.ones(2 * rows.size)), lim)                        # A y − ζ − u ≤ L − ε
         blocks.add(None, (i, u + i, -np.ones(rows.size)), np.zeros(rows.size))  # −u ≤ 0
         blocks.add(None, (np.zeros(rows.size + 1, np.int64), np.concatenate([[zeta], u + i]),
-                          np.concatenate([[1.0], cov * spec.voxel_volume_cc / it.volume_cc])), np.zeros(1))
+                          np.concatenate([[1.0], volume_cc / it.volume_cc])), np.zeros(1))
 
     parts, b_parts = [], []
     for a_y, (ri, ci, vi), b in blocks.rows:

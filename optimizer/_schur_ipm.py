@@ -225,22 +225,28 @@ def find_structure(a: Any) -> LpStructure:
                        non_link=~link, a_s=a_cs, a_s_t=a_cs.T.tocsr())
 
 
-def _a_dot(st: LpStructure, z: np.ndarray) -> np.ndarray:
-    """``A z`` from the parts of ``st`` (the dense block through BLAS)."""
+def _a_dot(st: LpStructure, z: np.ndarray, a_pd_z: "np.ndarray | None" = None) -> np.ndarray:
+    """``A z`` from the parts of ``st`` (the dense block through BLAS; ``a_pd_z``: its product
+    ``a_pd @ z_D`` when the caller has it already)."""
     z_d = z[st.dense_cols]
     out = np.asarray(st.a_s @ z[st.sparse_cols]).ravel()
-    out[st.p_rows] += st.a_pd @ z_d
+    out[st.p_rows] += st.a_pd @ z_d if a_pd_z is None else a_pd_z
     out[st.bound_rows] += st.bound_coef * z_d[st.bound_cols]
     if st.link_rows.size:
         out[st.link_rows] += st.a_ld @ z_d
     return out
 
 
+def _at_dense(st: LpStructure, y_p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The dense columns' part of ``Aᵀ y`` from the ``P`` rows (``y_p``) and the bound rows, without
+    the linking rows."""
+    return st.a_pd.T @ y_p + np.bincount(st.bound_cols, st.bound_coef * y[st.bound_rows], minlength=st.dense_cols.size)
+
+
 def _at_dot(st: LpStructure, y: np.ndarray) -> np.ndarray:
     """``Aᵀ y`` from the parts of ``st``."""
     out = np.empty(st.dense_cols.size + st.sparse_cols.size)
-    out_d = st.a_pd.T @ y[st.p_rows] + np.bincount(st.bound_cols, st.bound_coef * y[st.bound_rows],
-                                                   minlength=st.dense_cols.size)
+    out_d = _at_dense(st, y[st.p_rows], y)
     if st.link_rows.size:
         out_d += st.a_ld.T @ y[st.link_rows]
     out[st.dense_cols] = out_d
@@ -352,8 +358,7 @@ class _Newton:
         has = st.p_sparse >= 0
         v = np.zeros(st.p_rows.size)
         v[has] = self.q[has] * g_s[st.p_sparse[has]]
-        rhs_d = (r_d[st.dense_cols] + st.a_pd.T @ (e[st.p_rows] - v)
-                 + np.bincount(st.bound_cols, st.bound_coef * e[st.bound_rows], minlength=st.dense_cols.size))
+        rhs_d = r_d[st.dense_cols] + _at_dense(st, e[st.p_rows] - v, e)
         x, u = np.zeros(0), np.zeros(0)
         if self.b is not None:
             rhs_l = rt[st.link_rows] - st.a_ls @ (g_s / self.m_s)
@@ -369,10 +374,7 @@ class _Newton:
         dz = np.empty(st.dense_cols.size + st.sparse_cols.size)
         dz[st.dense_cols] = x
         dz[st.sparse_cols] = num / self.m_s
-        a_dz = np.asarray(st.a_s @ dz[st.sparse_cols]).ravel()   # A dz, with the dense block's part ax
-        a_dz[st.p_rows] += ax
-        a_dz[st.bound_rows] += st.bound_coef * x[st.bound_cols]
-        dlam = d * (a_dz - rt)
+        dlam = d * (_a_dot(st, dz, ax) - rt)
         dlam[st.link_rows] = u
         ds = (r_c - self.s * dlam) / self.lam
         return dz, dlam, ds
