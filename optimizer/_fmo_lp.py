@@ -37,6 +37,7 @@ from typing import Any, List, Mapping, Optional
 import numpy as np
 
 from ._fmo_build import constraint_items, screened
+from ._schur_ipm import SharedRows
 
 __all__ = ["FmoLp", "assemble_lp"]
 
@@ -45,11 +46,17 @@ __all__ = ["FmoLp", "assemble_lp"]
 class FmoLp:
     """One round's LP in standard form and what is needed to read its solution.
 
+    ``A = a + shared``: every influence row is given once in ``shared.block`` (a voxel's
+    full row serves its hinge, bound and CVaR rows alike; truncated objective rows are rows
+    of their own), and ``a`` holds the rest.
+
     Attributes
     ----------
     c : ndarray, shape (n_z,)
     a : scipy.sparse.csr_matrix, shape (m, n_z)
     b : ndarray, shape (m,)
+    shared : optimizer._schur_ipm.SharedRows
+        The influence rows (× ``scale``), on the columns of ``y``.
     n_beamlets : int
         ``y = z[:n_beamlets]`` (weights = ``scale · y``).
     assemble_s : float, s
@@ -60,20 +67,31 @@ class FmoLp:
     c: np.ndarray
     a: Any
     b: np.ndarray
+    shared: SharedRows
     n_beamlets: int
     assemble_s: float
     n_opt_rows: int
     opt_nnz: int
 
+    def matrix(self) -> Any:
+        """The whole ``A`` as one CSR matrix (for other LP solvers and for checks)."""
+        return (self.a + self.shared.tocsr(self.a.shape)).tocsr()
+
 
 class _Blocks:
-    """Rows of the LP collected block by block: (influence part, epigraph part, right-hand side)."""
+    """Rows of the LP collected block by block, and the distinct influence rows they use."""
 
-    def __init__(self, n_beamlets: int) -> None:
-        self.n = n_beamlets
-        self.rows: List[tuple] = []     # (a_y: sparse (r × n) or None, a_x: sparse (r × n_extra) coo parts, b)
+    def __init__(self, a_total: Any, scale: float) -> None:
+        self.n = a_total.shape[1]
+        self.a_total, self.scale = a_total, scale
+        self.m = 0
+        self.rows: List[tuple] = []     # (extra: coo parts (row, variable offset, value), b)
         self.n_extra = 0
         self.c_extra: List[np.ndarray] = []
+        self.shared: List[tuple] = []   # (LP rows, block rows, factors)
+        self.parts: List[Any] = []      # the block's rows, CSR pieces
+        self.n_unique = 0
+        self.of_voxel = np.full(a_total.shape[0], -1, dtype=np.int64)
 
     def new_vars(self, count: int, cost: Any = 0.0) -> int:
         """``count`` new variables after ``y`` with this cost; returns the first one's offset."""
@@ -82,23 +100,62 @@ class _Blocks:
         self.c_extra.append(np.broadcast_to(np.asarray(cost, dtype=np.float64), (count,)).copy())
         return first
 
-    def add(self, a_y: Any, extra: "tuple[np.ndarray, np.ndarray, np.ndarray]", b: np.ndarray) -> None:
-        """Rows ``a_y y + Σ extra ≤ b``; ``extra = (row, variable offset, value)`` triplets."""
-        self.rows.append((a_y, extra, np.asarray(b, dtype=np.float64)))
+    def voxel_rows(self, voxels: np.ndarray) -> np.ndarray:
+        """Block rows of the full influence rows of ``voxels`` (each voxel's row stored once)."""
+        new = np.unique(voxels[self.of_voxel[voxels] < 0])
+        if new.size:
+            self.of_voxel[new] = self.n_unique + np.arange(new.size)
+            self.parts.append(self.a_total[new] * self.scale)
+            self.n_unique += new.size
+        return self.of_voxel[voxels]
+
+    def own_rows(self, rows: Any) -> np.ndarray:
+        """Block rows for influence rows used by one LP row each (truncated objective rows)."""
+        first = self.n_unique
+        self.parts.append(rows)
+        self.n_unique += rows.shape[0]
+        return first + np.arange(rows.shape[0])
+
+    def add(self, y_rows: Optional[np.ndarray], sign: float, extra: "tuple[np.ndarray, np.ndarray, np.ndarray]",
+            b: np.ndarray) -> None:
+        """Rows ``sign · u[y_rows] y + Σ extra ≤ b``; ``extra = (row, variable offset, value)`` triplets."""
+        b = np.asarray(b, dtype=np.float64)
+        if y_rows is not None:
+            self.shared.append((self.m + np.arange(b.size), y_rows, np.full(b.size, sign)))
+        self.rows.append((extra, b))
+        self.m += b.size
+
+    def block(self) -> SharedRows:
+        import scipy.sparse as sp
+
+        if self.parts:
+            dense = sp.vstack(self.parts, format="csr").toarray()
+        else:
+            dense = np.zeros((0, self.n))
+        cat = (lambda i: np.concatenate([t[i] for t in self.shared]) if self.shared else np.zeros(0))  # noqa: E731
+        return SharedRows(block=dense, rows=cat(0).astype(np.int64), group=cat(1).astype(np.int64),
+                          factor=cat(2).astype(np.float64), cols=np.arange(self.n))
 
 
-def _hinge(blocks: _Blocks, a_s: Any, offset: Optional[np.ndarray], level: np.ndarray, sign: float,
+def _hinge(blocks: _Blocks, y_rows: np.ndarray, offset: Optional[np.ndarray], level: np.ndarray, sign: float,
            cost: np.ndarray) -> None:
-    """``t ≥ sign · (level − A_s y − offset)`` and ``t ≥ 0`` with cost ``cost · t``.
+    """``t ≥ sign · (level − u[y_rows] y − offset)`` and ``t ≥ 0`` with cost ``cost · t``.
 
     ``sign = +1``: under-dose ``[level − d]₊``; ``sign = −1``: over-dose ``[d − level]₊``.
     """
-    k = a_s.shape[0]
+    k = y_rows.size
     first = blocks.new_vars(k, cost)
     rows, cols = np.arange(k), first + np.arange(k)
     rhs = level - (offset if offset is not None else 0.0)
-    blocks.add(-sign * a_s, (rows, cols, -np.ones(k)), -sign * rhs)    # −sign·(A y + off) − t ≤ −sign·level
-    blocks.add(None, (rows, cols, -np.ones(k)), np.zeros(k))                # −t ≤ 0
+    blocks.add(y_rows, -sign, (rows, cols, -np.ones(k)), -sign * rhs)    # −sign·(A y + off) − t ≤ −sign·level
+    blocks.add(None, 0.0, (rows, cols, -np.ones(k)), np.zeros(k))         # −t ≤ 0
+
+
+def _objective_rows(blocks: _Blocks, spec: Any, options: Any, region: str, kept: Any) -> np.ndarray:
+    """Block rows of an objective region: its voxels' full rows when nothing is truncated, else its own."""
+    if options.objective_truncation > 0:
+        return blocks.own_rows(kept)
+    return blocks.voxel_rows(spec.regions[region].rows)
 
 
 def assemble_lp(spec: Any, options: Any, *, a_total: Any, scale: float, a_obj: Mapping[str, "tuple[Any, Any]"],
@@ -113,7 +170,7 @@ def assemble_lp(spec: Any, options: Any, *, a_total: Any, scale: float, a_obj: M
     t0 = time.perf_counter()
     n = a_total.shape[1]
     eps = options.bound_backoff_gy
-    blocks = _Blocks(n)
+    blocks = _Blocks(a_total, scale)
     offsets = offsets_gy or {}
     n_rows = sum(kept.shape[0] for kept, _ in a_obj.values())
     nnz = sum(kept.nnz for kept, _ in a_obj.values())
@@ -121,47 +178,46 @@ def assemble_lp(spec: Any, options: Any, *, a_total: Any, scale: float, a_obj: M
     tgt = spec.regions[spec.target]
     kept, _ = a_obj[spec.target]
     level = np.full(kept.shape[0], spec.prescription_gy + options.coverage_headroom_gy)
-    _hinge(blocks, kept, offsets.get(spec.target), level, 1.0, tgt.coverage / tgt.coverage.sum())
+    _hinge(blocks, _objective_rows(blocks, spec, options, spec.target, kept), offsets.get(spec.target), level, 1.0,
+           tgt.coverage / tgt.coverage.sum())
     if spec.falloff is not None and options.falloff_weight > 0:
         kept, _ = a_obj[spec.falloff.region]
-        _hinge(blocks, kept, offsets.get(spec.falloff.region), np.asarray(spec.falloff.limit_gy, dtype=np.float64),
-               -1.0, np.full(kept.shape[0], options.falloff_weight / max(kept.shape[0], 1)))
+        _hinge(blocks, _objective_rows(blocks, spec, options, spec.falloff.region, kept),
+               offsets.get(spec.falloff.region), np.asarray(spec.falloff.limit_gy, dtype=np.float64), -1.0,
+               np.full(kept.shape[0], options.falloff_weight / max(kept.shape[0], 1)))
 
-    rows_of: dict = {}                           # region → its screened influence rows, counted once
+    counted: set = set()                          # regions whose screened rows are counted once
     for it in constraint_items(spec):
         voxels = screened(spec, it, active, eps)
         if voxels is None:
             continue
         rows, lim, volume_cc = voxels
-        if it.region not in rows_of:
-            rows_of[it.region] = a_total[rows] * scale
+        if it.region not in counted:
+            counted.add(it.region)
             n_rows += rows.size
-            nnz += rows_of[it.region].nnz
-        a_s = rows_of[it.region]
+            nnz += int(a_total[rows].nnz)
+        y_rows = blocks.voxel_rows(rows)
         if it.volume_cc is None:
             none = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
-            blocks.add(a_s, none, lim)                                                    # A y ≤ L − ε
+            blocks.add(y_rows, 1.0, none, lim)                                             # A y ≤ L − ε
             continue
         zeta = blocks.new_vars(1)
         u = blocks.new_vars(rows.size)
         i = np.arange(rows.size)
-        blocks.add(a_s, (np.concatenate([i, i]), np.concatenate([np.full(rows.size, zeta), u + i]),
-                         -np.ones(2 * rows.size)), lim)                        # A y − ζ − u ≤ L − ε
-        blocks.add(None, (i, u + i, -np.ones(rows.size)), np.zeros(rows.size))  # −u ≤ 0
-        blocks.add(None, (np.zeros(rows.size + 1, np.int64), np.concatenate([[zeta], u + i]),
-                          np.concatenate([[1.0], volume_cc / it.volume_cc])), np.zeros(1))
+        blocks.add(y_rows, 1.0, (np.concatenate([i, i]), np.concatenate([np.full(rows.size, zeta), u + i]),
+                                 -np.ones(2 * rows.size)), lim)                # A y − ζ − u ≤ L − ε
+        blocks.add(None, 0.0, (i, u + i, -np.ones(rows.size)), np.zeros(rows.size))       # −u ≤ 0
+        blocks.add(None, 0.0, (np.zeros(rows.size + 1, np.int64), np.concatenate([[zeta], u + i]),
+                               np.concatenate([[1.0], volume_cc / it.volume_cc])), np.zeros(1))
 
     parts, b_parts = [], []
-    for a_y, (ri, ci, vi), b in blocks.rows:
-        m_blk = b.size
-        left = sp.csr_matrix(a_y) if a_y is not None else sp.csr_matrix((m_blk, n))
-        right = sp.csr_matrix((vi, (ri, ci)), shape=(m_blk, blocks.n_extra))
-        parts.append(sp.hstack([left, right], format="csr"))
+    for (ri, ci, vi), b in blocks.rows:
+        parts.append(sp.csr_matrix((vi, (ri, n + ci)), shape=(b.size, n + blocks.n_extra)))
         b_parts.append(b)
     parts.append(sp.hstack([-sp.identity(n, format="csr"), sp.csr_matrix((n, blocks.n_extra))], format="csr"))
     b_parts.append(np.zeros(n))                                                              # −y ≤ 0
     a = sp.vstack(parts, format="csr")
     c = np.concatenate([np.full(n, options.fluence_weight / n if options.fluence_weight > 0 else 0.0)]
                        + blocks.c_extra)
-    return FmoLp(c=c, a=a, b=np.concatenate(b_parts), n_beamlets=n, assemble_s=time.perf_counter() - t0,
-                 n_opt_rows=int(n_rows), opt_nnz=int(nnz))
+    return FmoLp(c=c, a=a, b=np.concatenate(b_parts), shared=blocks.block(), n_beamlets=n,
+                 assemble_s=time.perf_counter() - t0, n_opt_rows=int(n_rows), opt_nnz=int(nnz))

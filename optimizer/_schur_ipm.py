@@ -83,7 +83,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SOLVER_NAME", "LpStructure", "LpSolution", "StructureError", "find_structure", "solve_lp"]
+__all__ = ["SOLVER_NAME", "SharedRows", "LpStructure", "LpSolution", "StructureError", "find_structure",
+           "solve_lp"]
 
 #: The name cvxpy and :class:`optimizer.fmo.FmoOptions` know this solver by.
 SOLVER_NAME = "SCHUR_IPM"
@@ -115,6 +116,52 @@ class StructureError(ValueError):
 
 
 @dataclass(frozen=True, eq=False)
+class SharedRows:
+    """Dense rows that several rows of ``A`` share up to a factor (given apart from ``A``'s CSR).
+
+    Row ``rows[k]`` of ``A`` holds ``factor[k] · block[group[k]]`` in the columns ``cols``
+    (and its other entries in the CSR part, which has none in ``cols`` on these rows).  An
+    FMO voxel's influence row appears in its hinge row, its bound row and its CVaR rows
+    with factors ±1: the normal matrix needs it once, weighted by the sum over those rows
+    (``Σ_k W_k factor_k² · u uᵀ``), and the products with ``A`` once per product.
+
+    Attributes
+    ----------
+    block : ndarray, shape (n_unique, len(cols))
+    rows, group : ndarray of int, shape (K,)
+        Distinct rows of ``A``; each one's row of ``block``.
+    factor : ndarray, shape (K,)
+    cols : ndarray of int
+        Distinct columns of ``A``; they are dense columns.
+    """
+
+    block: np.ndarray
+    rows: np.ndarray
+    group: np.ndarray
+    factor: np.ndarray
+    cols: np.ndarray
+
+    def __post_init__(self) -> None:
+        k = self.rows.size
+        if self.block.ndim != 2 or self.block.shape[1] != self.cols.size:
+            raise StructureError(f"SharedRows: block must be (n_unique, {self.cols.size}), got {self.block.shape}")
+        if self.group.shape != (k,) or self.factor.shape != (k,):
+            raise StructureError("SharedRows: rows, group and factor must have the same length")
+        if k and (self.group.min() < 0 or self.group.max() >= self.block.shape[0]):
+            raise StructureError(f"SharedRows: group must index the {self.block.shape[0]} rows of block")
+        if np.unique(self.rows).size != k or np.unique(self.cols).size != self.cols.size:
+            raise StructureError("SharedRows: rows and cols must be distinct")
+
+    def tocsr(self, shape: "tuple[int, int]") -> Any:
+        """The shared part as a CSR matrix of ``shape`` (``A`` = CSR part + this)."""
+        import scipy.sparse as sp
+
+        vals = self.factor[:, None] * self.block[self.group]
+        return sp.csr_matrix((vals.ravel(), (np.repeat(self.rows, self.cols.size), np.tile(self.cols, self.rows.size))),
+                             shape=shape)
+
+
+@dataclass(frozen=True, eq=False)
 class LpStructure:
     """Row and column classes of ``A`` (see the module docstring).
 
@@ -124,11 +171,18 @@ class LpStructure:
     link_rows : ndarray of int, shape (k,)
     p_rows : ndarray of int
         Rows (not linking) with at least two dense entries or a sparse entry and a
-        dense one: their dense parts form ``a_pd``.
+        dense one, or with a shared row: their dense parts form
+        ``a_pd = diag(p_factor) · u[p_group] + e_pd``.
     bound_rows, bound_cols, bound_coef : ndarray
         Rows with a single dense entry and no sparse one (``y ≥ 0``), the position of
         that entry in ``dense_cols`` and its value: diagonal terms of ``H``.
-    a_pd : ndarray, shape (len(p_rows), len(dense_cols)), C order
+    u : ndarray, shape (n_unique, len(dense_cols)), C order
+        The distinct dense rows: the shared block (0 outside its columns), then the dense
+        part of every P row without a shared row.
+    p_group, p_factor : ndarray, shape (len(p_rows),)
+        Each P row's row of ``u`` and factor.
+    e_pd : scipy.sparse.csr_matrix (len(p_rows), len(dense_cols)) or None
+        Dense-column entries of shared P rows outside the shared columns (the CVaR ``ζ``).
     p_sparse : ndarray of int, shape (len(p_rows),)
         Position in ``sparse_cols`` of each P row's sparse column, or −1.
     p_coef : ndarray, shape (len(p_rows),)
@@ -152,7 +206,10 @@ class LpStructure:
     bound_rows: np.ndarray
     bound_cols: np.ndarray
     bound_coef: np.ndarray
-    a_pd: np.ndarray
+    u: np.ndarray
+    p_group: np.ndarray
+    p_factor: np.ndarray
+    e_pd: Any
     p_sparse: np.ndarray
     p_coef: np.ndarray
     a_sq_rest: Any
@@ -164,29 +221,42 @@ class LpStructure:
     a_s_t: Any
 
 
-def find_structure(a: Any) -> LpStructure:
-    """Classify the rows and columns of ``a`` (scipy.sparse, m × n).
+def find_structure(a: Any, shared: "SharedRows | None" = None) -> LpStructure:
+    """Classify the rows and columns of ``a`` (scipy.sparse, m × n), plus ``shared`` rows if given.
 
     Raises
     ------
     StructureError
-        More than :data:`MAX_LINKING_ROWS` linking rows.
+        More than :data:`MAX_LINKING_ROWS` linking rows, or ``a`` has entries where
+        ``shared`` puts its block.
     """
     import scipy.sparse as sp
 
     a = sp.csr_matrix(a)
-    n = a.shape[1]
+    m, n = a.shape
     pattern = a.copy()
     pattern.data = np.ones_like(pattern.data)
     pattern_t = pattern.T.tocsr()
-    sparse = np.bincount(a.indices, minlength=n) <= SPARSE_COLUMN_MAX_NNZ
+    count = np.bincount(a.indices, minlength=n)
+    in_shared_row = np.zeros(m, bool)
+    if shared is not None:
+        if shared.rows.size and (shared.rows.max() >= m or shared.cols.max() >= n):
+            raise StructureError(f"SharedRows: rows and cols must index the {m} × {n} LP")
+        if a[shared.rows][:, shared.cols].nnz:
+            raise StructureError("SharedRows: the CSR part has entries in the shared rows' shared columns")
+        in_shared_row[shared.rows] = True
+    forced_dense = np.zeros(n, bool)
+    if shared is not None:
+        forced_dense[shared.cols] = True
+    sparse = (count <= SPARSE_COLUMN_MAX_NNZ) & ~forced_dense
     while True:
         n_sparse_in_row = pattern @ sparse.astype(np.float64)
-        n_dense_in_row = pattern @ (~sparse).astype(np.float64)
+        n_dense_in_row = pattern @ (~sparse).astype(np.float64) + in_shared_row * forced_dense.sum()
         link = n_sparse_in_row >= 2
         touches_dense = ~link & (n_dense_in_row >= 1)
         p_per_col = pattern_t @ touches_dense.astype(np.float64)
-        bad = sparse & (p_per_col > 1)
+        only_linking = (count > 0) & (pattern_t @ (~link).astype(np.float64) == 0)
+        bad = sparse & ((p_per_col > 1) | only_linking)      # only linking: M_jj would be δ alone
         if not bad.any():
             break
         sparse &= ~bad
@@ -194,7 +264,7 @@ def find_structure(a: Any) -> LpStructure:
         raise StructureError(f"{int(link.sum())} rows hold two or more sparse columns (at most "
                              f"{MAX_LINKING_ROWS} allowed): not a dense-column LP")
     dense_cols, sparse_cols = np.flatnonzero(~sparse), np.flatnonzero(sparse)
-    bound = touches_dense & (n_dense_in_row == 1) & (n_sparse_in_row == 0)
+    bound = touches_dense & (n_dense_in_row == 1) & (n_sparse_in_row == 0) & ~in_shared_row
     p = touches_dense & ~bound
     p_rows, bound_rows = np.flatnonzero(p), np.flatnonzero(bound)
     a_cd = a[:, dense_cols].tocsr()
@@ -218,11 +288,56 @@ def find_structure(a: Any) -> LpStructure:
     has = np.flatnonzero(p_sparse >= 0)
     sub = a_ls[:, p_sparse[has]].tocoo()
     a_ls_at_p = sp.csr_matrix((sub.data, (sub.row, has[sub.col])), shape=(link_rows.size, p_rows.size))
+    u, p_group, p_factor, e_pd = _dense_rows(a_cd, p_rows, dense_cols, in_shared_row, shared)
+    a_ld = a_cd[link_rows].toarray()
+    if shared is not None and (link & in_shared_row).any():     # a shared row that links: written out
+        where = np.full(m, -1, dtype=np.int64)
+        where[shared.rows] = np.arange(shared.rows.size)
+        k = where[link_rows]
+        a_ld[np.ix_(np.flatnonzero(k >= 0), np.searchsorted(dense_cols, shared.cols))] += (
+            shared.factor[k[k >= 0], None] * shared.block[shared.group[k[k >= 0]]])
     return LpStructure(dense_cols=dense_cols, sparse_cols=sparse_cols, link_rows=link_rows, p_rows=p_rows,
                        bound_rows=bound_rows, bound_cols=bound_cols, bound_coef=bound_coef,
-                       a_pd=np.ascontiguousarray(a_cd[p_rows].toarray()), p_sparse=p_sparse, p_coef=p_coef,
-                       a_sq_rest=a_sq_rest, a_ls=a_ls, a_ls_at_p=a_ls_at_p, a_ld=a_cd[link_rows].toarray(),
+                       u=u, p_group=p_group, p_factor=p_factor, e_pd=e_pd, p_sparse=p_sparse, p_coef=p_coef,
+                       a_sq_rest=a_sq_rest, a_ls=a_ls, a_ls_at_p=a_ls_at_p, a_ld=a_ld,
                        non_link=~link, a_s=a_cs, a_s_t=a_cs.T.tocsr())
+
+
+def _dense_rows(a_cd: Any, p_rows: np.ndarray, dense_cols: np.ndarray, in_shared_row: np.ndarray,
+                shared: "SharedRows | None") -> "tuple[np.ndarray, np.ndarray, np.ndarray, Any]":
+    """``u``, ``p_group``, ``p_factor`` and ``e_pd`` of :class:`LpStructure`: the shared block
+    (placed at its columns' positions among ``dense_cols``) and, after it, one row of ``u`` per P
+    row without a shared row."""
+    n_d = dense_cols.size
+    own = p_rows[~in_shared_row[p_rows]]
+    n_sh = 0 if shared is None else shared.block.shape[0]
+    u = np.zeros((n_sh + own.size, n_d))
+    p_group = np.empty(p_rows.size, dtype=np.int64)
+    p_factor = np.ones(p_rows.size)
+    is_own = ~in_shared_row[p_rows]
+    p_group[is_own] = n_sh + np.arange(own.size)
+    u[n_sh:] = a_cd[own].toarray()
+    e_pd = None
+    if shared is not None:
+        pos = np.searchsorted(dense_cols, shared.cols)
+        u[:n_sh, pos] = shared.block
+        where = np.full(in_shared_row.size, -1, dtype=np.int64)
+        where[shared.rows] = np.arange(shared.rows.size)
+        k = where[p_rows[~is_own]]
+        p_group[~is_own] = shared.group[k]
+        p_factor[~is_own] = shared.factor[k]
+        e = a_cd[p_rows].multiply((~is_own)[:, None]).tocsr()
+        e.eliminate_zeros()
+        e_pd = e if e.nnz else None
+    return u, p_group, p_factor, e_pd
+
+
+def _pd_dot(st: LpStructure, x_d: np.ndarray) -> np.ndarray:
+    """``a_pd @ x_d`` (the P rows' dense parts; BLAS on the distinct rows ``u``)."""
+    out = st.p_factor * (st.u @ x_d)[st.p_group]
+    if st.e_pd is not None:
+        out += st.e_pd @ x_d
+    return out
 
 
 def _a_dot(st: LpStructure, z: np.ndarray, a_pd_z: "np.ndarray | None" = None) -> np.ndarray:
@@ -230,7 +345,7 @@ def _a_dot(st: LpStructure, z: np.ndarray, a_pd_z: "np.ndarray | None" = None) -
     ``a_pd @ z_D`` when the caller has it already)."""
     z_d = z[st.dense_cols]
     out = np.asarray(st.a_s @ z[st.sparse_cols]).ravel()
-    out[st.p_rows] += st.a_pd @ z_d if a_pd_z is None else a_pd_z
+    out[st.p_rows] += _pd_dot(st, z_d) if a_pd_z is None else a_pd_z
     out[st.bound_rows] += st.bound_coef * z_d[st.bound_cols]
     if st.link_rows.size:
         out[st.link_rows] += st.a_ld @ z_d
@@ -240,7 +355,10 @@ def _a_dot(st: LpStructure, z: np.ndarray, a_pd_z: "np.ndarray | None" = None) -
 def _at_dense(st: LpStructure, y_p: np.ndarray, y: np.ndarray) -> np.ndarray:
     """The dense columns' part of ``Aᵀ y`` from the ``P`` rows (``y_p``) and the bound rows, without
     the linking rows."""
-    return st.a_pd.T @ y_p + np.bincount(st.bound_cols, st.bound_coef * y[st.bound_rows], minlength=st.dense_cols.size)
+    out = st.u.T @ np.bincount(st.p_group, st.p_factor * y_p, minlength=st.u.shape[0])
+    if st.e_pd is not None:
+        out += st.e_pd.T @ y_p
+    return out + np.bincount(st.bound_cols, st.bound_coef * y[st.bound_rows], minlength=st.dense_cols.size)
 
 
 def _at_dot(st: LpStructure, y: np.ndarray) -> np.ndarray:
@@ -297,17 +415,27 @@ def _segment_max(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:
     return out
 
 
-def _ruiz(a: Any, passes: int) -> "tuple[np.ndarray, np.ndarray]":
-    """Row and column factors that bring every row's and column's ∞-norm of ``a`` near 1 [2]_."""
+def _ruiz(a: Any, passes: int, shared: "SharedRows | None" = None) -> "tuple[np.ndarray, np.ndarray]":
+    """Row and column factors that bring every row's and column's ∞-norm of ``a`` (plus
+    ``shared``) near 1 [2]_."""
     import scipy.sparse as sp
 
     csr, csc = sp.csr_matrix(a), sp.csc_matrix(a)
     m, n = a.shape
     r, c = np.ones(m), np.ones(n)
     mag_csr, mag_csc = np.abs(csr.data), np.abs(csc.data)
+    if shared is not None:
+        mag_b, fac = np.abs(shared.block), np.abs(shared.factor)
     for _ in range(passes):             # max_j |a_ij| r_i c_j = r_i · max_j |a_ij| c_j (and by column)
         rn = r * _segment_max(mag_csr * c[csr.indices], csr.indptr)
         cn = c * _segment_max(mag_csc * r[csc.indices], csc.indptr)
+        if shared is not None:          # a shared row k: |f_k| r_k · max_j |u_gj| c_j; by column, the max over g
+            rows, cols = shared.rows, shared.cols
+            row_max = (mag_b * c[cols]).max(axis=1, initial=0.0)
+            rn[rows] = np.maximum(rn[rows], r[rows] * fac * row_max[shared.group])
+            alpha = np.zeros(mag_b.shape[0])
+            np.maximum.at(alpha, shared.group, fac * r[rows])
+            cn[cols] = np.maximum(cn[cols], c[cols] * (mag_b * alpha[:, None]).max(axis=0, initial=0.0))
         r /= np.sqrt(np.where(rn > 0, rn, 1.0))
         c /= np.sqrt(np.where(cn > 0, cn, 1.0))
     return r, c
@@ -317,6 +445,7 @@ class _Newton:
     """The factorized Newton system of one iterate (notation of the module docstring)."""
 
     def __init__(self, st: LpStructure, s: np.ndarray, lam: np.ndarray, reg: float, work: np.ndarray) -> None:
+        import scipy.sparse as sp
         from scipy.linalg import blas, cho_factor, cho_solve
 
         self.st, self.s, self.lam = st, s, lam
@@ -332,16 +461,32 @@ class _Newton:
         w[has] = dp[has] * r_s[j] / m_s[j]       # d_i R_j / M_jj, without cancellation
         self.q = np.zeros(st.p_rows.size)         # d_i a_ij / M_jj
         self.q[has] = dp[has] * st.p_coef[has] / m_s[j]
-        np.multiply(st.a_pd, np.sqrt(w)[:, None], out=work)
+        n_u = st.u.shape[0]
+        omega = np.bincount(st.p_group, w * st.p_factor ** 2, minlength=n_u)   # Σ over the rows sharing u_g
+        np.multiply(st.u, np.sqrt(omega)[:, None], out=work)
         h = blas.dsyrk(1.0, work.T, trans=0, lower=0) if work.shape[0] else np.zeros((n_d, n_d), order="F")
+        if st.e_pd is not None:                      # (f u_g + e)ᵀ W (f u_g + e): the cross and e terms
+            e = st.e_pd.tocoo()
+            wf = (w * st.p_factor)[e.row] * e.data
+            cols = np.unique(e.col)
+            at = np.searchsorted(cols, e.col)
+            m_ge = sp.csr_matrix((wf, (st.p_group[e.row], at)), shape=(n_u, cols.size))
+            cross = np.asarray((m_ge.T @ st.u))      # (len(cols), n_d): Σ_i w_i f_i e_ic u_g(i)
+            h[cols, :] += cross
+            h[:, cols] += cross.T
+            h += (st.e_pd.T @ st.e_pd.multiply(w[:, None])).toarray()
         diag = np.full(n_d, reg)
         np.add.at(diag, st.bound_cols, d[st.bound_rows] * st.bound_coef ** 2)
         h[np.diag_indices(n_d)] += diag
         self.b = None
         if st.link_rows.size:
-            g = st.a_ls_at_p.copy()                  # G (k × |P|): G_li = A_l,j(i) · q_i
-            g.data = g.data * self.q[g.indices]
-            self.b = st.a_ld - g @ st.a_pd
+            g = st.a_ls_at_p.tocoo()                 # G (k × |P|): G_li = A_l,j(i) · q_i, and G a_pd by parts
+            g_u = sp.csr_matrix((g.data * self.q[g.col] * st.p_factor[g.col], (g.row, st.p_group[g.col])),
+                                shape=(st.link_rows.size, n_u))
+            self.b = st.a_ld - g_u @ st.u
+            if st.e_pd is not None:
+                g_csr = sp.csr_matrix((g.data * self.q[g.col], (g.row, g.col)), shape=g.shape)
+                self.b = self.b - (g_csr @ st.e_pd).toarray()
             c = (st.a_ls.multiply(1.0 / m_s[None, :]) @ st.a_ls.T).toarray() + np.diag(1.0 / d[st.link_rows])
             self.c_fac = cho_factor(c)
             h += self.b.T @ cho_solve(self.c_fac, self.b)     # only the upper triangle is read
@@ -367,7 +512,7 @@ class _Newton:
             u = cho_solve(self.c_fac, self.b @ x - rhs_l)
         elif self.h_fac is not None:
             x = cho_solve(self.h_fac, rhs_d)
-        ax = st.a_pd @ x
+        ax = _pd_dot(st, x)
         msd_x = np.zeros(st.sparse_cols.size)      # M_SD x: d_i a_ij (A_PD x)_i at j = j(i)
         msd_x[st.p_sparse[has]] = self.q[has] * self.m_s[st.p_sparse[has]] * ax[has]
         num = g_s - msd_x - (np.asarray(st.a_ls.T @ u).ravel() if u.size else 0.0)
@@ -459,11 +604,12 @@ def _restrict(whole: _Lp, out: np.ndarray, bound_row: np.ndarray) -> _Lp:
     st = LpStructure(dense_cols=new_col[w.dense_cols[keep_d]], sparse_cols=new_col[w.sparse_cols],
                      link_rows=new_row[w.link_rows], p_rows=new_row[w.p_rows],
                      bound_rows=new_row[w.bound_rows[keep_b]], bound_cols=new_d[w.bound_cols[keep_b]],
-                     bound_coef=w.bound_coef[keep_b], a_pd=np.ascontiguousarray(w.a_pd[:, keep_d]),
+                     bound_coef=w.bound_coef[keep_b], u=np.ascontiguousarray(w.u[:, keep_d]), p_group=w.p_group,
+                     p_factor=w.p_factor, e_pd=None if w.e_pd is None else w.e_pd[:, keep_d].tocsr(),
                      p_sparse=w.p_sparse, p_coef=w.p_coef, a_sq_rest=w.a_sq_rest[rows], a_ls=w.a_ls,
                      a_ls_at_p=w.a_ls_at_p, a_ld=np.ascontiguousarray(w.a_ld[:, keep_d]),
                      non_link=w.non_link[rows], a_s=a_s, a_s_t=a_s.T.tocsr())
-    return _Lp(whole.b[rows], whole.c[cols], st, cols, rows, np.empty_like(st.a_pd))
+    return _Lp(whole.b[rows], whole.c[cols], st, cols, rows, np.empty_like(st.u))
 
 
 def _bounded_columns(st: LpStructure, b: np.ndarray, n: int) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
@@ -555,8 +701,9 @@ def _iterate(lp: _Lp, run: _Run, *, nb: float, nc: float, tol_feas: float, tol_g
     return status, flagged
 
 
-def solve_lp(c: np.ndarray, a: Any, b: np.ndarray, *, tol_feas: float = 1e-8, tol_gap: float = 1e-8,
-             max_iter: int = 100, ruiz_passes: int = 5, max_correctors: int = 2) -> LpSolution:
+def solve_lp(c: np.ndarray, a: Any, b: np.ndarray, *, shared: "SharedRows | None" = None, tol_feas: float = 1e-8,
+             tol_gap: float = 1e-8, max_iter: int = 100, ruiz_passes: int = 5, max_correctors: int = 2
+             ) -> LpSolution:
     """Solve ``min cᵀz s.t. A z + s = b, s ≥ 0`` by Mehrotra's predictor–corrector [1]_.
 
     **Column generation** [5]_: the bounded dense columns (``z_j ≥ 0`` and no other
@@ -571,7 +718,11 @@ def solve_lp(c: np.ndarray, a: Any, b: np.ndarray, *, tol_feas: float = 1e-8, to
     ----------
     c : ndarray, shape (n,)
     a : scipy.sparse matrix, shape (m, n)
+        The matrix, or with ``shared`` its entries outside the shared rows' block.
     b : ndarray, shape (m,)
+    shared : SharedRows, optional
+        Dense rows given once for the several rows of ``A`` that share them (``A = a +
+        shared``); each enters the ``syrk`` once.
     tol_feas, tol_gap : float
         Converged when, on the equilibrated data, ``‖r_p‖∞ ≤ tol_feas (1 + ‖b‖∞)``,
         ``‖r_d‖∞ ≤ tol_feas (1 + ‖c‖∞)`` and ``|cᵀz + bᵀλ| ≤ tol_gap (1 + |cᵀz|)``; a
@@ -602,18 +753,22 @@ def solve_lp(c: np.ndarray, a: Any, b: np.ndarray, *, tol_feas: float = 1e-8, to
     t0 = time.perf_counter()
     a0 = sp.csr_matrix(a, dtype=np.float64)
     m, n = a0.shape
-    rs, cs = _ruiz(a0, ruiz_passes)
+    rs, cs = _ruiz(a0, ruiz_passes, shared)
     a_sc = a0.copy()
     a_sc.data *= rs[np.repeat(np.arange(m), np.diff(a0.indptr))] * cs[a0.indices]
     b_sc, c_sc = rs * np.asarray(b, dtype=np.float64), cs * np.asarray(c, dtype=np.float64)
     nb, nc = 1.0 + np.abs(b_sc).max(initial=0.0), 1.0 + np.abs(c_sc).max(initial=0.0)
-    full = find_structure(a_sc)
+    shared_sc = None if shared is None else SharedRows(
+        block=shared.block * cs[shared.cols], rows=shared.rows, group=shared.group,
+        factor=shared.factor * rs[shared.rows], cols=shared.cols)
+    full = find_structure(a_sc, shared_sc)
+    del shared_sc
     bcols, brows, bcoef = _bounded_columns(full, b_sc, n)
     bound_row = np.full(n, -1, dtype=np.int64)
     bound_row[bcols] = brows
     bound_col = np.full(m, -1, dtype=np.int64)
     bound_col[brows] = bcols
-    whole = _Lp(b_sc, c_sc, full, np.arange(n), np.arange(m), np.empty_like(full.a_pd))
+    whole = _Lp(b_sc, c_sc, full, np.arange(n), np.arange(m), np.empty_like(full.u))
     out = np.zeros(n, bool)               # columns fixed at 0 (left out of the system)
     pinned = np.zeros(n, bool)            # priced back in: never dropped again
     first_drop = None                     # the iterate before the first drop (every column in)
@@ -640,7 +795,7 @@ def solve_lp(c: np.ndarray, a: Any, b: np.ndarray, *, tol_feas: float = 1e-8, to
             out, pinned[:] = np.zeros(n, bool), True
         else:
             left = np.flatnonzero(out)
-            reduced = c_sc[left] + np.asarray(a_sc[:, left].T @ lam).ravel()
+            reduced = c_sc[left] + _at_dot(full, lam)[left]
             if not (reduced < -tol_feas * nc).any():
                 coef = np.zeros(n)
                 coef[bcols] = bcoef

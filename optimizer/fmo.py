@@ -565,7 +565,7 @@ def _solve_lp_round(spec: FmoSpec, options: FmoOptions, settings: Mapping[str, A
     lp = assemble_lp(spec, options, **lp_args)
     t0 = time.perf_counter()
     try:
-        sol = solve_lp(lp.c, lp.a, lp.b, **settings)
+        sol = solve_lp(lp.c, lp.a, lp.b, shared=lp.shared, **settings)
     except StructureError as exc:
         return (f"solver_error: {SCHUR_IPM}: {exc}; use solver HIGHS", None, None, (lp.n_opt_rows, lp.opt_nnz),
                 0.0, lp.assemble_s)

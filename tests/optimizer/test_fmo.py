@@ -126,7 +126,7 @@ def test_assembled_lp_is_the_cvxpy_problem(seed):
     built = build_problem(spec, opts, a_total=a, scale=scale, a_obj=a_obj, active=active, offsets_gy=offsets)
     built.problem.solve(solver="HIGHS")
     lp = assemble_lp(spec, opts, a_total=a, scale=scale, a_obj=a_obj, active=active, offsets_gy=offsets)
-    res = linprog(lp.c, A_ub=lp.a, b_ub=lp.b, bounds=(None, None), method="highs")
+    res = linprog(lp.c, A_ub=lp.matrix(), b_ub=lp.b, bounds=(None, None), method="highs")
     assert built.problem.status == "optimal" and res.status == 0
     assert res.fun == pytest.approx(built.problem.value, rel=1e-7, abs=1e-9)
     assert (lp.n_opt_rows, lp.opt_nnz) == (built.n_opt_rows, built.opt_nnz)
@@ -139,11 +139,11 @@ def test_schur_ipm_limits_reported_as_statuses():
     limit as cvxpy's 'user_limit', an LP outside the solver's shape (more than 200 CVaR sums) as a solver error."""
     r = solve_fmo(_tiny(), FmoOptions(objective_truncation=0.0, solver_options={"max_iter": 1}))
     assert r.status == "user_limit" and not r.has_plan
-    n = 201
-    a = sp.csr_matrix(np.vstack([np.ones((1, 2)), np.tile([[1.0, 0.5]], (n, 1))]))
+    n = 201                                    # caps of 2 voxels each: 201 CVaR sums with 2 sparse columns
+    a = sp.csr_matrix(np.vstack([np.ones((1, 2)), np.tile([[1.0, 0.5]], (2 * n, 1))]))
     regions = {"t": Region("t", np.array([0]), np.ones(1))}
-    regions.update({f"o{i}": Region(f"o{i}", np.array([i + 1]), np.ones(1)) for i in range(n)})
-    caps = tuple(VolumeCap(f"cap{i}", f"o{i}", np.array([5.0]), 0.0005) for i in range(n))
+    regions.update({f"o{i}": Region(f"o{i}", np.array([2 * i + 1, 2 * i + 2]), np.ones(2)) for i in range(n)})
+    caps = tuple(VolumeCap(f"cap{i}", f"o{i}", np.array([5.0, 5.0]), 0.0005) for i in range(n))
     r = solve_fmo(FmoSpec(a, 2, 0.001, regions, "t", 24.0, None, (), caps),
                   FmoOptions(objective_truncation=0.0, screen_fraction=0.0))
     assert r.status.startswith("solver_error: SCHUR_IPM:") and r.status.endswith("use solver HIGHS")
