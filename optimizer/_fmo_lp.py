@@ -153,7 +153,7 @@ def _hinge(blocks: _Blocks, y_rows: np.ndarray, offset: Optional[np.ndarray], le
 
 def _objective_rows(blocks: _Blocks, spec: Any, options: Any, region: str, kept: Any) -> np.ndarray:
     """Block rows of an objective region: its voxels' full rows when nothing is truncated, else its own."""
-    if options.objective_truncation > 0:
+    if options.truncation > 0:
         return blocks.own_rows(kept)
     return blocks.voxel_rows(spec.regions[region].rows)
 

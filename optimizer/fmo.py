@@ -63,7 +63,7 @@ import numpy as np
 
 from constraints.errors import InfeasibleError, InputError
 
-from ._fmo_build import BuiltProblem, build_problem, constraint_items, objective_matrices
+from ._fmo_build import BuiltProblem, build_problem, constraint_items, objective_matrices, objective_regions
 from ._fmo_screen import add_violators, initial_active, weighted_cvar
 from ._schur_ipm import SOLVER_NAME as SCHUR_IPM
 
@@ -84,6 +84,8 @@ SOLVER_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
 #: cvxpy's canonicalization backend: "SCIPY" compiles the large constant influence
 #: blocks in half the time of the default (default-size t4t5, 29 M non-zeros: 24 s against 50 s).
 CANON_BACKEND = "SCIPY"
+#: Objective truncation of the solvers other than ``SCHUR_IPM`` (:attr:`FmoOptions.truncation`).
+DEFAULT_TRUNCATION = 0.01
 #: Solvers that take LPs only.
 LP_SOLVERS = ("HIGHS", SCHUR_IPM)
 
@@ -334,9 +336,10 @@ class FmoOptions:
     falloff_weight: float = 0.1
     fluence_weight: float = 1e-3
     bound_backoff_gy: float = 1e-3
-    objective_truncation: float = 0.01
+    objective_truncation: Optional[float] = None
     screen_fraction: float = float("inf")
     screen_band_fraction: float = 0.05
+    screen_objective_voxels: bool = True
     max_rounds: int = 12
     correction_tol_gy: float = 0.1
     solver_options: Optional[Mapping[str, Any]] = None
@@ -349,8 +352,9 @@ class FmoOptions:
         if self.solver in LP_SOLVERS and self.underdose == "quadratic":
             raise InputError(f"solver {self.solver} takes LPs only: use underdose='linear' or another solver")
         for name in ("objective_truncation", "screen_band_fraction"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise InputError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if not (value is None and name == "objective_truncation") and not 0.0 <= value < 1.0:
+                raise InputError(f"{name} must be in [0, 1), got {value!r}")
         if not self.screen_fraction >= 0:
             raise InputError(f"screen_fraction must be >= 0 (inf: start from the objective only), "
                              f"got {self.screen_fraction!r}")
@@ -358,6 +362,15 @@ class FmoOptions:
             raise InputError(f"max_rounds must be >= 1, got {self.max_rounds!r}")
         if not self.correction_tol_gy > 0:
             raise InputError(f"correction_tol_gy must be > 0 Gy, got {self.correction_tol_gy!r}")
+
+    @property
+    def truncation(self) -> float:
+        """``objective_truncation``, or its default for the solver when None: 0 for ``SCHUR_IPM``
+        (whose voxel rows are shared, so full objective rows cost nothing more and need no
+        correction rounds), :data:`DEFAULT_TRUNCATION` for the others."""
+        if self.objective_truncation is not None:
+            return float(self.objective_truncation)
+        return 0.0 if self.solver == SCHUR_IPM else DEFAULT_TRUNCATION
 
     def settings(self) -> Dict[str, Any]:
         """The solver's settings: :data:`SOLVER_DEFAULTS` updated by ``solver_options``."""
@@ -489,7 +502,7 @@ def _prepare(spec: FmoSpec, options: FmoOptions) -> Tuple[Any, float, Dict[str, 
 
     a = sp.csr_matrix(spec.influence_gy, dtype=np.float64) * float(spec.fractions)
     scale = _scale(a, spec.regions[spec.target], spec.prescription_gy)
-    return a, scale, objective_matrices(spec, a, scale, options.objective_truncation)
+    return a, scale, objective_matrices(spec, a, scale, options.truncation)
 
 
 def _metrics(spec: FmoSpec, dose_gy: np.ndarray) -> FmoMetrics:
@@ -539,25 +552,30 @@ def _cvxpy_solver(name: str) -> Any:
     return SchurIpm()
 
 
-#: ``SCHUR_IPM``'s tolerances (feasibility and gap) in the first round when the objective is
-#: truncated and more rounds are allowed: that round is never the last (its correction has no
-#: predecessor to settle against), and it only finds the violators and the first correction,
-#: which a 1e-4 solution gives as well.
-#: 2 mm dose grid t4t5: first round 28 s → 16 s, 139 s → 125 s in all, the same 4 rounds (the
-#: final objective, that of a slightly different last LP, 1.32082 against 1.32076; V24Gy 76.75 %
-#: both); default size 3–7 % less per phantom, V24Gy unchanged.  None: the solver's defaults.
+#: ``SCHUR_IPM``'s tolerances (feasibility and gap) in the first round when more rounds are
+#: allowed.  A first round so solved is never the last: it only finds the violators, the first
+#: correction and the beamlets to start the next round with (:data:`HINT_REDUCED_COST`), which a
+#: 1e-4 solution gives as well; the next round, at the full tolerance, starts from those beamlets.
+#: None: every round at the solver's tolerances.
 FIRST_ROUND_TOL: Optional[float] = 1e-4
+#: Beamlets a ``SCHUR_IPM`` round starts with: those non-zero in the previous round, and those at
+#: zero whose reduced cost is below this multiple of the median over the zero ones (the others
+#: start out of the system and are priced; :func:`optimizer._schur_ipm.solve_lp`'s ``columns_hint``).
+HINT_REDUCED_COST = 1.0
 
 #: cvxpy's status names for :func:`optimizer._schur_ipm.solve_lp`'s.
 _LP_STATUS = {"optimal": "optimal", "infeasible": "infeasible", "max_iter": "user_limit"}
 
 
-def _solve_lp_round(spec: FmoSpec, options: FmoOptions, settings: Mapping[str, Any], **lp_args: Any
-                    ) -> Tuple[str, Optional[np.ndarray], Optional[float], Tuple[int, int], float, float]:
+def _solve_lp_round(spec: FmoSpec, options: FmoOptions, settings: Mapping[str, Any],
+                    columns_hint: Optional[np.ndarray], **lp_args: Any
+                    ) -> Tuple[str, Optional[np.ndarray], Optional[float], Tuple[int, int], float, float,
+                               Optional[np.ndarray]]:
     """One round with ``SCHUR_IPM`` on the directly assembled LP (:mod:`optimizer._fmo_lp`).
 
     Returns status (cvxpy's names), ``y``, objective, (influence rows, non-zeros), the
-    round's time (assembly + solve, s) and the assembly's (s).
+    round's time (assembly + solve, s), the assembly's (s) and the beamlets to start the
+    next round with (:data:`HINT_REDUCED_COST`).
     """
     from ._fmo_lp import assemble_lp
     from ._schur_ipm import StructureError, solve_lp
@@ -565,13 +583,23 @@ def _solve_lp_round(spec: FmoSpec, options: FmoOptions, settings: Mapping[str, A
     lp = assemble_lp(spec, options, **lp_args)
     t0 = time.perf_counter()
     try:
-        sol = solve_lp(lp.c, lp.a, lp.b, shared=lp.shared, **settings)
+        start = None
+        if columns_hint is not None:                # the beamlets; every other variable starts in
+            start = np.ones(lp.c.size, bool)
+            start[:lp.n_beamlets] = columns_hint
+        sol = solve_lp(lp.c, lp.a, lp.b, shared=lp.shared, columns_hint=start, **settings)
     except StructureError as exc:
         return (f"solver_error: {SCHUR_IPM}: {exc}; use solver HIGHS", None, None, (lp.n_opt_rows, lp.opt_nnz),
-                0.0, lp.assemble_s)
+                0.0, lp.assemble_s, None)
     round_s = lp.assemble_s + time.perf_counter() - t0
     status = _LP_STATUS.get(sol.status, f"solver_error: {SCHUR_IPM} ended with {sol.status}")
-    return status, sol.z[:lp.n_beamlets], sol.objective, (lp.n_opt_rows, lp.opt_nnz), round_s, lp.assemble_s
+    y = sol.z[:lp.n_beamlets]
+    reduced = sol.lam[-lp.n_beamlets:]          # duals of −y ≤ 0: the reduced costs of the beamlets at 0
+    zero = y == 0.0
+    hint = ~zero
+    if zero.any():
+        hint |= reduced < HINT_REDUCED_COST * float(np.median(reduced[zero]))
+    return status, y, sol.objective, (lp.n_opt_rows, lp.opt_nnz), round_s, lp.assemble_s, hint
 
 
 def _solve_cvxpy_round(built: BuiltProblem, options: FmoOptions
@@ -592,6 +620,12 @@ def _solve_cvxpy_round(built: BuiltProblem, options: FmoOptions
     if status != cp.OPTIMAL:
         return status, None, None, round_s, compile_s
     return status, np.asarray(built.y.value, dtype=np.float64), float(built.problem.value), round_s, compile_s
+
+
+def _rows_shared(options: FmoOptions) -> bool:
+    """Whether a constraint voxel whose full influence row the objective holds adds no dense row:
+    ``SCHUR_IPM`` without objective truncation (:class:`optimizer._schur_ipm.SharedRows`)."""
+    return options.solver == SCHUR_IPM and options.truncation == 0
 
 
 def solve_fmo(spec: FmoSpec, options: FmoOptions = FmoOptions()) -> FmoResult:
@@ -624,21 +658,30 @@ def solve_fmo(spec: FmoSpec, options: FmoOptions = FmoOptions()) -> FmoResult:
     if options.screen_fraction > 0:
         probe = np.asarray(a @ np.full(a.shape[1], scale)).ravel()
         active = initial_active(spec, items, probe, options.screen_fraction)
+        if options.screen_objective_voxels and _rows_shared(options):
+            in_objective = np.zeros(a.shape[0], bool)
+            for name in objective_regions(spec):
+                in_objective[spec.regions[name].rows] = True
+            for region in active:
+                active[region] |= in_objective[spec.regions[region].rows]
     build_s = time.perf_counter() - t0
     offsets: Optional[Dict[str, np.ndarray]] = None
     compile_s = solve_s = 0.0
     status, weights, dose, size = "not_solved", None, None, (0, 0)
-    truncated = options.objective_truncation > 0
+    truncated = options.truncation > 0
     violated = rounds = 0
     change = 0.0
+    hint: Optional[np.ndarray] = None
     for rounds in range(1, max(1, options.max_rounds) + 1):
+        loose = False
         if options.solver == SCHUR_IPM:
             round_settings = settings
-            if FIRST_ROUND_TOL is not None and truncated and rounds == 1 and options.max_rounds > 1:
+            loose = FIRST_ROUND_TOL is not None and rounds == 1 and options.max_rounds > 1
+            if loose:
                 round_settings = dict(settings, **{k: max(FIRST_ROUND_TOL, settings[k])     # not the last round
                                                    for k in ("tol_feas", "tol_gap")})
-            status, y, value, size, round_s, round_compile_s = _solve_lp_round(
-                spec, options, round_settings, a_total=a, scale=scale, a_obj=a_obj, active=active,
+            status, y, value, size, round_s, round_compile_s, hint = _solve_lp_round(
+                spec, options, round_settings, hint, a_total=a, scale=scale, a_obj=a_obj, active=active,
                 offsets_gy=offsets)
         else:
             built = build_problem(spec, options, a_total=a, scale=scale, a_obj=a_obj, active=active,
@@ -666,7 +709,7 @@ def solve_fmo(spec: FmoSpec, options: FmoOptions = FmoOptions()) -> FmoResult:
         build_s += time.perf_counter() - t0
         _log.info("FMO round %d: %d rows, %d nnz, solve %.1f s, %d violators, correction change %.3g Gy, "
                   "status %s", rounds, size[0], size[1], round_s, violated, change, status)
-        if not violated and change <= options.correction_tol_gy:
+        if not violated and change <= options.correction_tol_gy and not loose:
             break
     else:
         if violated:

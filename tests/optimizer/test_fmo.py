@@ -149,30 +149,33 @@ def test_schur_ipm_limits_reported_as_statuses():
     assert r.status.startswith("solver_error: SCHUR_IPM:") and r.status.endswith("use solver HIGHS")
     assert not r.has_plan
 
-def test_only_a_first_round_that_cannot_be_the_last_is_solved_loosely(monkeypatch):
-    """With truncation the first round is never the last, so SCHUR_IPM solves it to FIRST_ROUND_TOL; every later
-    round, and a first round that is also the last (max_rounds = 1), gets the full tolerance."""
+def test_loose_first_round_is_never_the_last(monkeypatch):
+    """SCHUR_IPM solves the first round to FIRST_ROUND_TOL when more rounds are allowed, and such a round is never
+    the last: the next one, at the full tolerance, starts from its beamlets (columns_hint) even when nothing was
+    violated.  A first round that is also the last (max_rounds = 1) gets the full tolerance and no hint."""
     import optimizer._schur_ipm as ipm
     from optimizer import fmo
 
-    tols = []
+    calls = []
     solve = ipm.solve_lp
 
     def spy(c, a, b, **kw):
-        tols.append((kw["tol_feas"], kw["tol_gap"]))
+        calls.append(((kw["tol_feas"], kw["tol_gap"]), kw.get("columns_hint")))
         return solve(c, a, b, **kw)
 
     monkeypatch.setattr(ipm, "solve_lp", spy)
-    spec, full = _random_spec(0), SOLVER_DEFAULTS_SCHUR["tol_gap"]
-    r = solve_fmo(spec, FmoOptions(objective_truncation=0.2))
-    assert r.status == "optimal" and r.rounds >= 2
-    assert tols[0] == (fmo.FIRST_ROUND_TOL, fmo.FIRST_ROUND_TOL) and set(tols[1:]) == {(full, full)}
-    tols.clear()
-    assert solve_fmo(spec, FmoOptions(objective_truncation=0.2, max_rounds=1)).rounds == 1
-    assert tols == [(full, full)]
-    tols.clear()
-    solve_fmo(spec, FmoOptions(objective_truncation=0.0))
-    assert set(tols) == {(full, full)}
+    spec, full, loose = _random_spec(0), SOLVER_DEFAULTS_SCHUR["tol_gap"], fmo.FIRST_ROUND_TOL
+    for truncation in (0.2, 0.0):
+        calls.clear()
+        r = solve_fmo(spec, FmoOptions(objective_truncation=truncation))
+        assert r.status == "optimal" and r.rounds == len(calls) >= 2
+        assert calls[0] == ((loose, loose), None)
+        assert {tol for tol, _ in calls[1:]} == {(full, full)}
+        assert all(hint is not None and hint.dtype == bool for _, hint in calls[1:])
+    calls.clear()
+    assert solve_fmo(spec, FmoOptions(max_rounds=1)).rounds == 1
+    assert calls == [((full, full), None)]
+
 
 def test_bad_options_raise():
     with pytest.raises(InputError, match="solver must be one of"):

@@ -145,6 +145,7 @@ def test_column_generation_same_optimum_as_whole_lp(seed, monkeypatch):
     whole = solve_lp(c, a, b)
     monkeypatch.setattr(ipm, "DROP_RATIO", 0.5)
     monkeypatch.setattr(ipm, "DROP_MIN_FRACTION", 0.05)
+    monkeypatch.setattr(ipm, "DROP_GAP", np.inf)
     eager = solve_lp(c, a, b)
     assert whole.status == eager.status == "optimal"
     assert whole.columns_out == 0
@@ -158,6 +159,7 @@ def test_column_generation_prices_back_and_returns_a_full_dual(monkeypatch):
     and the assembled (z, s, λ) is primal and dual feasible for the whole LP."""
     monkeypatch.setattr(ipm, "DROP_RATIO", 0.5)
     monkeypatch.setattr(ipm, "DROP_MIN_FRACTION", 0.05)
+    monkeypatch.setattr(ipm, "DROP_GAP", np.inf)
     priced = 0
     for seed in range(4):
         _, _, c, a, b = _lp_data(seed)
@@ -189,6 +191,7 @@ def test_restriction_exact_for_rows_left_with_one_or_no_beamlet(seed, monkeypatc
     ref = prob.value
     monkeypatch.setattr(ipm, "DROP_RATIO", 0.5)
     monkeypatch.setattr(ipm, "DROP_MIN_FRACTION", 0.05)
+    monkeypatch.setattr(ipm, "DROP_GAP", np.inf)
     data, _, _ = prob.get_problem_data(cp.CLARABEL)
     sol = solve_lp(data["c"], sp.csr_matrix(data["A"]), data["b"])
     assert sol.status == "optimal"
