@@ -752,7 +752,8 @@ def solve_lp(c: np.ndarray, a: Any, b: np.ndarray, *, shared: "SharedRows | None
         ``‖r_d‖∞ ≤ tol_feas (1 + ‖c‖∞)`` and ``|cᵀz + bᵀλ| ≤ tol_gap (1 + |cᵀz|)``; a
         column left out is priced out when ``c_j + a_jᵀλ ≥ −tol_feas (1 + ‖c‖∞)``.
     max_iter : int
-        Iterations in all (restarts included).
+        Iterations from each start at Mehrotra's point (returns to an earlier iterate
+        included); with ``columns_hint`` there are at most :data:`HINT_MISSES` + 2 starts.
     max_correctors : int
         Gondzio centrality correctors per iteration [4]_ (0: plain Mehrotra).
     ruiz_passes : int
@@ -802,11 +803,13 @@ def solve_lp(c: np.ndarray, a: Any, b: np.ndarray, *, shared: "SharedRows | None
     priced_in = hint_misses = 0
     lp = _restrict(whole, out, bound_row) if out.any() else whole
     run = _fresh_run(lp, 0)
+    started_at = 0                        # iterations before the last start from Mehrotra's point
     while True:
         droppable = np.zeros(m, bool)
         droppable[bound_row[bcols[~out[bcols] & ~pinned[bcols]]]] = True
-        status, flagged = _iterate(lp, run, nb=nb, nc=nc, tol_feas=tol_feas, tol_gap=tol_gap, max_iter=max_iter,
-                                   max_correctors=max_correctors, droppable=droppable[lp.rows])
+        status, flagged = _iterate(lp, run, nb=nb, nc=nc, tol_feas=tol_feas, tol_gap=tol_gap,
+                                   max_iter=started_at + max_iter, max_correctors=max_correctors,
+                                   droppable=droppable[lp.rows])
         z, s, lam = _full(lp, run, n, m)
         restart = False                       # from Mehrotra's start on the LP restricted to base_out
         if status == "drop":
@@ -847,6 +850,7 @@ def solve_lp(c: np.ndarray, a: Any, b: np.ndarray, *, shared: "SharedRows | None
             out, first_drop = base_out.copy(), None
             lp = _restrict(whole, out, bound_row) if out.any() else whole
             run = _fresh_run(lp, run.iterations)
+            started_at = run.iterations
             continue
         lp = _restrict(whole, out, bound_row) if out.any() else whole
         run.z, run.s, run.lam = z[lp.cols], s[lp.rows], lam[lp.rows]

@@ -561,7 +561,7 @@ FIRST_ROUND_TOL: Optional[float] = 1e-4
 #: Beamlets a ``SCHUR_IPM`` round starts with: those non-zero in the previous round, and those at
 #: zero whose reduced cost is below this multiple of the median over the zero ones (the others
 #: start out of the system and are priced; :func:`optimizer._schur_ipm.solve_lp`'s ``columns_hint``).
-HINT_REDUCED_COST = 1.0
+HINT_REDUCED_COST = 2.0
 
 #: cvxpy's status names for :func:`optimizer._schur_ipm.solve_lp`'s.
 _LP_STATUS = {"optimal": "optimal", "infeasible": "infeasible", "max_iter": "user_limit"}

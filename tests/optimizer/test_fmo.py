@@ -221,3 +221,58 @@ def test_exact_holds_and_sbrt_only_breaches_cumulative(t4t5, solver):
     assert dmax.value < 203.0
     # ignoring cumulative limits cannot lower the ceiling
     assert sbrt.v_rx_percent >= exact.v_rx_percent - 1e-6
+
+
+def test_truncation_default_depends_on_the_solver():
+    """SCHUR_IPM shares voxel rows, so its objective rows are full by default; the others truncate at 1 %."""
+    from optimizer.fmo import DEFAULT_TRUNCATION
+
+    assert FmoOptions().truncation == 0.0
+    assert FmoOptions(solver="HIGHS").truncation == DEFAULT_TRUNCATION == 0.01
+    assert FmoOptions(objective_truncation=0.05).truncation == 0.05
+    with pytest.raises(InputError, match="objective_truncation must be in"):
+        FmoOptions(objective_truncation=1.0)
+
+
+def _overlap_spec(seed):
+    """_random_spec with an OAR (cap and bound) half inside the ring and a capped OAR inside the target."""
+    spec = _random_spec(seed)
+    regions = dict(spec.regions)
+    regions["o1"] = Region("o1", np.arange(30, 40), spec.regions["o1"].coverage)     # 30..34 in the ring
+    regions["o2"] = Region("o2", np.concatenate([np.arange(10, 15), np.arange(50, 60)]), spec.regions["o2"].coverage)
+    from dataclasses import replace
+    return replace(spec, regions=regions)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_voxel_rows_shared_and_objective_voxels_screened_in(seed, monkeypatch):
+    """SCHUR_IPM without truncation: every voxel's influence row is in the LP once, however many rows use it, and
+    the constraint voxels the objective holds already are in the first round; the optimum is HiGHS's on the same
+    LP, and the whole solve is HiGHS's."""
+    from scipy.optimize import linprog
+
+    import optimizer._fmo_lp as fmo_lp
+    from optimizer._schur_ipm import solve_lp
+
+    spec = _overlap_spec(seed)
+    lps = []
+    assemble = fmo_lp.assemble_lp
+
+    def spy(*args, **kw):
+        lps.append((assemble(*args, **kw), {k: v.copy() for k, v in kw["active"].items()}))
+        return lps[-1][0]
+
+    monkeypatch.setattr(fmo_lp, "assemble_lp", spy)
+    r = solve_fmo(spec, FmoOptions())
+    ref = solve_fmo(spec, FmoOptions(solver="HIGHS", objective_truncation=0.0))
+    assert r.status == ref.status == "optimal"
+    assert r.objective == pytest.approx(ref.objective, rel=1e-6)
+    lp, active = lps[0]
+    np.testing.assert_array_equal(active["o1"], np.arange(30, 40) < 35)
+    np.testing.assert_array_equal(active["o2"], np.arange(15) < 5)
+    np.testing.assert_array_equal(active["t"], np.ones(20, bool))          # target max: every target voxel
+    assert lp.shared.block.shape[0] == 35                                    # target ∪ ring: nothing else screened
+    assert lp.shared.rows.size == 20 + 15 + 20 + 5 + 5 + 5      # hinge: target, ring; target max, o1 bound, o1 cap, o2 cap
+    res = linprog(lp.c, A_ub=lp.matrix(), b_ub=lp.b, bounds=(None, None), method="highs")
+    sol = solve_lp(lp.c, lp.a, lp.b, shared=lp.shared)
+    assert sol.objective == pytest.approx(res.fun, rel=1e-7, abs=1e-9)

@@ -204,3 +204,85 @@ def test_restriction_exact_for_rows_left_with_one_or_no_beamlet(seed, monkeypatc
     kept = np.setdiff1d(st.dense_cols, dropped)
     dense_left = (big[st.p_rows][:, kept] != 0).sum(axis=1).A1        # hinge rows: beamlets left in each
     assert (dense_left == 0).any() and (dense_left == 1).any()
+
+
+def _shared_lp(seed: int):
+    """Hinge under-dose rows of 30 voxels over 12 beamlets, an upper bound on 10 of the same voxels (factor +1)
+    and a scaled copy of 5 of those bounds (factor 2.5), y ≥ 0: (c, CSR part, b, SharedRows, whole matrix)."""
+    rng = np.random.default_rng(seed)
+    n_vox, n = 30, 12
+    u = rng.random((n_vox, n)) * (rng.random((n_vox, n)) < 0.8)
+    u *= 24.0 / u.sum(axis=1).mean()
+    bound = rng.choice(n_vox, 10, replace=False)
+    m = 2 * n_vox + 10 + 5 + n
+    n_z = n + n_vox
+    rows = np.concatenate([np.arange(n_vox), 2 * n_vox + np.arange(15)])
+    group = np.concatenate([np.arange(n_vox), bound, bound[:5]])
+    factor = np.concatenate([-np.ones(n_vox), np.ones(10), np.full(5, 2.5)])
+    shared = ipm.SharedRows(block=u, rows=rows, group=group, factor=factor, cols=np.arange(n))
+    a = sp.lil_matrix((m, n_z))
+    for v in range(n_vox):
+        a[v, n + v] = -1.0                       # −u_v y − t_v ≤ −24
+        a[n_vox + v, n + v] = -1.0               # −t_v ≤ 0
+    for j in range(n):
+        a[2 * n_vox + 15 + j, j] = -1.0          # −y ≤ 0
+    limit = rng.uniform(20.0, 30.0, 10)
+    b = np.concatenate([np.full(n_vox, -24.0), np.zeros(n_vox), limit, 2.5 * limit[:5] * 0.98, np.zeros(n)])
+    c = np.concatenate([np.full(n, 1e-3), rng.uniform(0.5, 1.5, n_vox) / n_vox])
+    a = a.tocsr()
+    return c, a, b, shared, (a + shared.tocsr(a.shape)).tocsr()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_shared_rows_same_path_as_written_out(seed):
+    """Rows given once in SharedRows (factors −1, +1, 2.5 on the same voxel rows) enter the normal matrix once with
+    the summed weight: the same iterates as the matrix written out (same iterations and objective), the optimum of
+    HiGHS, and one dense row per voxel."""
+    from scipy.optimize import linprog
+
+    c, a, b, shared, whole = _shared_lp(seed)
+    ref = linprog(c, A_ub=whole, b_ub=b, bounds=(None, None), method="highs")
+    written = solve_lp(c, whole, b)
+    given = solve_lp(c, a, b, shared=shared)
+    assert ref.status == 0 and written.status == given.status == "optimal"
+    assert given.iterations == written.iterations
+    assert given.objective == pytest.approx(written.objective, rel=1e-9)
+    assert given.objective == pytest.approx(ref.fun, rel=1e-7)
+    st = find_structure(a, shared)
+    assert st.u.shape[0] == 30 and st.p_rows.size == 45
+
+
+def test_shared_rows_checked():
+    c, a, b, shared, whole = _shared_lp(0)
+    with pytest.raises(StructureError, match="CSR part has entries"):
+        find_structure(whole, shared)
+    with pytest.raises(StructureError, match="block must be"):
+        ipm.SharedRows(block=shared.block[:, :5], rows=shared.rows, group=shared.group, factor=shared.factor,
+                       cols=shared.cols)
+    with pytest.raises(StructureError, match="distinct"):
+        ipm.SharedRows(block=shared.block, rows=np.zeros_like(shared.rows), group=shared.group,
+                       factor=shared.factor, cols=shared.cols)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_columns_hint_wrong_or_right_gives_the_whole_optimum(seed):
+    """A hint that leaves out beamlets the optimum needs restarts with them (priced in); a right one converges
+    without; both give the whole LP's optimum."""
+    _, _, c, a, b = _lp_data(seed)
+    whole = solve_lp(c, a, b)
+    st = find_structure(a)
+    beamlets = ipm._bounded_columns(st, b, a.shape[1])[0]
+    used = beamlets[whole.z[beamlets] > 1e-6 * whole.z[beamlets].max()]
+    wrong = np.ones(a.shape[1], bool)
+    wrong[beamlets] = False
+    wrong[used[::2]] = True                      # half of the beamlets the optimum uses
+    right = np.ones(a.shape[1], bool)
+    right[beamlets] = False
+    right[used] = True
+    miss = solve_lp(c, a, b, columns_hint=wrong)
+    hit = solve_lp(c, a, b, columns_hint=right)
+    assert miss.status == hit.status == "optimal"
+    assert miss.columns_priced_in > 0
+    assert miss.objective == pytest.approx(whole.objective, rel=1e-6, abs=1e-9)
+    assert hit.objective == pytest.approx(whole.objective, rel=1e-6, abs=1e-9)
+    assert hit.columns_out >= beamlets.size - used.size
