@@ -101,7 +101,8 @@ def main() -> None:
         for solver in args.solvers.split(","):
             opts = FmoOptions(solver=solver)
             r = solve_fmo(spec, opts)
-            row = dict(base, formulation="reirrad (row generation, truncated objective rows)",
+            trunc = f"objective rows truncated at {opts.truncation:g}" if opts.truncation else "full objective rows"
+            row = dict(base, formulation=f"reirrad (row generation, {trunc})",
                        solver=solver, status=r.status, build_s=round(r.build_s, 3),
                        compile_s=round(r.compile_s, 3), solve_s=round(r.solve_s, 3), rounds=r.rounds,
                        opt_rows=r.n_opt_rows, opt_nnz=r.opt_nnz, objective=r.objective,

@@ -74,7 +74,7 @@ def tps_rows(name: str, data) -> list:
     return rows
 
 
-def fmo_rows(name: str, data, solver: str, strategies: tuple) -> list:
+def fmo_rows(name: str, data, solver: str, strategies: tuple, truncation=None) -> list:
     from constraints.protocol import load_protocol
     from optimizer.fmo import FmoOptions
     from optimizer.fmo_case import case_from_phantom_data
@@ -85,11 +85,13 @@ def fmo_rows(name: str, data, solver: str, strategies: tuple) -> list:
     rows = []
     for strategy in strategies:
         t0 = time.perf_counter()
-        plan = plan_strategy(fcase, protocol, strategy, options=FmoOptions(solver=solver))
+        plan = plan_strategy(fcase, protocol, strategy,
+                             options=FmoOptions(solver=solver, objective_truncation=truncation))
         rows.append({"phantom": name, "method": f"fmo_{strategy}", "status": plan.result.status,
                      "v24gy_percent": plan.v_rx_percent, "d95_gy": plan.d95_gy, "all_pass": plan.all_pass,
                      "esophagus_cumulative_pass": plan.cumulative_pass, "rounds": plan.rounds,
-                     "solve_s": round(plan.result.solve_s, 1), "seconds": round(time.perf_counter() - t0, 1)})
+                     "solve_s": round(plan.result.solve_s, 1), "seconds": round(time.perf_counter() - t0, 1),
+                     "objective": plan.result.objective})
     return rows
 
 
@@ -101,6 +103,8 @@ def main() -> int:
     ap.add_argument("--dose-grid-mm", type=float, help="dose-grid voxel size, mm")
     ap.add_argument("--bixel-mm", type=float, help="beamlet width, mm")
     ap.add_argument("--solver", default="SCHUR_IPM")
+    ap.add_argument("--objective-truncation", type=float,
+                    help="FmoOptions.objective_truncation (default: the solver's; 0 to compare solvers on one LP)")
     ap.add_argument("--skip-fmo", action="store_true")
     ap.add_argument("--strategies", help="FMO strategies, comma-separated (default: all)")
     ap.add_argument("--skip-tps", action="store_true", help="FMO rows only (the TPS loop takes minutes per phantom)")
@@ -122,7 +126,7 @@ def main() -> int:
     for name in args.phantoms.split(","):
         data = build_phantom(name, **params)
         got = (([] if args.skip_tps else tps_rows(name, data))
-               + ([] if args.skip_fmo else fmo_rows(name, data, args.solver, strategies)))
+               + ([] if args.skip_fmo else fmo_rows(name, data, args.solver, strategies, args.objective_truncation)))
         for r in got:
             print(json.dumps(r), flush=True)
         rows += got

@@ -22,20 +22,27 @@ What the solver sees (:mod:`optimizer._fmo_build` builds the cvxpy problem; for
 (scatter tails; 60–95 % filled), and a sparse LP solver pays for every dense row in
 every iteration.  The default solver, ``SCHUR_IPM`` (:mod:`optimizer._schur_ipm`, an
 interior point that eliminates the hinge variables and factorizes the beamlet-space
-normal matrix with one BLAS ``syrk`` per iteration), pays per dense row too, only
-less.  For both,
+normal matrix with one BLAS ``syrk`` per iteration), pays per distinct dense row:
+a voxel's influence row enters its normal matrix once, however many LP rows (hinge,
+bound, CVaR) use it (:class:`optimizer._schur_ipm.SharedRows`).  Hence
 
 * objective rows (target, ring) are truncated at ``objective_truncation`` of each
   beamlet's maximum, with the dropped dose of the previous round's weights added back
-  as a constant (correction);
+  as a constant (correction) — by default for every solver but ``SCHUR_IPM``, whose
+  full objective rows cost no more and need no correction rounds
+  (:attr:`FmoOptions.truncation`);
 * constraint rows are **full** rows, but only for screened voxels: the first round
-  holds none (``screen_fraction = inf``), and after each round every constraint
-  voxel is checked on the full matrix; violators, the CVaR tail and the voxels
-  within ``screen_band_fraction`` of their limits enter the next round (row
-  generation).  The plan returned satisfies every per-voxel bound and CVaR cap on
-  the full matrix;
-* a region's dose is a variable ``d_s = A_s y`` only when several constraints share
-  it.
+  holds none (``screen_fraction = inf``) — with ``SCHUR_IPM`` and full objective rows,
+  none but the voxels the objective holds already (``screen_objective_voxels``) — and
+  after each round every constraint voxel is checked on the full matrix; violators,
+  the CVaR tail and the voxels within ``screen_band_fraction`` of their limits enter
+  the next round (row generation).  The plan returned satisfies every per-voxel bound
+  and CVaR cap on the full matrix;
+* with ``SCHUR_IPM`` the first round is solved to :data:`FIRST_ROUND_TOL` and never
+  is the last; each later round starts from the beamlets of the one before
+  (:data:`HINT_REDUCED_COST`);
+* for the cvxpy solvers, a region's dose is a variable ``d_s = A_s y`` only when
+  several constraints share it.
 
 A non-optimal solver status is reported, never unpacked: :func:`solve_fmo` returns
 an :class:`FmoResult` with ``status`` and ``weights = dose_gy = None``;
@@ -185,9 +192,9 @@ class FmoOptions:
         ``SCHUR_IPM`` (default): this project's primal–dual interior point for LPs with
         dense beamlet columns (:mod:`optimizer._schur_ipm`), on the LP assembled directly
         (:mod:`optimizer._fmo_lp`; cvxpy can also drive it as a custom solver); same optimum
-        as HiGHS (on the 12 coarse phantom × strategy cases the same V24Gy to 3 decimals and
-        the same pass flags; 18 s in all against 103 s), about 12× faster at the default
-        size (45 s against about 9 min).
+        as HiGHS on the same LP (12 coarse phantom × strategy cases, no truncation:
+        objectives within 5e-9 relative, the same V24Gy and pass flags; 17.6 s in all against
+        152 s), default-size T4–T5 in 31–33 s against about 9 min.
         ``HIGHS`` is the reference LP solver; ``CLARABEL`` also takes the quadratic
         under-dose.
     underdose : {'linear', 'quadratic'}
@@ -199,11 +206,13 @@ class FmoOptions:
         λ_f and λ_w of the objective.
     bound_backoff_gy : float, Gy
         ε: hard bounds and CVaR limits are imposed at ``L − ε``.
-    objective_truncation : float in [0, 1)
+    objective_truncation : float in [0, 1) or None
         Influence entries below this fraction of their beamlet's maximum are dropped
         from the *objective* rows (target, ring) only; the dropped dose
         ``(A − A_trunc) w`` of the previous round is added back as a constant
-        (PortPy-style correction).  Constraint rows are never truncated.
+        (PortPy-style correction).  Constraint rows are never truncated.  None
+        (default): 0 for ``SCHUR_IPM``, :data:`DEFAULT_TRUNCATION` for the others
+        (:attr:`truncation`).
     screen_fraction : float, >= 0
         Constraint screening (row generation).  ``inf`` (default): the first round
         holds the objective only; a finite value puts in the first round the
@@ -213,6 +222,11 @@ class FmoOptions:
     screen_band_fraction : float in [0, 1)
         When a round has violators, inactive voxels with ``d > (L − ε)(1 − band)``
         enter too (fewer rounds).
+    screen_objective_voxels : bool
+        With ``SCHUR_IPM`` and full objective rows: the constraint voxels inside the
+        target or ring enter from the first round, since their rows are in the LP
+        already (2 mm dose grid T4–T5: 2 rounds with 26 violators after the first,
+        against 4 rounds with 1 936, 1 146 and 9).  Needs ``screen_fraction > 0``.
     max_rounds : int
         Rounds of screening/correction (each one solve).
     correction_tol_gy : float, Gy
@@ -282,7 +296,23 @@ class FmoOptions:
     its dense block, leaner Ruiz passes and the restricted structure sub-set instead of
     re-classified: default size 48 s, 2 mm grid 139 s (rounds 28 / 34 / 37 / 40 s), same
     objectives; with the first round solved to 1e-4 (:data:`FIRST_ROUND_TOL`) 45 s and 125 s.
+    Then each voxel's row once in the normal matrix (``SharedRows``), full objective rows,
+    the constraint voxels of the objective from the first round, and later rounds started
+    from the previous round's beamlets: the 2 mm grid in 2 rounds, 56–65 s (rounds 33–36 /
+    23–28 s; 22 632 distinct rows against 36 216), objective 1.31236 against 1.32082 with
+    truncation (V24Gy 77.3 % against 76.7 %); default size T4–T5 39 s, C7–T1 26 s.
     With SCHUR_IPM, also measured and not adopted:
+
+    * the first round on a seeded random eighth of the voxels (voxel volume × 8): 6.5 s
+      instead of 33 s at 2 mm, but its beamlets were a poor start for the full rounds
+      (22 violators more, restarts by pricing): 120 s in all;
+    * flagging for a drop only columns whose value is below 1e-4 of the largest (against
+      drops of columns whose ratio is small because their dual is large, which left a
+      primal residual of 0.21 after a badly started round): the first drop of a 2 mm round
+      came 6 iterations later (25.5 s against 18.4 s); :data:`~optimizer._schur_ipm.DROP_GAP`
+      was kept instead;
+    * the next round's beamlets with ``HINT_REDUCED_COST`` 1 (median): 2 mm 56 s, but C7–T1
+      missed twice (a restart each); 3: 63 s and 25 s; 2 taken (64 s, 26 s);
 
     * the beamlets of the previous round as the next round's starting columns: 81 s at the
       default size against 69 s (the guess misses beamlets the new rows need; each return
