@@ -338,9 +338,12 @@ class FmoOptions:
       against 27.  That iterate's μ (6e-7, scaled) is far below the infeasibility that the
       new rows and offsets bring.  Blended 0.9 with Mehrotra's start: 20–21 iterations, but
       not fewer with every beamlet in (20–30 s against 23 s).
-    * The ``syrk`` in float32 while the gap is above 1e-3 (then float64): 0.38 s against
-      0.51 s per ``syrk`` (17 000 × 1 394), but 27 iterations against 26 and 24.8 s against
-      24.3 s for the LP; float32 to the end fails near the optimum.
+    * The ``syrk`` in float32 while the gap is above 1e-3 (then float64), converting the
+      rows every iteration: 0.38 s against 0.51 s per ``syrk`` (17 000 × 1 394), but 27
+      iterations against 26 and 24.8 s against 24.3 s for the LP; float32 to the end fails
+      near the optimum.  (Later adopted with a float32 copy of the distinct rows kept for
+      the solve, while the gap is above 1e-2: ``ssyrk`` 0.46 s against 0.76 s, the same
+      iterations, 2 mm grid 59.5 s → 47.7 s; :data:`optimizer._schur_ipm.SINGLE_PRECISION_GAP`.)
     * The Newton matrix from the 4 000 (8 000) of 16 942 rows with the largest
       ``w_i‖a_i‖²`` in every iteration (constraint reduction): 87 (50) iterations against
       26.  The weights are nearly uniform in the first iterations, which are the expensive

@@ -286,3 +286,26 @@ def test_columns_hint_wrong_or_right_gives_the_whole_optimum(seed):
     assert miss.objective == pytest.approx(whole.objective, rel=1e-6, abs=1e-9)
     assert hit.objective == pytest.approx(whole.objective, rel=1e-6, abs=1e-9)
     assert hit.columns_out >= beamlets.size - used.size
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_single_precision_early_iterations_same_optimum(seed, monkeypatch):
+    """H summed in float32 while the gap is large (inexact directions) reaches the optimum of float64 throughout."""
+    _, _, c, a, b = _lp_data(seed)
+    used = []
+
+    class Spy(ipm._Newton):
+        def __init__(self, *args, **kw):
+            used.append(len(args) > 5 and args[5] is not None)
+            super().__init__(*args, **kw)
+
+    monkeypatch.setattr(ipm, "_Newton", Spy)
+    monkeypatch.setattr(ipm, "SINGLE_PRECISION_GAP", np.inf)            # float64 throughout
+    exact = solve_lp(c, a, b)
+    assert not any(used)
+    for gap in (1e-2, 1e-4):
+        used.clear()
+        monkeypatch.setattr(ipm, "SINGLE_PRECISION_GAP", gap)
+        sol = solve_lp(c, a, b)
+        assert sol.status == "optimal" and any(used) and not all(used)
+        assert sol.objective == pytest.approx(exact.objective, rel=1e-7, abs=1e-9)
