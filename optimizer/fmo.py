@@ -194,7 +194,7 @@ class FmoOptions:
         (:mod:`optimizer._fmo_lp`; cvxpy can also drive it as a custom solver); same optimum
         as HiGHS on the same LP (12 coarse phantom × strategy cases, no truncation:
         objectives within 5e-9 relative, the same V24Gy and pass flags; 17.6 s in all against
-        152 s), default-size T4–T5 in 31–33 s against about 9 min.
+        152 s), default-size T4–T5 in 29 s against about 9 min.
         ``HIGHS`` is the reference LP solver; ``CLARABEL`` also takes the quadratic
         under-dose.
     underdose : {'linear', 'quadratic'}
@@ -300,7 +300,9 @@ class FmoOptions:
     the constraint voxels of the objective from the first round, and later rounds started
     from the previous round's beamlets: the 2 mm grid in 2 rounds, 56–65 s (rounds 33–36 /
     23–28 s; 22 632 distinct rows against 36 216), objective 1.31236 against 1.32082 with
-    truncation (V24Gy 77.3 % against 76.7 %); default size T4–T5 39 s, C7–T1 26 s.
+    truncation (V24Gy 77.3 % against 76.7 %); default size T4–T5 31–33 s, C7–T1 26 s.  With
+    the normal matrix summed in float32 while the gap is above 1e-2: 47–51 s (26 / 21 s), T4–T5
+    29 s, C7–T1 22 s, C3 6.3 s, T8 16 s.
     With SCHUR_IPM, also measured and not adopted:
 
     * the first round on a seeded random eighth of the voxels (voxel volume × 8): 6.5 s
