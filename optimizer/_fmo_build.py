@@ -124,9 +124,14 @@ def truncate_rows(a: Any, fraction: float) -> Any:
 
 def objective_matrices(spec: Any, a_total: Any, scale: float, truncation: float) -> Dict[str, Tuple[Any, Any]]:
     """Per objective region: (truncated rows, dropped rows), both × ``scale`` (Gy total per unit y)."""
+    import scipy.sparse as sp
+
     out = {}
     for name in objective_regions(spec):
         full = a_total[spec.regions[name].rows] * scale
+        if truncation <= 0:                      # nothing dropped: no copy, no subtraction
+            out[name] = (full, sp.csr_matrix(full.shape))
+            continue
         kept = truncate_rows(full, truncation)
         out[name] = (kept, full - kept)
     return out
