@@ -23,6 +23,13 @@ Rows: the hinge rows ``±(A_s y + offset) ∓ t ≤ ∓level``; the bounds ``t �
 ``u ≥ 0``; per-voxel bounds ``A_v y ≤ L_v − ε``; per cap ``A_v y − ζ − u_v ≤ L_v − ε`` and
 ``ζ + Σ_v (w_v / V) u_v ≤ 0``.
 
+The influence parts ``± A_v`` of those rows are not written into the CSR matrix: each voxel's
+full row (× ``scale``) is stored once in a dense block, and the rows that use it name it with a
+factor ±1 (:class:`optimizer._schur_ipm.SharedRows`).  A voxel of the target with a hot-spot
+bound, or of the ring inside an organ with a CVaR cap, thus adds one row to the interior
+point's normal matrix, not two or five.  Truncated objective rows (``objective_truncation >
+0``) are rows of their own.
+
 References
 ----------
 .. [1] Rockafellar RT, Uryasev S. Optimization of conditional value-at-risk.
