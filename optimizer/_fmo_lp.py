@@ -133,6 +133,7 @@ class _Blocks:
         self.m += b.size
 
     def block(self) -> SharedRows:
+        """The distinct influence rows as one dense block, with the LP rows that use them."""
         import scipy.sparse as sp
 
         if self.parts:

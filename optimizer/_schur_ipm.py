@@ -807,7 +807,6 @@ def solve_lp(c: np.ndarray, a: Any, b: np.ndarray, *, shared: "SharedRows | None
         ``a`` is not a dense-column LP (see :func:`find_structure`).
     """
     import scipy.sparse as sp
-    from scipy.linalg import LinAlgError
 
     t0 = time.perf_counter()
     a0 = sp.csr_matrix(a, dtype=np.float64)

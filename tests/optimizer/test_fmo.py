@@ -272,7 +272,8 @@ def test_voxel_rows_shared_and_objective_voxels_screened_in(seed, monkeypatch):
     np.testing.assert_array_equal(active["o2"], np.arange(15) < 5)
     np.testing.assert_array_equal(active["t"], np.ones(20, bool))          # target max: every target voxel
     assert lp.shared.block.shape[0] == 35                                    # target ∪ ring: nothing else screened
-    assert lp.shared.rows.size == 20 + 15 + 20 + 5 + 5 + 5      # hinge: target, ring; target max, o1 bound, o1 cap, o2 cap
+    # hinge rows of target and ring; target max; o1 bound and cap; o2 cap
+    assert lp.shared.rows.size == 20 + 15 + 20 + 5 + 5 + 5
     res = linprog(lp.c, A_ub=lp.matrix(), b_ub=lp.b, bounds=(None, None), method="highs")
     sol = solve_lp(lp.c, lp.a, lp.b, shared=lp.shared)
     assert sol.objective == pytest.approx(res.fun, rel=1e-7, abs=1e-9)
