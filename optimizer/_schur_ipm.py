@@ -259,16 +259,16 @@ def find_structure(a: Any, shared: "SharedRows | None" = None) -> LpStructure:
     pattern.data = np.ones_like(pattern.data)
     pattern_t = pattern.T.tocsr()
     count = np.bincount(a.indices, minlength=n)
-    in_shared_row = np.zeros(m, bool)
+    shared_at = np.full(m, -1, dtype=np.int64)      # each row's index in shared.rows, or −1
+    forced_dense = np.zeros(n, bool)
     if shared is not None:
         if shared.rows.size and (shared.rows.max() >= m or shared.cols.max() >= n):
             raise StructureError(f"SharedRows: rows and cols must index the {m} × {n} LP")
         if a[shared.rows][:, shared.cols].nnz:
             raise StructureError("SharedRows: the CSR part has entries in the shared rows' shared columns")
-        in_shared_row[shared.rows] = True
-    forced_dense = np.zeros(n, bool)
-    if shared is not None:
+        shared_at[shared.rows] = np.arange(shared.rows.size)
         forced_dense[shared.cols] = True
+    in_shared_row = shared_at >= 0
     sparse = (count <= SPARSE_COLUMN_MAX_NNZ) & ~forced_dense
     while True:
         n_sparse_in_row = pattern @ sparse.astype(np.float64)
@@ -309,12 +309,10 @@ def find_structure(a: Any, shared: "SharedRows | None" = None) -> LpStructure:
     has = np.flatnonzero(p_sparse >= 0)
     sub = a_ls[:, p_sparse[has]].tocoo()
     a_ls_at_p = sp.csr_matrix((sub.data, (sub.row, has[sub.col])), shape=(link_rows.size, p_rows.size))
-    u, p_group, p_factor, e_pd = _dense_rows(a_cd, p_rows, dense_cols, in_shared_row, shared)
+    u, p_group, p_factor, e_pd = _dense_rows(a_cd, p_rows, dense_cols, shared_at, shared)
     a_ld = a_cd[link_rows].toarray()
     if shared is not None and (link & in_shared_row).any():     # a shared row that links: written out
-        where = np.full(m, -1, dtype=np.int64)
-        where[shared.rows] = np.arange(shared.rows.size)
-        k = where[link_rows]
+        k = shared_at[link_rows]
         a_ld[np.ix_(np.flatnonzero(k >= 0), np.searchsorted(dense_cols, shared.cols))] += (
             shared.factor[k[k >= 0], None] * shared.block[shared.group[k[k >= 0]]])
     return LpStructure(dense_cols=dense_cols, sparse_cols=sparse_cols, link_rows=link_rows, p_rows=p_rows,
@@ -324,29 +322,25 @@ def find_structure(a: Any, shared: "SharedRows | None" = None) -> LpStructure:
                        non_link=~link, a_s=a_cs, a_s_t=a_cs.T.tocsr())
 
 
-def _dense_rows(a_cd: Any, p_rows: np.ndarray, dense_cols: np.ndarray, in_shared_row: np.ndarray,
+def _dense_rows(a_cd: Any, p_rows: np.ndarray, dense_cols: np.ndarray, shared_at: np.ndarray,
                 shared: "SharedRows | None") -> "tuple[np.ndarray, np.ndarray, np.ndarray, Any]":
     """``u``, ``p_group``, ``p_factor`` and ``e_pd`` of :class:`LpStructure`: the shared block
     (placed at its columns' positions among ``dense_cols``) and, after it, one row of ``u`` per P
-    row without a shared row."""
-    n_d = dense_cols.size
-    own = p_rows[~in_shared_row[p_rows]]
+    row without a shared row (``shared_at``: each row's index in ``shared.rows``, or −1)."""
+    k = shared_at[p_rows]
+    is_own = k < 0
+    own = p_rows[is_own]
     n_sh = 0 if shared is None else shared.block.shape[0]
-    u = np.zeros((n_sh + own.size, n_d))
+    u = np.zeros((n_sh + own.size, dense_cols.size))
     p_group = np.empty(p_rows.size, dtype=np.int64)
     p_factor = np.ones(p_rows.size)
-    is_own = ~in_shared_row[p_rows]
     p_group[is_own] = n_sh + np.arange(own.size)
     u[n_sh:] = a_cd[own].toarray()
     e_pd = None
     if shared is not None:
-        pos = np.searchsorted(dense_cols, shared.cols)
-        u[:n_sh, pos] = shared.block
-        where = np.full(in_shared_row.size, -1, dtype=np.int64)
-        where[shared.rows] = np.arange(shared.rows.size)
-        k = where[p_rows[~is_own]]
-        p_group[~is_own] = shared.group[k]
-        p_factor[~is_own] = shared.factor[k]
+        u[:n_sh, np.searchsorted(dense_cols, shared.cols)] = shared.block
+        p_group[~is_own] = shared.group[k[~is_own]]
+        p_factor[~is_own] = shared.factor[k[~is_own]]
         e = a_cd[p_rows].multiply((~is_own)[:, None]).tocsr()
         e.eliminate_zeros()
         e_pd = e if e.nnz else None
@@ -610,11 +604,6 @@ class _Lp:
     work32: np.ndarray
 
 
-def _work(u: np.ndarray) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
-    """The work arrays of ``u`` (float64), ``u`` in float32 and its work array."""
-    return np.empty_like(u), u.astype(np.float32), np.empty(u.shape, np.float32)
-
-
 def _restrict(whole: _Lp, out: np.ndarray, bound_row: np.ndarray) -> _Lp:
     """The LP ``whole`` with the columns ``out`` fixed at 0 (removed with their bound rows).
 
@@ -643,7 +632,8 @@ def _restrict(whole: _Lp, out: np.ndarray, bound_row: np.ndarray) -> _Lp:
                      p_sparse=w.p_sparse, p_coef=w.p_coef, a_sq_rest=w.a_sq_rest[rows], a_ls=w.a_ls,
                      a_ls_at_p=w.a_ls_at_p, a_ld=np.ascontiguousarray(w.a_ld[:, keep_d]),
                      non_link=w.non_link[rows], a_s=a_s, a_s_t=a_s.T.tocsr())
-    return _Lp(whole.b[rows], whole.c[cols], st, cols, rows, *_work(st.u))
+    u32 = np.ascontiguousarray(whole.u32[:, keep_d])          # the same values as st.u in float32
+    return _Lp(whole.b[rows], whole.c[cols], st, cols, rows, np.empty_like(st.u), u32, np.empty_like(u32))
 
 
 def _bounded_columns(st: LpStructure, b: np.ndarray, n: int) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
@@ -826,7 +816,8 @@ def solve_lp(c: np.ndarray, a: Any, b: np.ndarray, *, shared: "SharedRows | None
     bound_row[bcols] = brows
     bound_col = np.full(m, -1, dtype=np.int64)
     bound_col[brows] = bcols
-    whole = _Lp(b_sc, c_sc, full, np.arange(n), np.arange(m), *_work(full.u))
+    u32 = full.u.astype(np.float32)
+    whole = _Lp(b_sc, c_sc, full, np.arange(n), np.arange(m), np.empty_like(full.u), u32, np.empty_like(u32))
     base_out = np.zeros(n, bool)          # columns the hint leaves out from the start
     if columns_hint is not None:
         base_out[bcols] = ~np.asarray(columns_hint, dtype=bool)[bcols]
@@ -858,7 +849,7 @@ def solve_lp(c: np.ndarray, a: Any, b: np.ndarray, *, shared: "SharedRows | None
                 restart = True
             else:
                 run.iterations, z, s, lam = first_drop
-                out = np.zeros(n, bool)
+                out = base_out.copy()
         else:
             left = np.flatnonzero(out)
             reduced = c_sc[left] + _at_dot(full, lam)[left]
@@ -881,12 +872,12 @@ def solve_lp(c: np.ndarray, a: Any, b: np.ndarray, *, shared: "SharedRows | None
                 out = base_out.copy()
         if restart:
             out, first_drop = base_out.copy(), None
-            lp = _restrict(whole, out, bound_row) if out.any() else whole
+        lp = _restrict(whole, out, bound_row) if out.any() else whole
+        if restart:
             run = _fresh_run(lp, run.iterations)
             started_at = run.iterations
-            continue
-        lp = _restrict(whole, out, bound_row) if out.any() else whole
-        run.z, run.s, run.lam = z[lp.cols], s[lp.rows], lam[lp.rows]
+        else:
+            run.z, run.s, run.lam = z[lp.cols], s[lp.rows], lam[lp.rows]
     z_out, s_out, lam_out = cs * z, s / rs, rs * lam
     return LpSolution(status=status, z=z_out, s=s_out, lam=lam_out, objective=float(np.asarray(c) @ z_out),
                       iterations=run.iterations, primal_residual=run.rp_rel, dual_residual=run.rd_rel,
