@@ -203,7 +203,7 @@ def assemble_lp(spec: Any, options: Any, *, a_total: Any, scale: float, a_obj: M
         if it.region not in counted:
             counted.add(it.region)
             n_rows += rows.size
-            nnz += int(a_total[rows].nnz)
+            nnz += int(np.diff(a_total.indptr)[rows].sum())             # a_total is CSR: no row copy
         y_rows = blocks.voxel_rows(rows)
         if it.volume_cc is None:
             none = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
