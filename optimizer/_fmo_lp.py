@@ -23,6 +23,10 @@ Rows: the hinge rows ``±(A_s y + offset) ∓ t ≤ ∓level``; the bounds ``t �
 ``u ≥ 0``; per-voxel bounds ``A_v y ≤ L_v − ε``; per cap ``A_v y − ζ − u_v ≤ L_v − ε`` and
 ``ζ + Σ_v (w_v / V) u_v ≤ 0``.
 
+Every variable and row carries a **key** (:attr:`FmoLp.var_keys`, :attr:`FmoLp.row_keys`): its
+kind and the voxel or beamlet it belongs to, the same in every round.  A round whose LP gained
+voxels maps the previous round's iterate onto the new LP by these keys (a warm start).
+
 The influence parts ``± A_v`` of those rows are not written into the CSR matrix: each voxel's
 full row (× ``scale``) is stored once in a dense block, and the rows that use it name it with a
 factor ±1 (:class:`optimizer._schur_ipm.SharedRows`).  A voxel of the target with a hot-spot
@@ -46,7 +50,7 @@ import numpy as np
 from ._fmo_build import constraint_items, screened
 from ._schur_ipm import SharedRows
 
-__all__ = ["FmoLp", "assemble_lp"]
+__all__ = ["FmoLp", "assemble_lp", "map_keys"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,6 +73,16 @@ class FmoLp:
     assemble_s : float, s
     n_opt_rows, opt_nnz : int
         Influence rows and their non-zeros in the LP (as :class:`~optimizer._fmo_build.BuiltProblem`).
+    cvar_u : ndarray of int64, shape (k, 4)
+        Per CVaR excess variable ``u_v``: its index in ``z``, its row ``A_v y − ζ − u_v ≤ …``,
+        its row ``−u_v ≤ 0`` and its cap's row ``ζ + Σ (w/V) u ≤ 0``.
+    cvar_coef : ndarray, shape (k,)
+        ``w_v / V`` of each.
+    var_keys : ndarray of int64, shape (n_z,)
+    row_keys : ndarray of int64, shape (m,)
+        One key per variable and per row, ``kind · stride + index`` (index: the voxel's dose-grid
+        row, the beamlet or 0), equal for the same variable or row of any round's LP
+        (:func:`map_keys`).
     """
 
     c: np.ndarray
@@ -79,6 +93,17 @@ class FmoLp:
     assemble_s: float
     n_opt_rows: int
     opt_nnz: int
+    cvar_u: np.ndarray
+    cvar_coef: np.ndarray
+    var_keys: np.ndarray
+    row_keys: np.ndarray
+
+    def dot(self, z: np.ndarray) -> np.ndarray:
+        """``A z`` (without writing ``A`` out)."""
+        out = np.asarray(self.a @ z).ravel()
+        sh = self.shared
+        np.add.at(out, sh.rows, sh.factor * (sh.block @ z[sh.cols])[sh.group])
+        return out
 
     def matrix(self) -> Any:
         """The whole ``A`` as one CSR matrix (for other LP solvers and for checks)."""
@@ -90,6 +115,10 @@ class _Blocks:
 
     def __init__(self, a_total: Any, scale: float) -> None:
         self.n = a_total.shape[1]
+        self.stride = max(a_total.shape) + 1          # key = kind · stride + index
+        self.var_keys: List[np.ndarray] = [np.arange(self.n, dtype=np.int64)]    # y: kind 0
+        self.cvar: List[tuple] = []     # (u variable offsets, main rows, bound rows, sum row, w/V)
+        self.row_keys: List[np.ndarray] = []
         self.a_total, self.scale = a_total, scale
         self.m = 0
         self.rows: List[tuple] = []     # (extra: coo parts (row, variable offset, value), b)
@@ -100,9 +129,14 @@ class _Blocks:
         self.n_unique = 0
         self.of_voxel = np.full(a_total.shape[0], -1, dtype=np.int64)
 
-    def new_vars(self, count: int, cost: Any = 0.0) -> int:
-        """``count`` new variables after ``y`` with this cost; returns the first one's offset."""
+    def key(self, kind: int, index: Any) -> np.ndarray:
+        """Keys of variables or rows of this kind (index: voxel, beamlet or 0)."""
+        return kind * self.stride + np.asarray(index, dtype=np.int64)
+
+    def new_vars(self, count: int, cost: Any = 0.0, keys: Any = None) -> int:
+        """``count`` new variables after ``y`` with this cost and these keys; returns the first one's offset."""
         first = self.n_extra
+        self.var_keys.append(np.broadcast_to(np.asarray(keys, dtype=np.int64), (count,)))
         self.n_extra += count
         self.c_extra.append(np.broadcast_to(np.asarray(cost, dtype=np.float64), (count,)).copy())
         return first
@@ -124,9 +158,11 @@ class _Blocks:
         return first + np.arange(rows.shape[0])
 
     def add(self, y_rows: Optional[np.ndarray], sign: float, extra: "tuple[np.ndarray, np.ndarray, np.ndarray]",
-            b: np.ndarray) -> None:
-        """Rows ``sign · u[y_rows] y + Σ extra ≤ b``; ``extra = (row, variable offset, value)`` triplets."""
+            b: np.ndarray, keys: Any) -> None:
+        """Rows ``sign · u[y_rows] y + Σ extra ≤ b`` with these keys; ``extra = (row, variable offset, value)``
+        triplets."""
         b = np.asarray(b, dtype=np.float64)
+        self.row_keys.append(np.broadcast_to(np.asarray(keys, dtype=np.int64), b.shape))
         if y_rows is not None:
             self.shared.append((self.m + np.arange(b.size), y_rows, np.full(b.size, sign)))
         self.rows.append((extra, b))
@@ -146,17 +182,19 @@ class _Blocks:
 
 
 def _hinge(blocks: _Blocks, y_rows: np.ndarray, offset: Optional[np.ndarray], level: np.ndarray, sign: float,
-           cost: np.ndarray) -> None:
+           cost: np.ndarray, voxels: np.ndarray, kind: int) -> None:
     """``t ≥ sign · (level − u[y_rows] y − offset)`` and ``t ≥ 0`` with cost ``cost · t``.
 
-    ``sign = +1``: under-dose ``[level − d]₊``; ``sign = −1``: over-dose ``[d − level]₊``.
+    ``sign = +1``: under-dose ``[level − d]₊``; ``sign = −1``: over-dose ``[d − level]₊``.  Keys: ``t``
+    of kind ``kind``, the rows of kinds ``2 kind − 2`` and ``2 kind − 1``, by voxel.
     """
     k = y_rows.size
-    first = blocks.new_vars(k, cost)
+    first = blocks.new_vars(k, cost, blocks.key(kind, voxels))
     rows, cols = np.arange(k), first + np.arange(k)
     rhs = level - (offset if offset is not None else 0.0)
-    blocks.add(y_rows, -sign, (rows, cols, -np.ones(k)), -sign * rhs)    # −sign·(A y + off) − t ≤ −sign·level
-    blocks.add(None, 0.0, (rows, cols, -np.ones(k)), np.zeros(k))         # −t ≤ 0
+    blocks.add(y_rows, -sign, (rows, cols, -np.ones(k)), -sign * rhs,     # −sign·(A y + off) − t ≤ −sign·level
+               blocks.key(2 * kind - 2, voxels))
+    blocks.add(None, 0.0, (rows, cols, -np.ones(k)), np.zeros(k), blocks.key(2 * kind - 1, voxels))   # −t ≤ 0
 
 
 def _objective_rows(blocks: _Blocks, spec: Any, options: Any, region: str, kept: Any) -> np.ndarray:
@@ -187,15 +225,18 @@ def assemble_lp(spec: Any, options: Any, *, a_total: Any, scale: float, a_obj: M
     kept, _ = a_obj[spec.target]
     level = np.full(kept.shape[0], spec.prescription_gy + options.coverage_headroom_gy)
     _hinge(blocks, _objective_rows(blocks, spec, options, spec.target, kept), offsets.get(spec.target), level, 1.0,
-           tgt.coverage / tgt.coverage.sum())
+           tgt.coverage / tgt.coverage.sum(), tgt.rows, 1)
     if spec.falloff is not None and options.falloff_weight > 0:
         kept, _ = a_obj[spec.falloff.region]
         _hinge(blocks, _objective_rows(blocks, spec, options, spec.falloff.region, kept),
                offsets.get(spec.falloff.region), np.asarray(spec.falloff.limit_gy, dtype=np.float64), -1.0,
-               np.full(kept.shape[0], options.falloff_weight / max(kept.shape[0], 1)))
+               np.full(kept.shape[0], options.falloff_weight / max(kept.shape[0], 1)),
+               spec.regions[spec.falloff.region].rows, 2)
 
     counted: set = set()                          # regions whose screened rows are counted once
-    for it in constraint_items(spec):
+    items = constraint_items(spec)
+    for k, it in enumerate(items):                # keys: variables 3 + 2k (ζ), 4 + 2k (u); rows 4 + 3k ...
+        row_kind, var_kind = 4 + 3 * k, 3 + 2 * k
         voxels = screened(spec, it, active, eps)
         if voxels is None:
             continue
@@ -207,16 +248,20 @@ def assemble_lp(spec: Any, options: Any, *, a_total: Any, scale: float, a_obj: M
         y_rows = blocks.voxel_rows(rows)
         if it.volume_cc is None:
             none = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
-            blocks.add(y_rows, 1.0, none, lim)                                             # A y ≤ L − ε
+            blocks.add(y_rows, 1.0, none, lim, blocks.key(row_kind, rows))                # A y ≤ L − ε
             continue
-        zeta = blocks.new_vars(1)
-        u = blocks.new_vars(rows.size)
+        zeta = blocks.new_vars(1, keys=blocks.key(var_kind, 0))
+        u = blocks.new_vars(rows.size, keys=blocks.key(var_kind + 1, rows))
         i = np.arange(rows.size)
+        blocks.cvar.append((u + i, blocks.m + i, blocks.m + rows.size + i, np.full(rows.size, blocks.m + 2 * rows.size),
+                            volume_cc / it.volume_cc))
         blocks.add(y_rows, 1.0, (np.concatenate([i, i]), np.concatenate([np.full(rows.size, zeta), u + i]),
-                                 -np.ones(2 * rows.size)), lim)                # A y − ζ − u ≤ L − ε
-        blocks.add(None, 0.0, (i, u + i, -np.ones(rows.size)), np.zeros(rows.size))       # −u ≤ 0
+                                 -np.ones(2 * rows.size)), lim, blocks.key(row_kind, rows))    # A y − ζ − u ≤ L − ε
+        blocks.add(None, 0.0, (i, u + i, -np.ones(rows.size)), np.zeros(rows.size),
+                   blocks.key(row_kind + 1, rows))                                                 # −u ≤ 0
         blocks.add(None, 0.0, (np.zeros(rows.size + 1, np.int64), np.concatenate([[zeta], u + i]),
-                               np.concatenate([[1.0], volume_cc / it.volume_cc])), np.zeros(1))
+                               np.concatenate([[1.0], volume_cc / it.volume_cc])), np.zeros(1),
+                   blocks.key(row_kind + 2, 0))                                                    # ζ + Σ w u / V ≤ 0
 
     parts, b_parts = [], []
     for (ri, ci, vi), b in blocks.rows:
@@ -227,5 +272,18 @@ def assemble_lp(spec: Any, options: Any, *, a_total: Any, scale: float, a_obj: M
     a = sp.vstack(parts, format="csr")
     c = np.concatenate([np.full(n, options.fluence_weight / n if options.fluence_weight > 0 else 0.0)]
                        + blocks.c_extra)
+    row_keys = np.concatenate(blocks.row_keys + [blocks.key(4 + 3 * len(items), np.arange(n))])
+    cvar = [np.concatenate([t[i] for t in blocks.cvar]) if blocks.cvar else np.zeros(0) for i in range(5)]
+    cvar_u = np.stack([n + cvar[0]] + cvar[1:4], axis=1).astype(np.int64) if blocks.cvar else np.zeros((0, 4), np.int64)
     return FmoLp(c=c, a=a, b=np.concatenate(b_parts), shared=blocks.block(), n_beamlets=n,
-                 assemble_s=time.perf_counter() - t0, n_opt_rows=int(n_rows), opt_nnz=int(nnz))
+                 assemble_s=time.perf_counter() - t0, n_opt_rows=int(n_rows), opt_nnz=int(nnz),
+                 cvar_u=cvar_u, cvar_coef=np.asarray(cvar[4], dtype=np.float64),
+                 var_keys=np.concatenate(blocks.var_keys), row_keys=row_keys)
+
+
+def map_keys(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """For each of ``new``'s keys, its index in ``old`` (-1 when absent); keys are unique."""
+    order = np.argsort(old, kind="stable")
+    at = np.clip(np.searchsorted(old, new, sorter=order), 0, max(old.size - 1, 0))
+    found = old[order[at]] == new if old.size else np.zeros(new.size, bool)
+    return np.where(found, order[at], -1)

@@ -87,11 +87,14 @@ References
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["SOLVER_NAME", "SharedRows", "LpStructure", "LpSolution", "StructureError", "find_structure",
            "solve_lp"]
@@ -667,14 +670,15 @@ class _Run:
 
 
 def _iterate(lp: _Lp, run: _Run, *, nb: float, nc: float, tol_feas: float, tol_gap: float, max_iter: int,
-             max_correctors: int, droppable: np.ndarray) -> "tuple[str, np.ndarray]":
+             max_correctors: int, droppable: np.ndarray, check_gap: float = -1.0) -> "tuple[str, np.ndarray]":
     """Predictor–corrector iterations on ``lp`` from ``run``'s iterate.
 
     ``droppable`` (bool over ``lp``'s rows): bound rows whose column may leave the
     system.  Returns the status ('optimal', 'infeasible', 'max_iter',
-    'numerical_error' or 'drop') and, for 'drop', the rows whose complementarity
-    ratio ``s/λ`` fell below :data:`DROP_RATIO` of the largest, when they are at
-    least :data:`DROP_MIN_FRACTION` of the droppable rows.
+    'numerical_error', 'check' when the relative gap is at most ``check_gap``, or 'drop')
+    and, for 'drop', the rows whose complementarity ratio ``s/λ`` fell below
+    :data:`DROP_RATIO` of the largest, when they are at least :data:`DROP_MIN_FRACTION`
+    of the droppable rows.
     """
     from scipy.linalg import LinAlgError
 
@@ -691,8 +695,13 @@ def _iterate(lp: _Lp, run: _Run, *, nb: float, nc: float, tol_feas: float, tol_g
         run.rp_rel = float(np.abs(r_p).max()) / nb
         run.rd_rel = float(np.abs(r_d).max()) / nc
         run.gap_rel = abs(pobj - dobj) / (1.0 + abs(pobj))
+        _log.debug("iteration %d: %d dense columns, primal %.2e, dual %.2e, gap %.2e", run.iterations,
+                   st.dense_cols.size, run.rp_rel, run.rd_rel, run.gap_rel)
         if run.rp_rel <= tol_feas and run.rd_rel <= tol_feas and run.gap_rel <= tol_gap:
             status = "optimal"
+            break
+        if run.gap_rel <= check_gap:
+            status = "check"
             break
         b_lam = float(b @ lam)
         if b_lam < 0 and float(np.abs(c + r_d).max()) <= tol_feas * -b_lam:
@@ -744,8 +753,27 @@ def _fresh_run(lp: _Lp, iterations: int) -> _Run:
     return run
 
 
+def _warm_run(lp: _Lp, z: np.ndarray, s: np.ndarray, lam: np.ndarray) -> "_Run | None":
+    """A run of ``lp`` from a given (scaled) iterate; a NaN slack or dual is unknown (a row new to
+    the LP).  An unknown slack becomes ``b − A z`` floored at ``√μ`` and its dual ``μ / s``, so
+    that the new pairs sit on the central path of the known ones (μ: their mean ``s λ``); a
+    violated new row thus starts with a primal residual, which the infeasible-start iterations
+    remove.  None when nothing is known.
+    """
+    known = np.isfinite(s) & np.isfinite(lam) & (s > 0) & (lam > 0)
+    if not known.any():
+        return None
+    mu = float(s[known] @ lam[known]) / int(known.sum())
+    s, lam = s.copy(), lam.copy()
+    new = ~known
+    s[new] = np.maximum((lp.b - _a_dot(lp.st, z))[new], np.sqrt(mu))
+    lam[new] = mu / s[new]
+    return _Run(z.copy(), s, lam)
+
+
 def solve_lp(c: np.ndarray, a: Any, b: np.ndarray, *, shared: "SharedRows | None" = None,
-             columns_hint: "np.ndarray | None" = None, tol_feas: float = 1e-8, tol_gap: float = 1e-8,
+             columns_hint: "np.ndarray | None" = None, start: "tuple[np.ndarray, np.ndarray, np.ndarray] | None" = None,
+             check: "Any | None" = None, check_gap: float = 0.2, tol_feas: float = 1e-8, tol_gap: float = 1e-8,
              max_iter: int = 100, ruiz_passes: int = 5, max_correctors: int = 2) -> LpSolution:
     """Solve ``min cᵀz s.t. A z + s = b, s ≥ 0`` by Mehrotra's predictor–corrector [1]_.
 
@@ -771,6 +799,16 @@ def solve_lp(c: np.ndarray, a: Any, b: np.ndarray, *, shared: "SharedRows | None
         bounded columns start out of the system and are priced like dropped ones.  A
         column the hint left out that prices in restarts the solve from Mehrotra's point
         with it (after :data:`HINT_MISSES` such restarts, with every column).
+    start : (z, s, lam), optional
+        An iterate to start from instead of Mehrotra's point, in the caller's variables (as
+        :class:`LpSolution` gives them): ``z`` finite, ``s`` and ``lam`` NaN for the rows it does
+        not know (a warm start after rows were added; see :func:`_warm_run`).  A restart (a
+        hint's miss, a failure) is from Mehrotra's point.
+    check : callable, optional
+        ``check(z, s, lam) -> bool``, called once, with the first iterate whose relative gap is
+        at most ``check_gap`` (caller's variables; ``s``, ``lam`` NaN on the rows out of the
+        system).  True ends the solve there with ``status = 'interrupted'`` and that iterate,
+        for the caller to change the LP and go on from it with ``start``.
     tol_feas, tol_gap : float
         Converged when, on the equilibrated data, ``‖r_p‖∞ ≤ tol_feas (1 + ‖b‖∞)``,
         ``‖r_d‖∞ ≤ tol_feas (1 + ‖c‖∞)`` and ``|cᵀz + bᵀλ| ≤ tol_gap (1 + |cᵀz|)``; a
@@ -787,7 +825,8 @@ def solve_lp(c: np.ndarray, a: Any, b: np.ndarray, *, shared: "SharedRows | None
     Returns
     -------
     LpSolution
-        ``status = 'infeasible'`` when the iterates give a Farkas certificate
+        ``status``: 'optimal', 'infeasible', 'max_iter', 'numerical_error' or 'interrupted'
+        (by ``check``).  'infeasible' when the iterates give a Farkas certificate
         (``λ ≥ 0``, ``‖Aᵀλ‖∞ ≤ tol_feas · (−bᵀλ)``) on the whole LP; the start is
         Mehrotra's (:func:`_start`).
 
@@ -801,6 +840,11 @@ def solve_lp(c: np.ndarray, a: Any, b: np.ndarray, *, shared: "SharedRows | None
     t0 = time.perf_counter()
     a0 = sp.csr_matrix(a, dtype=np.float64)
     m, n = a0.shape
+    if start is not None:
+        z0, s0, lam0 = (np.asarray(v, dtype=np.float64) for v in start)
+        if z0.shape != (n,) or s0.shape != (m,) or lam0.shape != (m,) or not np.isfinite(z0).all():
+            raise ValueError(f"start: expected (z, s, lam) with z finite of shape ({n},) and s, lam of shape ({m},); "
+                             f"got shapes {z0.shape}, {s0.shape}, {lam0.shape}")
     rs, cs = _ruiz(a0, ruiz_passes, shared)
     a_sc = a0.copy()
     a_sc.data *= rs[np.repeat(np.arange(m), np.diff(a0.indptr))] * cs[a0.indices]
@@ -826,17 +870,32 @@ def solve_lp(c: np.ndarray, a: Any, b: np.ndarray, *, shared: "SharedRows | None
     first_drop = None                     # the iterate before the first drop (every column not in base_out in)
     priced_in = hint_misses = 0
     lp = _restrict(whole, out, bound_row) if out.any() else whole
-    run = _fresh_run(lp, 0)
+    run = None if start is None else _warm_run(lp, (z0 / cs)[lp.cols], (s0 * rs)[lp.rows], (lam0 / rs)[lp.rows])
+    warm = run is not None                # a warm run that fails starts again from Mehrotra's point
+    if run is None:
+        run = _fresh_run(lp, 0)
     started_at = 0                        # iterations before the last start from Mehrotra's point
+    checked = check is None
     while True:
         droppable = np.zeros(m, bool)
         droppable[bound_row[bcols[~out[bcols] & ~pinned[bcols]]]] = True
         status, flagged = _iterate(lp, run, nb=nb, nc=nc, tol_feas=tol_feas, tol_gap=tol_gap,
                                    max_iter=started_at + max_iter, max_correctors=max_correctors,
-                                   droppable=droppable[lp.rows])
+                                   droppable=droppable[lp.rows], check_gap=-1.0 if checked else check_gap)
         z, s, lam = _full(lp, run, n, m)
+        if status == "check":
+            checked = True
+            gone = np.ones(m, bool)
+            gone[lp.rows] = False
+            s[gone] = lam[gone] = np.nan
+            if check(cs * z, s / rs, rs * lam):
+                status = "interrupted"
+                break
+            continue
         restart = False                       # from Mehrotra's start on the LP restricted to base_out
-        if status == "drop":
+        if warm and status not in ("optimal", "drop"):
+            warm, restart = False, True
+        elif status == "drop":
             if first_drop is None:
                 first_drop = (run.iterations, z, s, lam)
             out[bound_col[lp.rows[flagged]]] = True

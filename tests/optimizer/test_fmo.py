@@ -150,9 +150,10 @@ def test_schur_ipm_limits_reported_as_statuses():
     assert not r.has_plan
 
 def test_loose_first_round_is_never_the_last(monkeypatch):
-    """SCHUR_IPM solves the first round to FIRST_ROUND_TOL when more rounds are allowed, and such a round is never
-    the last: the next one, at the full tolerance, starts from its beamlets (columns_hint) even when nothing was
-    violated.  A first round that is also the last (max_rounds = 1) gets the full tolerance and no hint."""
+    """Without the screening check (objective truncation, or SCREEN_CHECK_GAP None), SCHUR_IPM solves the first
+    round to FIRST_ROUND_TOL when more rounds are allowed, and such a round is never the last: the next one, at the
+    full tolerance, starts from its beamlets (columns_hint) even when nothing was violated.  A first round that is
+    also the last (max_rounds = 1) gets the full tolerance and no hint."""
     import optimizer._schur_ipm as ipm
     from optimizer import fmo
 
@@ -161,11 +162,13 @@ def test_loose_first_round_is_never_the_last(monkeypatch):
 
     def spy(c, a, b, **kw):
         calls.append(((kw["tol_feas"], kw["tol_gap"]), kw.get("columns_hint")))
+        assert kw.get("check") is None and kw.get("start") is None
         return solve(c, a, b, **kw)
 
     monkeypatch.setattr(ipm, "solve_lp", spy)
     spec, full, loose = _random_spec(0), SOLVER_DEFAULTS_SCHUR["tol_gap"], fmo.FIRST_ROUND_TOL
-    for truncation in (0.2, 0.0):
+    for truncation, check_gap in ((0.2, fmo.SCREEN_CHECK_GAP), (0.0, None)):
+        monkeypatch.setattr(fmo, "SCREEN_CHECK_GAP", check_gap)
         calls.clear()
         r = solve_fmo(spec, FmoOptions(objective_truncation=truncation))
         assert r.status == "optimal" and r.rounds == len(calls) >= 2
@@ -175,6 +178,89 @@ def test_loose_first_round_is_never_the_last(monkeypatch):
     calls.clear()
     assert solve_fmo(spec, FmoOptions(max_rounds=1)).rounds == 1
     assert calls == [((full, full), None)]
+
+
+def _spy_solves(monkeypatch):
+    """Record (start given, check given, status) of every solve_lp call."""
+    import optimizer._schur_ipm as ipm
+
+    calls = []
+    solve = ipm.solve_lp
+
+    def spy(c, a, b, **kw):
+        sol = solve(c, a, b, **kw)
+        calls.append((kw.get("start") is not None, kw.get("check") is not None, sol.status))
+        return sol
+
+    monkeypatch.setattr(ipm, "solve_lp", spy)
+    return calls
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_screening_check_goes_on_from_its_iterate(seed, monkeypatch):
+    """SCHUR_IPM screens the iterate at SCREEN_CHECK_GAP; the voxels it adds enter the LP and the solve goes on from
+    that iterate (one round).  With a band too narrow to catch them all (0), the optimum still violates, and the
+    second round starts from the same iterate, not from Mehrotra's point.  Either way the answer is HiGHS's on the
+    whole problem, and every bound holds on the full matrix."""
+    from optimizer import fmo
+
+    spec = _overlap_spec(seed)
+    ref = solve_fmo(spec, FmoOptions(solver="HIGHS", objective_truncation=0.0, screen_fraction=0.0))
+    calls = _spy_solves(monkeypatch)
+    r = solve_fmo(spec, FmoOptions())
+    assert calls == [(False, True, "interrupted"), (True, False, "optimal")] and r.rounds == 1
+    monkeypatch.setattr(fmo, "SCREEN_CHECK_BAND", 0.0)
+    calls.clear()
+    narrow = solve_fmo(spec, FmoOptions())
+    assert narrow.rounds == 2
+    assert calls == [(False, True, "interrupted"), (True, False, "optimal"), (True, False, "optimal")]
+    for res in (r, narrow):
+        assert res.status == ref.status == "optimal"
+        assert res.objective == pytest.approx(ref.objective, rel=1e-6)
+        assert res.metrics.max_bound_excess_gy <= -EPS + TOL_GY
+
+
+def test_warm_start_keeps_new_cvar_voxels_dual_feasible(monkeypatch):
+    """_warm_start maps an iterate onto an LP with more voxels by key: known rows and variables keep their values;
+    each new CVaR excess u_v has λ_main + λ_bound = (w_v/V) λ_cap (its column dual feasible), its rows' slacks
+    are A z − b's, and in the cap's tail both pairs sit at the iterate's μ; a new cap's ζ is the CVaR minimizer
+    of its voxels' d − L.  From that start the new LP's optimum is reached (HiGHS's)."""
+    from scipy.optimize import linprog
+
+    from optimizer._fmo_lp import assemble_lp, map_keys
+    from optimizer._schur_ipm import solve_lp
+    from optimizer.fmo import _prepare, _warm_start
+
+    spec = _random_spec(3)
+    opts = FmoOptions()
+    a, scale, a_obj = _prepare(spec, opts)
+    half = {name: np.arange(spec.regions[name].rows.size) % 2 == 0 for name in ("t", "o1", "o2")}
+    half["o1"][:] = False                                   # o1's bound and cap: new in the second LP
+    old = assemble_lp(spec, opts, a_total=a, scale=scale, a_obj=a_obj, active=half)
+    new = assemble_lp(spec, opts, a_total=a, scale=scale, a_obj=a_obj, active=None)
+    stop = solve_lp(old.c, old.a, old.b, shared=old.shared, check=lambda *point: True, check_gap=0.3)
+    assert stop.status == "interrupted"
+    z, s, lam = _warm_start(old, new, (stop.z, stop.s, stop.lam))
+    vi, ri = map_keys(old.var_keys, new.var_keys), map_keys(old.row_keys, new.row_keys)
+    np.testing.assert_array_equal(z[vi >= 0], stop.z[vi[vi >= 0]])
+    np.testing.assert_array_equal(lam[ri >= 0], stop.lam[ri[ri >= 0]])
+    fresh = vi[new.cvar_u[:, 0]] < 0
+    u, main, bound, cap = new.cvar_u[fresh].T
+    assert fresh.sum() == 10 + 7                         # o1 cap (10 voxels, all new), o2 cap (15, 8 known)
+    np.testing.assert_allclose(lam[main] + lam[bound], new.cvar_coef[fresh] * lam[cap], rtol=1e-12)
+    np.testing.assert_allclose(s[main], (new.b - new.dot(z))[main], atol=1e-12)
+    np.testing.assert_allclose(s[bound], z[u], rtol=0)
+    known = np.isfinite(stop.s) & np.isfinite(stop.lam)
+    mu = float(stop.s[known] @ stop.lam[known]) / known.sum()
+    tail = s[main] <= z[u]                                  # the slack at u = 0 was ≤ 0
+    assert tail.any()
+    np.testing.assert_allclose(s[main][tail] * lam[main][tail], mu, rtol=1e-9)
+    np.testing.assert_allclose(s[bound][tail] * lam[bound][tail], mu, rtol=1e-9)
+    assert (s[main] > 0).all() and (lam[main] > 0).all() and (lam[bound] > 0).all()
+    sol = solve_lp(new.c, new.a, new.b, shared=new.shared, start=(z, s, lam))
+    res = linprog(new.c, A_ub=new.matrix(), b_ub=new.b, bounds=(None, None), method="highs")
+    assert sol.status == "optimal" and res.status == 0
+    assert sol.objective == pytest.approx(res.fun, rel=1e-7, abs=1e-9)
 
 
 def test_bad_options_raise():

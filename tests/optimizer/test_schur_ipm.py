@@ -309,3 +309,38 @@ def test_single_precision_early_iterations_same_optimum(seed, monkeypatch):
         sol = solve_lp(c, a, b)
         assert sol.status == "optimal" and any(used) and not all(used)
         assert sol.objective == pytest.approx(exact.objective, rel=1e-7, abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_check_interrupts_and_start_resumes_the_same_path(seed):
+    """A check that returns False changes nothing; one that returns True stops at the first iterate with gap ≤
+    check_gap, and a start from that iterate finishes the same path: same iterations in all, same optimum.  A
+    start whose slacks and duals of some rows are unknown (NaN, as rows new to the LP) reaches it too."""
+    _, _, c, a, b = _lp_data(seed)
+    whole = solve_lp(c, a, b)
+    seen = []
+    same = solve_lp(c, a, b, check=lambda *point: seen.append(point) is not None, check_gap=0.2)
+    assert len(seen) == 1 and [v.shape for v in seen[0]] == [c.shape, b.shape, b.shape]
+    assert (same.status, same.iterations, same.objective) == (whole.status, whole.iterations, whole.objective)
+    stop = solve_lp(c, a, b, check=lambda *point: True, check_gap=0.2)
+    assert stop.status == "interrupted" and stop.gap <= 0.2 and 0 < stop.iterations < whole.iterations
+    for given, returned in zip(seen[0], (stop.z, stop.s, stop.lam)):       # the same iterate both ways
+        np.testing.assert_array_equal(given, returned)
+    resumed = solve_lp(c, a, b, start=(stop.z, stop.s, stop.lam))
+    assert resumed.status == "optimal"
+    assert stop.iterations + resumed.iterations == whole.iterations
+    assert resumed.objective == pytest.approx(whole.objective, rel=1e-12, abs=1e-12)
+    s, lam = stop.s.copy(), stop.lam.copy()
+    unknown = np.random.default_rng(seed).random(b.size) < 0.2
+    s[unknown] = lam[unknown] = np.nan
+    centred = solve_lp(c, a, b, start=(stop.z, s, lam))
+    assert centred.status == "optimal"
+    assert centred.objective == pytest.approx(whole.objective, rel=1e-6, abs=1e-9)
+
+
+def test_bad_start_raises_naming_it():
+    _, _, c, a, b = _lp_data(0)
+    with pytest.raises(ValueError, match="start"):
+        solve_lp(c, a, b, start=(np.zeros(c.size), np.ones(b.size - 1), np.ones(b.size)))
+    with pytest.raises(ValueError, match="start"):
+        solve_lp(c, a, b, start=(np.full(c.size, np.nan), np.ones(b.size), np.ones(b.size)))
