@@ -800,14 +800,16 @@ def solve_fmo(spec: FmoSpec, options: FmoOptions = FmoOptions()) -> FmoResult:
     change = 0.0
     hint: Optional[np.ndarray] = None
     resume: Optional[_Point] = None
-    check = None
-    if options.solver == SCHUR_IPM and active is not None and SCREEN_CHECK_GAP is not None and not truncated:
-        def check(y: np.ndarray) -> bool:
-            """Screen an iterate's ``y``; True when voxels entered ``active``."""
-            before = sum(int(v.sum()) for v in active.values())
-            add_violators(spec, items, np.asarray(a @ (np.maximum(y, 0.0) * scale)).ravel(), active,
-                          backoff_gy=options.bound_backoff_gy, tol_gy=1e-6, band_fraction=SCREEN_CHECK_BAND)
-            return sum(int(v.sum()) for v in active.values()) > before
+
+    def screen(y: np.ndarray) -> bool:
+        """Screen an iterate's ``y`` (the mid-round check); True when voxels entered ``active``."""
+        before = sum(int(v.sum()) for v in active.values())
+        add_violators(spec, items, np.asarray(a @ (np.maximum(y, 0.0) * scale)).ravel(), active,
+                      backoff_gy=options.bound_backoff_gy, tol_gy=1e-6, band_fraction=SCREEN_CHECK_BAND)
+        return sum(int(v.sum()) for v in active.values()) > before
+
+    use_check = options.solver == SCHUR_IPM and active is not None and SCREEN_CHECK_GAP is not None and not truncated
+    check = screen if use_check else None
     for rounds in range(1, max(1, options.max_rounds) + 1):
         loose = False
         if options.solver == SCHUR_IPM:
