@@ -605,12 +605,14 @@ HINT_REDUCED_COST = 2.0
 #: variables matched by key, :func:`_warm_start`), and a later round, needed when the optimum
 #: still violates, starts from it too.  None: no check (a first round to
 #: :data:`FIRST_ROUND_TOL`, later ones from Mehrotra's point with the previous beamlets).
-#: 2 mm dose grid T4–T5: 0.1 → 59.5 s, 0.2 → 41–44 s, 0.3 → 39 s, 0.4 → 38.6 s (one round each);
-#: 0.6 and 0.8 missed 9 violators (a second round).
+#: 2 mm dose grid T4–T5 (band 0.15): 0.1 → 59.5 s, 0.2 → 41–44 s, 0.3 → 39 s, 0.4 → 38.6 s (one
+#: round each); 0.6 and 0.8 missed 9 violators (a second round).
 SCREEN_CHECK_GAP: Optional[float] = 0.3
 #: The band of the mid-round check (wider than ``screen_band_fraction``: the iterate's dose is
-#: not yet the optimum's).
-SCREEN_CHECK_BAND = 0.15
+#: not yet the optimum's).  0.15 left violators for a second round on C7–T1 at 2 mm (50 s) and
+#: T4–T5 at the default size (35 s); 0.3 needed one round on all three (28 s, 25 s; 2 mm T4–T5
+#: 42 s against 39 s, for 14 000 rows more against 4 700).
+SCREEN_CHECK_BAND = 0.3
 
 #: cvxpy's status names for :func:`optimizer._schur_ipm.solve_lp`'s.
 _LP_STATUS = {"optimal": "optimal", "infeasible": "infeasible", "max_iter": "user_limit"}
