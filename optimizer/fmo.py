@@ -38,8 +38,13 @@ bound, CVaR) use it (:class:`optimizer._schur_ipm.SharedRows`).  Hence
   the CVaR tail and the voxels within ``screen_band_fraction`` of their limits enter
   the next round (row generation).  The plan returned satisfies every per-voxel bound
   and CVaR cap on the full matrix;
-* with ``SCHUR_IPM`` the first round is solved to :data:`FIRST_ROUND_TOL` and never
-  is the last; each later round starts from the beamlets of the one before
+* with ``SCHUR_IPM`` and full objective rows, the screening does not wait for the end of a
+  round: at relative gap :data:`SCREEN_CHECK_GAP` the iterate's dose is checked on the full
+  matrix, the voxels it finds (band :data:`SCREEN_CHECK_BAND`) enter, and the solve goes on
+  from that iterate (a warm start, :func:`_warm_start`); a round still needed after that starts
+  from the same iterate.  The check is a prediction only: the optimum is checked as before.
+  With truncation (or no check) the first round is solved to :data:`FIRST_ROUND_TOL` and is
+  never the last; each later round starts from the beamlets of the one before
   (:data:`HINT_REDUCED_COST`);
 * for the cvxpy solvers, a region's dose is a variable ``d_s = A_s y`` only when
   several constraints share it.
@@ -180,6 +185,10 @@ class FmoSpec:
         for r in self.regions.values():
             if r.rows.size == 0 or r.rows.max() >= n_vox or r.rows.min() < 0:
                 raise InputError(f"region {r.name!r}: rows must be non-empty indices below {n_vox}")
+            cov = np.asarray(r.coverage)
+            if cov.shape != r.rows.shape or not ((cov > 0) & (cov <= 1)).all():
+                raise InputError(f"region {r.name!r}: coverage must have one value in (0, 1] per row "
+                                 f"(shape {cov.shape} for {r.rows.size} rows, min {cov.min(initial=np.inf)})")
 
 
 @dataclass(frozen=True)
@@ -302,8 +311,18 @@ class FmoOptions:
     23–28 s; 22 632 distinct rows against 36 216), objective 1.31236 against 1.32082 with
     truncation (V24Gy 77.3 % against 76.7 %); default size T4–T5 31–33 s, C7–T1 26 s.  With
     the normal matrix summed in float32 while the gap is above 1e-2: 47–51 s (26 / 21 s), T4–T5
-    29 s, C7–T1 22 s, C3 6.3 s, T8 16 s.
+    29 s, C7–T1 22 s, C3 6.3 s, T8 16 s.  Then the screening check at gap 0.3 with a warm start
+    (:data:`SCREEN_CHECK_GAP`) and the Ruiz passes in float32: one round everywhere; 2 mm grid
+    T4–T5 38–43 s, C7–T1 28 s, T8 21 s, C3 7–8 s (against 50–56, 41–50, 27, 10 s measured the
+    same day with two rounds).
     With SCHUR_IPM, also measured and not adopted:
+
+    * the warm start with the new CVaR excesses at 0 and every new row centred at √μ: the
+      excesses' columns were dual infeasible by ``(w/V) λ_cap`` (relative dual residual 0.58)
+      and, once made feasible with ``u ≈ μ/τ``, the caps' sum rows moved by 3 Gy (primal 1.1):
+      58 s at 2 mm;
+    * the check at gap 1.2 (26 000 rows added, 56 s) or 0.1 (μ too small for the new rows:
+      59.5 s); at 0.6–0.8 the band 0.15 missed 9 violators;
 
     * the first round on a seeded random eighth of the voxels (voxel volume × 8): 6.5 s
       instead of 33 s at 2 mm, but its beamlets were a poor start for the full rounds

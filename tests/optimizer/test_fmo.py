@@ -271,6 +271,9 @@ def test_bad_options_raise():
     with pytest.raises(InputError, match="names region"):
         FmoSpec(sp.csr_matrix(np.eye(2)), 2, 0.001, {"t": Region("t", np.array([0]), np.ones(1))}, "t", 24.0,
                 None, (MaxBound("x", "nope", np.ones(1)),))
+    for coverage in (np.zeros(1), np.ones(2), np.array([np.nan])):
+        with pytest.raises(InputError, match="region 't': coverage must"):
+            FmoSpec(sp.csr_matrix(np.eye(2)), 2, 0.001, {"t": Region("t", np.array([0]), coverage)}, "t", 24.0)
 
 
 # --------------------------------------------------------------------------- phantom (coarse t4t5)
