@@ -133,7 +133,7 @@ class _Blocks:
         """Keys of variables or rows of this kind (index: voxel, beamlet or 0)."""
         return kind * self.stride + np.asarray(index, dtype=np.int64)
 
-    def new_vars(self, count: int, cost: Any = 0.0, keys: Any = None) -> int:
+    def new_vars(self, count: int, cost: Any = 0.0, *, keys: Any) -> int:
         """``count`` new variables after ``y`` with this cost and these keys; returns the first one's offset."""
         first = self.n_extra
         self.var_keys.append(np.broadcast_to(np.asarray(keys, dtype=np.int64), (count,)))
@@ -189,7 +189,7 @@ def _hinge(blocks: _Blocks, y_rows: np.ndarray, offset: Optional[np.ndarray], le
     of kind ``kind``, the rows of kinds ``2 kind − 2`` and ``2 kind − 1``, by voxel.
     """
     k = y_rows.size
-    first = blocks.new_vars(k, cost, blocks.key(kind, voxels))
+    first = blocks.new_vars(k, cost, keys=blocks.key(kind, voxels))
     rows, cols = np.arange(k), first + np.arange(k)
     rhs = level - (offset if offset is not None else 0.0)
     blocks.add(y_rows, -sign, (rows, cols, -np.ones(k)), -sign * rhs,     # −sign·(A y + off) − t ≤ −sign·level
@@ -283,7 +283,8 @@ def assemble_lp(spec: Any, options: Any, *, a_total: Any, scale: float, a_obj: M
 
 def map_keys(old: np.ndarray, new: np.ndarray) -> np.ndarray:
     """For each of ``new``'s keys, its index in ``old`` (-1 when absent); keys are unique."""
+    if old.size == 0:
+        return np.full(new.size, -1, dtype=np.int64)
     order = np.argsort(old, kind="stable")
-    at = np.clip(np.searchsorted(old, new, sorter=order), 0, max(old.size - 1, 0))
-    found = old[order[at]] == new if old.size else np.zeros(new.size, bool)
-    return np.where(found, order[at], -1)
+    at = order[np.clip(np.searchsorted(old, new, sorter=order), 0, old.size - 1)]
+    return np.where(old[at] == new, at, -1)

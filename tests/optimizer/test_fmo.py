@@ -240,8 +240,13 @@ def test_warm_start_keeps_new_cvar_voxels_dual_feasible(monkeypatch):
     new = assemble_lp(spec, opts, a_total=a, scale=scale, a_obj=a_obj, active=None)
     stop = solve_lp(old.c, old.a, old.b, shared=old.shared, check=lambda *point: True, check_gap=0.3)
     assert stop.status == "interrupted"
+    for lp in (old, new):                                  # one key per variable and per row
+        assert np.unique(lp.var_keys).size == lp.c.size and np.unique(lp.row_keys).size == lp.b.size
+    assert map_keys(np.array([5, 3, 9]), np.array([3, 4, 9, 5, 10])).tolist() == [1, -1, 2, 0, -1]
+    assert map_keys(np.zeros(0, np.int64), np.array([7])).tolist() == [-1]
     z, s, lam = _warm_start(old, new, (stop.z, stop.s, stop.lam))
     vi, ri = map_keys(old.var_keys, new.var_keys), map_keys(old.row_keys, new.row_keys)
+    assert (vi >= 0).sum() == old.c.size and (ri >= 0).sum() == old.b.size     # the old LP is inside the new
     np.testing.assert_array_equal(z[vi >= 0], stop.z[vi[vi >= 0]])
     np.testing.assert_array_equal(lam[ri >= 0], stop.lam[ri[ri >= 0]])
     fresh = vi[new.cvar_u[:, 0]] < 0
