@@ -192,8 +192,8 @@ def _hinge(blocks: _Blocks, y_rows: np.ndarray, offset: Optional[np.ndarray], le
     first = blocks.new_vars(k, cost, keys=blocks.key(kind, voxels))
     rows, cols = np.arange(k), first + np.arange(k)
     rhs = level - (offset if offset is not None else 0.0)
-    blocks.add(y_rows, -sign, (rows, cols, -np.ones(k)), -sign * rhs,     # −sign·(A y + off) − t ≤ −sign·level
-               blocks.key(2 * kind - 2, voxels))
+    blocks.add(y_rows, -sign, (rows, cols, -np.ones(k)), -sign * rhs,
+               blocks.key(2 * kind - 2, voxels))                     # −sign·(A y + off) − t ≤ −sign·level
     blocks.add(None, 0.0, (rows, cols, -np.ones(k)), np.zeros(k), blocks.key(2 * kind - 1, voxels))   # −t ≤ 0
 
 
@@ -256,12 +256,13 @@ def assemble_lp(spec: Any, options: Any, *, a_total: Any, scale: float, a_obj: M
         blocks.cvar.append((u + i, blocks.m + i, blocks.m + rows.size + i, np.full(rows.size, blocks.m + 2 * rows.size),
                             volume_cc / it.volume_cc))
         blocks.add(y_rows, 1.0, (np.concatenate([i, i]), np.concatenate([np.full(rows.size, zeta), u + i]),
-                                 -np.ones(2 * rows.size)), lim, blocks.key(row_kind, rows))    # A y − ζ − u ≤ L − ε
+                                 -np.ones(2 * rows.size)), lim,
+                   blocks.key(row_kind, rows))                                   # A y − ζ − u ≤ L − ε
         blocks.add(None, 0.0, (i, u + i, -np.ones(rows.size)), np.zeros(rows.size),
                    blocks.key(row_kind + 1, rows))                                                 # −u ≤ 0
         blocks.add(None, 0.0, (np.zeros(rows.size + 1, np.int64), np.concatenate([[zeta], u + i]),
                                np.concatenate([[1.0], volume_cc / it.volume_cc])), np.zeros(1),
-                   blocks.key(row_kind + 2, 0))                                                    # ζ + Σ w u / V ≤ 0
+                   blocks.key(row_kind + 2, 0))                                  # ζ + Σ w u / V ≤ 0
 
     parts, b_parts = [], []
     for (ri, ci, vi), b in blocks.rows:

@@ -637,6 +637,10 @@ SCREEN_CHECK_BAND = 0.3
 _LP_STATUS = {"optimal": "optimal", "infeasible": "infeasible", "max_iter": "user_limit"}
 
 
+#: A new CVaR excess below its cap's tail starts at this fraction of its centred value μ/τ.
+_BELOW_TAIL = 1e-2
+
+
 def _warm_start(old: Any, new: Any, point: Tuple[np.ndarray, np.ndarray, np.ndarray]
                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``point`` = (z, s, λ), an iterate of the LP ``old``, on the LP ``new`` (by key), as
@@ -645,9 +649,10 @@ def _warm_start(old: Any, new: Any, point: Tuple[np.ndarray, np.ndarray, np.ndar
     A new CVaR excess ``u_v`` keeps its column dual feasible, ``λ_main + λ_bound = τ = (w_v/V)
     λ_cap``.  In its cap's tail (``r_v = L_v − ε + ζ − d_v ≤ 0``) its rows are centred at the
     iterate's μ, ``λ_main (r_v + u) = λ_bound u = μ``: ``u`` is the root above ``−r_v`` of
-    ``τ u² + (τ r − 2μ) u − μ r = 0``.  Below the tail ``u = 0.01 μ/τ``: thousands of centred
-    ``u ≈ μ/τ`` would move the cap's sum row by whole Gy (2 mm T4–T5: 3 Gy).  A new cap's ``ζ``
-    starts at the CVaR minimizer of its voxels' ``d − L``, its dual at √μ.  Other new variables
+    ``τ u² + (τ r − 2μ) u − μ r = 0``.  Below the tail ``u = 0.01 μ/τ`` (:data:`_BELOW_TAIL`):
+    thousands of centred ``u ≈ μ/τ`` would move the cap's sum row by whole Gy (2 mm T4–T5:
+    3 Gy).  A new cap's ``ζ`` starts at the CVaR minimizer of its voxels' ``d − L``, its dual at
+    √μ.  Other new variables
     start at 0; other new rows' slacks and duals are left to the solver (NaN).
     """
     from ._fmo_lp import map_keys
@@ -677,7 +682,8 @@ def _warm_start(old: Any, new: Any, point: Tuple[np.ndarray, np.ndarray, np.ndar
     tau = coef * lam[cap]
     tail = r <= 0
     p = tau * r - 2.0 * mu
-    u = np.where(tail, (-p + np.sqrt(np.maximum(p * p + 4.0 * tau * mu * r, 0.0))) / (2.0 * tau), 1e-2 * mu / tau)
+    u = np.where(tail, (-p + np.sqrt(np.maximum(p * p + 4.0 * tau * mu * r, 0.0))) / (2.0 * tau),
+                 _BELOW_TAIL * mu / tau)
     z[u_var] = u
     s[main], s[bound] = r + u, u
     lam[main] = np.where(tail, mu / (r + u), np.minimum(mu / (r + u), 0.5 * tau))
