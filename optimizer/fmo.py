@@ -313,8 +313,9 @@ class FmoOptions:
     the normal matrix summed in float32 while the gap is above 1e-2: 47–51 s (26 / 21 s), T4–T5
     29 s, C7–T1 22 s, C3 6.3 s, T8 16 s.  Then the screening check at gap 0.3 with a warm start
     (:data:`SCREEN_CHECK_GAP`) and the Ruiz passes in float32: one round everywhere; 2 mm grid
-    T4–T5 38–43 s, C7–T1 28 s, T8 21 s, C3 7–8 s (against 50–56, 41–50, 27, 10 s measured the
-    same day with two rounds).
+    T4–T5 42–43 s (38 s with band 0.15), C7–T1 28 s, T8 21 s, C3 7–8 s (against 50–56, 41–50,
+    27, 10 s measured the same day with two rounds); default size T4–T5 25 s, C7–T1 18 s, C3
+    5.9 s, T8 16 s.
     With SCHUR_IPM, also measured and not adopted:
 
     * the warm start with the new CVaR excesses at 0 and every new row centred at √μ: the
