@@ -750,6 +750,7 @@ def _iterate(lp: _Lp, run: _Run, *, nb: float, nc: float, tol_feas: float, tol_g
         dz, dl, ds = newton.solve(r_p, r_d, sigma * mu - lam * s - ds_a * dl_a)
         dz, dl, ds = _centrality_correctors(newton, s, lam, dz, dl, ds, sigma * mu, max_correctors)
         ap, ad = STEP_FRACTION * _step(s, ds), STEP_FRACTION * _step(lam, dl)
+        _log.debug("  steps %.3f (primal), %.3f (dual), sigma %.2g", ap, ad, sigma)
         z = z + ap * dz
         s = s + ap * ds
         lam = lam + ad * dl
