@@ -73,9 +73,9 @@ class FmoLp:
     assemble_s : float, s
     n_opt_rows, opt_nnz : int
         Influence rows and their non-zeros in the LP (as :class:`~optimizer._fmo_build.BuiltProblem`).
-    cvar_u : ndarray of int64, shape (k, 4)
+    cvar_u : ndarray of int64, shape (k, 5)
         Per CVaR excess variable ``u_v``: its index in ``z``, its row ``A_v y − ζ − u_v ≤ …``,
-        its row ``−u_v ≤ 0`` and its cap's row ``ζ + Σ (w/V) u ≤ 0``.
+        its row ``−u_v ≤ 0``, its cap's row ``ζ + Σ (w/V) u ≤ 0`` and its cap's ``ζ`` in ``z``.
     cvar_coef : ndarray, shape (k,)
         ``w_v / V`` of each.
     var_keys : ndarray of int64, shape (n_z,)
@@ -102,8 +102,7 @@ class FmoLp:
         """``A z`` (without writing ``A`` out)."""
         out = np.asarray(self.a @ z).ravel()
         sh = self.shared
-        np.add.at(out, sh.rows, sh.factor * (sh.block @ z[sh.cols])[sh.group])
-        return out
+        return out + np.bincount(sh.rows, sh.factor * (sh.block @ z[sh.cols])[sh.group], minlength=out.size)
 
     def matrix(self) -> Any:
         """The whole ``A`` as one CSR matrix (for other LP solvers and for checks)."""
@@ -117,7 +116,7 @@ class _Blocks:
         self.n = a_total.shape[1]
         self.stride = max(a_total.shape) + 1          # key = kind · stride + index
         self.var_keys: List[np.ndarray] = [np.arange(self.n, dtype=np.int64)]    # y: kind 0
-        self.cvar: List[tuple] = []     # (u variable offsets, main rows, bound rows, sum row, w/V)
+        self.cvar: List[tuple] = []     # (u in z, main rows, bound rows, sum row, ζ in z, w/V) per cap voxel
         self.row_keys: List[np.ndarray] = []
         self.a_total, self.scale = a_total, scale
         self.m = 0
@@ -253,7 +252,8 @@ def assemble_lp(spec: Any, options: Any, *, a_total: Any, scale: float, a_obj: M
         zeta = blocks.new_vars(1, keys=blocks.key(var_kind, 0))
         u = blocks.new_vars(rows.size, keys=blocks.key(var_kind + 1, rows))
         i = np.arange(rows.size)
-        blocks.cvar.append((u + i, blocks.m + i, blocks.m + rows.size + i, np.full(rows.size, blocks.m + 2 * rows.size),
+        blocks.cvar.append((n + u + i, blocks.m + i, blocks.m + rows.size + i,
+                            np.full(rows.size, blocks.m + 2 * rows.size), np.full(rows.size, n + zeta),
                             volume_cc / it.volume_cc))
         blocks.add(y_rows, 1.0, (np.concatenate([i, i]), np.concatenate([np.full(rows.size, zeta), u + i]),
                                  -np.ones(2 * rows.size)), lim,
@@ -274,11 +274,10 @@ def assemble_lp(spec: Any, options: Any, *, a_total: Any, scale: float, a_obj: M
     c = np.concatenate([np.full(n, options.fluence_weight / n if options.fluence_weight > 0 else 0.0)]
                        + blocks.c_extra)
     row_keys = np.concatenate(blocks.row_keys + [blocks.key(4 + 3 * len(items), np.arange(n))])
-    cvar = [np.concatenate([t[i] for t in blocks.cvar]) if blocks.cvar else np.zeros(0) for i in range(5)]
-    cvar_u = np.stack([n + cvar[0]] + cvar[1:4], axis=1).astype(np.int64) if blocks.cvar else np.zeros((0, 4), np.int64)
+    cvar = [np.concatenate(part) for part in zip(*blocks.cvar)] if blocks.cvar else [np.zeros(0)] * 6
     return FmoLp(c=c, a=a, b=np.concatenate(b_parts), shared=blocks.block(), n_beamlets=n,
                  assemble_s=time.perf_counter() - t0, n_opt_rows=int(n_rows), opt_nnz=int(nnz),
-                 cvar_u=cvar_u, cvar_coef=np.asarray(cvar[4], dtype=np.float64),
+                 cvar_u=np.stack(cvar[:5], axis=1).astype(np.int64), cvar_coef=np.asarray(cvar[5], dtype=np.float64),
                  var_keys=np.concatenate(blocks.var_keys), row_keys=row_keys)
 
 

@@ -668,18 +668,18 @@ def _warm_start(old: Any, new: Any, point: Tuple[np.ndarray, np.ndarray, np.ndar
     fresh = vi[new.cvar_u[:, 0]] < 0
     if not fresh.any() or not mu > 0:
         return z, s, lam
-    u_var, main, bound, cap = new.cvar_u[fresh].T
+    u_var, main, bound, cap, zeta = new.cvar_u[fresh].T
     coef = new.cvar_coef[fresh]
     root = np.sqrt(mu)
-    ax = new.dot(z)
-    for k in np.unique(cap[~known[cap]]):          # a new cap: ζ (its row's coefficient 1) at the minimizer
-        row, sel = new.a[k], cap == k
-        excess = ax[main[sel]] - new.b[main[sel]]    # d − L − ε with ζ = u = 0
+    r = new.b[main] - new.dot(z)[main]              # the row A_v y − ζ − u_v ≤ L_v − ε's slack at u = 0
+    for k in np.unique(cap[~known[cap]]):          # a new cap (ζ = 0 so far): ζ at the CVaR minimizer
+        sel = cap == k
+        excess = -r[sel]                             # d − L + ε
         order = np.argsort(-excess)
         at = min(int(np.searchsorted(np.cumsum(coef[sel][order]), 1.0 - 1e-12)), order.size - 1)
-        z[row.indices[row.data == 1.0][0]] = excess[order][at]
+        z[zeta[sel]] = excess[order][at]
+        r[sel] += excess[order][at]                  # −ζ in each of its rows
         lam[k] = root
-    r = new.b[main] - new.dot(z)[main]              # the row A_v y − ζ − u_v ≤ L_v − ε's slack at u = 0
     tau = coef * lam[cap]
     tail = r <= 0
     p = tau * r - 2.0 * mu

@@ -250,8 +250,16 @@ def test_warm_start_keeps_new_cvar_voxels_dual_feasible(monkeypatch):
     np.testing.assert_array_equal(z[vi >= 0], stop.z[vi[vi >= 0]])
     np.testing.assert_array_equal(lam[ri >= 0], stop.lam[ri[ri >= 0]])
     fresh = vi[new.cvar_u[:, 0]] < 0
-    u, main, bound, cap = new.cvar_u[fresh].T
+    u, main, bound, cap, zeta = new.cvar_u[fresh].T
     assert fresh.sum() == 10 + 7                         # o1 cap (10 voxels, all new), o2 cap (15, 8 known)
+    new_cap = ri[cap] < 0                                   # o1's: ζ at the CVaR minimizer of its d − L + ε
+    assert new_cap.sum() == 10
+    z0 = z.copy()
+    z0[u], z0[zeta] = 0.0, 0.0
+    excess = (new.dot(z0) - new.b)[main[new_cap]]
+    coef, zeta_k = new.cvar_coef[fresh][new_cap], z[zeta[new_cap][0]]
+    cvar_at_zeta = zeta_k + coef @ np.maximum(excess - zeta_k, 0.0)
+    assert cvar_at_zeta == pytest.approx(weighted_cvar(excess, coef, 1.0), rel=1e-12)
     np.testing.assert_allclose(lam[main] + lam[bound], new.cvar_coef[fresh] * lam[cap], rtol=1e-12)
     np.testing.assert_allclose(s[main], (new.b - new.dot(z))[main], atol=1e-12)
     np.testing.assert_allclose(s[bound], z[u], rtol=0)
