@@ -124,7 +124,7 @@ class _Blocks:
         self.n_extra = 0
         self.c_extra: List[np.ndarray] = []
         self.shared: List[tuple] = []   # (LP rows, block rows, factors)
-        self.parts: List[Any] = []      # the block's rows, CSR pieces
+        self.parts: List[Any] = []      # the block's rows: (sparse rows, factor) pieces
         self.n_unique = 0
         self.of_voxel = np.full(a_total.shape[0], -1, dtype=np.int64)
 
@@ -145,14 +145,14 @@ class _Blocks:
         new = np.unique(voxels[self.of_voxel[voxels] < 0])
         if new.size:
             self.of_voxel[new] = self.n_unique + np.arange(new.size)
-            self.parts.append(self.a_total[new] * self.scale)
+            self.parts.append((self.a_total[new], self.scale))
             self.n_unique += new.size
         return self.of_voxel[voxels]
 
     def own_rows(self, rows: Any) -> np.ndarray:
         """Block rows for influence rows used by one LP row each (truncated objective rows)."""
         first = self.n_unique
-        self.parts.append(rows)
+        self.parts.append((rows, 1.0))
         self.n_unique += rows.shape[0]
         return first + np.arange(rows.shape[0])
 
@@ -171,10 +171,14 @@ class _Blocks:
         """The distinct influence rows as one dense block, with the LP rows that use them."""
         import scipy.sparse as sp
 
-        if self.parts:
-            dense = sp.vstack(self.parts, format="csr").toarray()
-        else:
-            dense = np.zeros((0, self.n))
+        dense = np.empty((self.n_unique, self.n))
+        first = 0
+        for rows, factor in self.parts:          # written in place (2 mm: 1.76 s → ... against vstack + toarray)
+            part = dense[first:first + rows.shape[0]]
+            sp.csr_matrix(rows).toarray(out=part)
+            if factor != 1.0:
+                part *= factor
+            first += rows.shape[0]
         cat = (lambda i: np.concatenate([t[i] for t in self.shared]) if self.shared else np.zeros(0))  # noqa: E731
         return SharedRows(block=dense, rows=cat(0).astype(np.int64), group=cat(1).astype(np.int64),
                           factor=cat(2).astype(np.float64), cols=np.arange(self.n))

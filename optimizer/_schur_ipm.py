@@ -348,7 +348,11 @@ def _dense_rows(a_cd: Any, p_rows: np.ndarray, dense_cols: np.ndarray, shared_at
     u[n_sh:] = a_cd[own].toarray()
     e_pd = None
     if shared is not None:
-        u[:n_sh, np.searchsorted(dense_cols, shared.cols)] = shared.block
+        at = np.searchsorted(dense_cols, shared.cols)
+        if at.size and np.array_equal(at, np.arange(at[0], at[0] + at.size)):   # a slice copies 4× faster than
+            u[:n_sh, at[0]:at[0] + at.size] = shared.block                     # the fancy index (2 mm: 0.53 s)
+        else:
+            u[:n_sh, at] = shared.block
         p_group[~is_own] = shared.group[k[~is_own]]
         p_factor[~is_own] = shared.factor[k[~is_own]]
         e = a_cd[p_rows].multiply((~is_own)[:, None]).tocsr()
@@ -357,9 +361,21 @@ def _dense_rows(a_cd: Any, p_rows: np.ndarray, dense_cols: np.ndarray, shared_at
     return u, p_group, p_factor, e_pd
 
 
-def _pd_dot(st: LpStructure, x_d: np.ndarray) -> np.ndarray:
-    """``a_pd @ x_d`` (the P rows' dense parts; BLAS on the distinct rows ``u``)."""
-    out = st.p_factor * (st.u @ x_d)[st.p_group]
+def _dot32(u: np.ndarray, u32: "np.ndarray | None", x: np.ndarray) -> np.ndarray:
+    """``u @ x``, in float32 with ``u32`` (``u``'s float32 copy; half the memory traffic of this
+    memory-bound product) unless a value leaves float32's range (diverging iterates)."""
+    if u32 is not None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = (u32 @ x.astype(np.float32)).astype(np.float64)
+        if np.isfinite(out).all():
+            return out
+    return u @ x
+
+
+def _pd_dot(st: LpStructure, x_d: np.ndarray, u32: "np.ndarray | None" = None) -> np.ndarray:
+    """``a_pd @ x_d`` (the P rows' dense parts; BLAS on the distinct rows ``u``, or on ``u32``, their
+    float32 copy, in float32)."""
+    out = st.p_factor * _dot32(st.u, u32, x_d)[st.p_group]
     if st.e_pd is not None:
         out += st.e_pd @ x_d
     return out
@@ -377,10 +393,11 @@ def _a_dot(st: LpStructure, z: np.ndarray, a_pd_z: "np.ndarray | None" = None) -
     return out
 
 
-def _at_dense(st: LpStructure, y_p: np.ndarray, y: np.ndarray) -> np.ndarray:
+def _at_dense(st: LpStructure, y_p: np.ndarray, y: np.ndarray, u32: "np.ndarray | None" = None) -> np.ndarray:
     """The dense columns' part of ``Aᵀ y`` from the ``P`` rows (``y_p``) and the bound rows, without
-    the linking rows."""
-    out = st.u.T @ np.bincount(st.p_group, st.p_factor * y_p, minlength=st.u.shape[0])
+    the linking rows (``u32``: as :func:`_pd_dot`)."""
+    v = np.bincount(st.p_group, st.p_factor * y_p, minlength=st.u.shape[0])
+    out = _dot32(st.u.T, None if u32 is None else u32.T, v)
     if st.e_pd is not None:
         out += st.e_pd.T @ y_p
     return out + np.bincount(st.bound_cols, st.bound_coef * y[st.bound_rows], minlength=st.dense_cols.size)
@@ -483,6 +500,7 @@ class _Newton:
         from scipy.linalg import blas, cho_factor, cho_solve
 
         self.st, self.s, self.lam = st, s, lam
+        self.u32 = None if single is None else single[0]     # the solves' products in float32 too
         self.d = d = lam / s
         n_d = st.dense_cols.size
         r_s = np.asarray(st.a_sq_rest.T @ (d * st.non_link)).ravel() + reg
@@ -542,7 +560,7 @@ class _Newton:
         has = st.p_sparse >= 0
         v = np.zeros(st.p_rows.size)
         v[has] = self.q[has] * g_s[st.p_sparse[has]]
-        rhs_d = r_d[st.dense_cols] + _at_dense(st, e[st.p_rows] - v, e)
+        rhs_d = r_d[st.dense_cols] + _at_dense(st, e[st.p_rows] - v, e, self.u32)
         x, u = np.zeros(0), np.zeros(0)
         if self.b is not None:
             rhs_l = rt[st.link_rows] - st.a_ls @ (g_s / self.m_s)
@@ -551,7 +569,7 @@ class _Newton:
             u = cho_solve(self.c_fac, self.b @ x - rhs_l)
         elif self.h_fac is not None:
             x = cho_solve(self.h_fac, rhs_d)
-        ax = _pd_dot(st, x)
+        ax = _pd_dot(st, x, self.u32)
         msd_x = np.zeros(st.sparse_cols.size)      # M_SD x: d_i a_ij (A_PD x)_i at j = j(i)
         msd_x[st.p_sparse[has]] = self.q[has] * self.m_s[st.p_sparse[has]] * ax[has]
         num = g_s - msd_x - (np.asarray(st.a_ls.T @ u).ravel() if u.size else 0.0)
@@ -646,12 +664,12 @@ def _restrict(whole: _Lp, out: np.ndarray, bound_row: np.ndarray) -> _Lp:
     st = LpStructure(dense_cols=new_col[w.dense_cols[keep_d]], sparse_cols=new_col[w.sparse_cols],
                      link_rows=new_row[w.link_rows], p_rows=new_row[w.p_rows],
                      bound_rows=new_row[w.bound_rows[keep_b]], bound_cols=new_d[w.bound_cols[keep_b]],
-                     bound_coef=w.bound_coef[keep_b], u=np.ascontiguousarray(w.u[:, keep_d]), p_group=w.p_group,
+                     bound_coef=w.bound_coef[keep_b], u=np.compress(keep_d, w.u, axis=1), p_group=w.p_group,
                      p_factor=w.p_factor, e_pd=None if w.e_pd is None else w.e_pd[:, keep_d].tocsr(),
                      p_sparse=w.p_sparse, p_coef=w.p_coef, a_sq_rest=w.a_sq_rest[rows], a_ls=w.a_ls,
                      a_ls_at_p=w.a_ls_at_p, a_ld=np.ascontiguousarray(w.a_ld[:, keep_d]),
                      non_link=w.non_link[rows], a_s=a_s, a_s_t=a_s.T.tocsr())
-    u32 = np.ascontiguousarray(whole.u32[:, keep_d])          # the same values as st.u in float32
+    u32 = np.compress(keep_d, whole.u32, axis=1)     # the same values as st.u in float32 (compress: 5× a mask)
     return _Lp(whole.b[rows], whole.c[cols], st, cols, rows, np.empty_like(st.u), u32, np.empty_like(u32))
 
 
