@@ -252,6 +252,32 @@ def test_shared_rows_same_path_as_written_out(seed):
     assert st.u.shape[0] == 30 and st.p_rows.size == 45
 
 
+def test_block_scale_scales_the_shared_columns_into_u():
+    """find_structure's block_scale gives the u of a block scaled beforehand, whether the shared columns sit in a
+    run of the dense columns (copied by a slice) or not (here reversed: a fancy index)."""
+    c, a, b, shared, whole = _shared_lp(0)
+    scale = np.random.default_rng(5).uniform(0.5, 2.0, shared.cols.size)
+    for cols, block, sc in ((shared.cols, shared.block, scale), (shared.cols[::-1], shared.block[:, ::-1], scale[::-1])):
+        given = ipm.SharedRows(block=block, rows=shared.rows, group=shared.group, factor=shared.factor, cols=cols)
+        scaled = ipm.SharedRows(block=block * sc, rows=shared.rows, group=shared.group, factor=shared.factor,
+                                cols=cols)
+        np.testing.assert_array_equal(find_structure(a, given, sc).u, find_structure(a, scaled).u)
+    assert not np.array_equal(find_structure(a, shared, scale).u, find_structure(a, shared).u)
+
+
+def test_float32_products_within_range_else_float64():
+    """The solves' products in float32 agree with float64's to float32 precision; a vector beyond float32's
+    range (a diverging iterate) is multiplied in float64 instead of becoming inf."""
+    rng = np.random.default_rng(0)
+    u = rng.random((300, 40))
+    x = rng.random(40)
+    np.testing.assert_allclose(ipm._dot32(u, u.astype(np.float32), x), u @ x, rtol=1e-6)
+    big = x * 1e39
+    out = ipm._dot32(u, u.astype(np.float32), big)
+    assert np.isfinite(out).all()
+    np.testing.assert_array_equal(out, u @ big)
+
+
 def test_shared_rows_checked():
     c, a, b, shared, whole = _shared_lp(0)
     with pytest.raises(StructureError, match="CSR part has entries"):
