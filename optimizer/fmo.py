@@ -315,7 +315,11 @@ class FmoOptions:
     (:data:`SCREEN_CHECK_GAP`) and the Ruiz passes in float32: one round everywhere; 2 mm grid
     T4–T5 42–43 s (38 s with band 0.15), C7–T1 28 s, T8 21 s, C3 7–8 s (against 50–56, 41–50,
     27, 10 s measured the same day with two rounds); default size T4–T5 25 s, C7–T1 18 s, C3
-    5.9 s, T8 16 s.
+    5.9 s, T8 16 s.  Then the solves' products with the distinct rows in float32 while ``H`` is
+    summed in float32, and two copies of the block less in the setup: 2 mm grid T4–T5 32–36 s
+    (the same objective; 47–51 iterations, a count that moves by ±4 with rounding-level
+    changes, all of it in the last phase), C7–T1 23 s, T8 19 s, C3 6.3 s; default size T4–T5
+    22 s, C7–T1 12 s, C3 5.2 s, T8 12 s.
     With SCHUR_IPM, also measured and not adopted:
 
     * the warm start with the new CVaR excesses at 0 and every new row centred at √μ: the
@@ -366,6 +370,20 @@ class FmoOptions:
       near the optimum.  (Later adopted with a float32 copy of the distinct rows kept for
       the solve, while the gap is above 1e-2: ``ssyrk`` 0.46 s against 0.76 s, the same
       iterations, 2 mm grid 59.5 s → 47.7 s; :data:`optimizer._schur_ipm.SINGLE_PRECISION_GAP`.)
+    * Path changes on the 2 mm T4–T5 (against 47–51 iterations and 32–40 s on the same code that
+      day): σ = (μ_aff/μ)²: 54 iterations; Gondzio's window [0.5, 2] μ: 75; a trial step of
+      2 α: 82; 4 or 6 correctors: 47 and 43 iterations in the same time; the float32 sum down to
+      gap 1e-3 or 1e-4: 51 iterations, 44 s; ``DROP_GAP`` 0.3 (1 396 → 1 022 → 767 → 540
+      beamlets) or ``DROP_MIN_FRACTION`` 0.1: within noise (34 and 32 s).  σ capped at 0.3: 48
+      iterations and 35 s against 51 and 39 s, but C7–T1 at 2 mm took 2 rounds and 192
+      iterations (67 s against 24 s) and C7–T1 at the default size 89 iterations against 39.
+      Two screening checks (gap 0.8 or 2.0, then 0.3): the early one adds 20 000–48 000 rows
+      of a rough iterate (66–71 s).
+    * Rows that the iterates make inactive left out like the zero beamlets (row generation):
+      at a threshold that dropped no row active at the optimum (λ/s below 1e-10 of the
+      largest), 8 000–27 000 of the 27 068 distinct rows stay until the last 10 iterations, so
+      the ``syrk`` would hardly shrink; at 1e-6, 15 000 rows active at the optimum would have
+      been dropped.
     * The Newton matrix from the 4 000 (8 000) of 16 942 rows with the largest
       ``w_i‖a_i‖²`` in every iteration (constraint reduction): 87 (50) iterations against
       26.  The weights are nearly uniform in the first iterations, which are the expensive
