@@ -173,9 +173,9 @@ class _Blocks:
 
         dense = np.empty((self.n_unique, self.n))
         first = 0
-        for rows, factor in self.parts:          # written in place (2 mm: 1.76 s → ... against vstack + toarray)
-            part = dense[first:first + rows.shape[0]]
-            sp.csr_matrix(rows).toarray(out=part)
+        for rows, factor in self.parts:          # written in place (2 mm, both LPs of a round: 1.8 s → 0.8 s
+            part = dense[first:first + rows.shape[0]]                # against vstack + toarray)
+            sp.csr_matrix(rows, dtype=np.float64).toarray(out=part)
             if factor != 1.0:
                 part *= factor
             first += rows.shape[0]
