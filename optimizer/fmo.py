@@ -374,7 +374,9 @@ class FmoOptions:
       day): σ = (μ_aff/μ)²: 54 iterations; Gondzio's window [0.5, 2] μ: 75; a trial step of
       2 α: 82; 4 or 6 correctors: 47 and 43 iterations in the same time; the float32 sum down to
       gap 1e-3 or 1e-4: 51 iterations, 44 s; ``DROP_GAP`` 0.3 (1 396 → 1 022 → 767 → 540
-      beamlets) or ``DROP_MIN_FRACTION`` 0.1: within noise (34 and 32 s).  σ capped at 0.3: 48
+      beamlets) or ``DROP_MIN_FRACTION`` 0.1: within noise (34 and 32 s); both together: 2 mm
+      T4–T5 and C7–T1 1 s faster, but at the default size a dropped beamlet priced back in
+      (T4–T5 27.8 s against 23.9 s, C7–T1 18.7 s against 12.1 s).  σ capped at 0.3: 48
       iterations and 35 s against 51 and 39 s, but C7–T1 at 2 mm took 2 rounds and 192
       iterations (67 s against 24 s) and C7–T1 at the default size 89 iterations against 39.
       Two screening checks (gap 0.8 or 2.0, then 0.3): the early one adds 20 000–48 000 rows
