@@ -264,8 +264,8 @@ def find_structure(a: Any, shared: "SharedRows | None" = None,
     Raises
     ------
     StructureError
-        More than :data:`MAX_LINKING_ROWS` linking rows, or ``a`` has entries where
-        ``shared`` puts its block.
+        More than :data:`MAX_LINKING_ROWS` linking rows, ``a`` has entries where
+        ``shared`` puts its block, or ``block_scale`` is not one factor per shared column.
     """
     import scipy.sparse as sp
 
@@ -284,6 +284,12 @@ def find_structure(a: Any, shared: "SharedRows | None" = None,
             raise StructureError("SharedRows: the CSR part has entries in the shared rows' shared columns")
         shared_at[shared.rows] = np.arange(shared.rows.size)
         forced_dense[shared.cols] = True
+        block_scale = np.ones(shared.cols.size) if block_scale is None else np.asarray(block_scale, dtype=np.float64)
+        if block_scale.shape != shared.cols.shape:
+            raise StructureError(f"block_scale: expected one factor per shared column, shape {shared.cols.shape}; "
+                                 f"got shape {block_scale.shape}")
+    elif block_scale is not None:
+        raise StructureError("block_scale: given without shared rows to scale")
     in_shared_row = shared_at >= 0
     sparse = (count <= SPARSE_COLUMN_MAX_NNZ) & ~forced_dense
     while True:
@@ -330,8 +336,7 @@ def find_structure(a: Any, shared: "SharedRows | None" = None,
     if shared is not None and (link & in_shared_row).any():     # a shared row that links: written out
         k = shared_at[link_rows]
         a_ld[np.ix_(np.flatnonzero(k >= 0), np.searchsorted(dense_cols, shared.cols))] += (
-            shared.factor[k[k >= 0], None] * shared.block[shared.group[k[k >= 0]]]
-            * (1.0 if block_scale is None else block_scale))
+            shared.factor[k[k >= 0], None] * shared.block[shared.group[k[k >= 0]]] * block_scale)
     return LpStructure(dense_cols=dense_cols, sparse_cols=sparse_cols, link_rows=link_rows, p_rows=p_rows,
                        bound_rows=bound_rows, bound_cols=bound_cols, bound_coef=bound_coef,
                        u=u, p_group=p_group, p_factor=p_factor, e_pd=e_pd, p_sparse=p_sparse, p_coef=p_coef,
@@ -340,11 +345,12 @@ def find_structure(a: Any, shared: "SharedRows | None" = None,
 
 
 def _dense_rows(a_cd: Any, p_rows: np.ndarray, dense_cols: np.ndarray, shared_at: np.ndarray,
-                shared: "SharedRows | None", block_scale: "np.ndarray | None" = None
+                shared: "SharedRows | None", block_scale: "np.ndarray | None"
                 ) -> "tuple[np.ndarray, np.ndarray, np.ndarray, Any]":
-    """``u``, ``p_group``, ``p_factor`` and ``e_pd`` of :class:`LpStructure`: the shared block
-    (placed at its columns' positions among ``dense_cols``) and, after it, one row of ``u`` per P
-    row without a shared row (``shared_at``: each row's index in ``shared.rows``, or −1)."""
+    """``u``, ``p_group``, ``p_factor`` and ``e_pd`` of :class:`LpStructure`: the shared block,
+    its columns times ``block_scale`` (placed at their positions among ``dense_cols``), and after
+    it one row of ``u`` per P row without a shared row (``shared_at``: each row's index in
+    ``shared.rows``, or −1)."""
     k = shared_at[p_rows]
     is_own = k < 0
     own = p_rows[is_own]
@@ -357,11 +363,10 @@ def _dense_rows(a_cd: Any, p_rows: np.ndarray, dense_cols: np.ndarray, shared_at
     e_pd = None
     if shared is not None:
         at = np.searchsorted(dense_cols, shared.cols)
-        scale = np.ones(at.size) if block_scale is None else block_scale
         if at.size and np.array_equal(at, np.arange(at[0], at[0] + at.size)):   # a slice copies 4× faster than
-            np.multiply(shared.block, scale, out=u[:n_sh, at[0]:at[0] + at.size])   # the fancy index
+            np.multiply(shared.block, block_scale, out=u[:n_sh, at[0]:at[0] + at.size])   # the fancy index
         else:
-            u[:n_sh, at] = shared.block * scale
+            u[:n_sh, at] = shared.block * block_scale
         p_group[~is_own] = shared.group[k[~is_own]]
         p_factor[~is_own] = shared.factor[k[~is_own]]
         e = a_cd[p_rows].multiply((~is_own)[:, None]).tocsr()

@@ -288,6 +288,10 @@ def test_shared_rows_checked():
     with pytest.raises(StructureError, match="distinct"):
         ipm.SharedRows(block=shared.block, rows=np.zeros_like(shared.rows), group=shared.group,
                        factor=shared.factor, cols=shared.cols)
+    with pytest.raises(StructureError, match="block_scale: expected one factor per shared column"):
+        find_structure(a, shared, np.ones(shared.cols.size - 1))
+    with pytest.raises(StructureError, match="block_scale: given without shared rows"):
+        find_structure(whole, None, np.ones(3))
 
 
 @pytest.mark.parametrize("seed", [0, 1])
