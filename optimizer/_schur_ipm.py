@@ -135,8 +135,16 @@ HINT_MISSES = 1
 #: iterations absorb (their residuals are always computed in float64).  2 mm dose grid T4–T5:
 #: the same iterations, 59.5 s → 47.7 s; ``inf``: float64 throughout.  The solves' products with
 #: the distinct rows (memory-bound gemvs) then run in float32 too: 15 → 8 ms each at 27 068 × 1 394
-#: (:func:`_dot32`; 2 mm T4–T5, with the copies saved in the setup at the same time: 40.5 s → 32 s).
+#: (:class:`_Rows`; 2 mm T4–T5, with the copies saved in the setup at the same time: 40.5 s → 32 s).
 SINGLE_PRECISION_GAP = 1e-2
+#: Below :data:`SINGLE_PRECISION_GAP`, ``H`` is summed in float64 over the rows that carry all but
+#: this share of its trace (``Σ_g ω_g ‖u_g‖²``) and in float32 over the others, and the solves'
+#: products follow the same split (:class:`_Rows`).  The float32 part's rounding is then below
+#: float64's own on the whole sum; in the tail of a solve most rows are inactive (``ω`` → 0).
+#: 2 mm dose grid T4–T5, 27 067 rows × 541 beamlets: float64 for 13 500 rows at gap 1e-2, for 400
+#: at the end; the same iterations to gap 1e-4 and one fewer in all (38), 0.47 → 0.39 s each, the
+#: solve 40.4 s → 36.9 s (runs interleaved on this machine).  ``0``: float64 throughout.
+DOUBLE_PRECISION_SHARE = 1e-7
 #: Diagonal regularization δ of the reduced system.
 REGULARIZATION = 1e-10
 #: Fraction of the step to the boundary taken (default-size t4t5 round 2: 34 iterations at
@@ -375,21 +383,48 @@ def _dense_rows(a_cd: Any, p_rows: np.ndarray, dense_cols: np.ndarray, shared_at
     return u, p_group, p_factor, e_pd
 
 
-def _dot32(u: np.ndarray, u32: "np.ndarray | None", x: np.ndarray) -> np.ndarray:
-    """``u @ x``, in float32 with ``u32`` (``u``'s float32 copy; half the memory traffic of this
-    memory-bound product) unless a value leaves float32's range (diverging iterates)."""
-    if u32 is not None:
+@dataclass(frozen=True, eq=False)
+class _Rows:
+    """The precision of one Newton system's products with the distinct rows ``u``.
+
+    The rows are multiplied through ``u32`` (their float32 copy: half the memory traffic of these
+    memory-bound products), except the rows ``double`` (``u_double = u[double]``), which are
+    multiplied in float64; a product that leaves float32's range (diverging iterates) is redone
+    in float64.
+    """
+
+    u32: np.ndarray
+    double: "np.ndarray | None" = None
+    u_double: "np.ndarray | None" = None
+
+    def dot(self, u: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """``u @ x``."""
         with np.errstate(over="ignore", invalid="ignore"):
-            out = (u32 @ x.astype(np.float32)).astype(np.float64)
-        if np.isfinite(out).all():
-            return out
-    return u @ x
+            out = (self.u32 @ x.astype(np.float32)).astype(np.float64)
+        if not np.isfinite(out).all():
+            return u @ x
+        if self.double is not None:
+            out[self.double] = self.u_double @ x
+        return out
+
+    def tdot(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """``uᵀ v``."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            v32 = v.astype(np.float32)
+            if self.double is not None:
+                v32[self.double] = 0.0
+            out = (self.u32.T @ v32).astype(np.float64)
+        if not np.isfinite(out).all():
+            return u.T @ v
+        if self.double is not None:
+            out += self.u_double.T @ v[self.double]
+        return out
 
 
-def _pd_dot(st: LpStructure, x_d: np.ndarray, u32: "np.ndarray | None" = None) -> np.ndarray:
-    """``a_pd @ x_d`` (the P rows' dense parts; BLAS on the distinct rows ``u``, or on ``u32``, their
-    float32 copy, in float32)."""
-    out = st.p_factor * _dot32(st.u, u32, x_d)[st.p_group]
+def _pd_dot(st: LpStructure, x_d: np.ndarray, rows: "_Rows | None" = None) -> np.ndarray:
+    """``a_pd @ x_d`` (the P rows' dense parts; BLAS on the distinct rows ``u``, in float64 or as
+    ``rows`` says)."""
+    out = st.p_factor * (st.u @ x_d if rows is None else rows.dot(st.u, x_d))[st.p_group]
     if st.e_pd is not None:
         out += st.e_pd @ x_d
     return out
@@ -407,11 +442,11 @@ def _a_dot(st: LpStructure, z: np.ndarray, a_pd_z: "np.ndarray | None" = None) -
     return out
 
 
-def _at_dense(st: LpStructure, y_p: np.ndarray, y: np.ndarray, u32: "np.ndarray | None" = None) -> np.ndarray:
+def _at_dense(st: LpStructure, y_p: np.ndarray, y: np.ndarray, rows: "_Rows | None" = None) -> np.ndarray:
     """The dense columns' part of ``Aᵀ y`` from the ``P`` rows (``y_p``) and the bound rows, without
-    the linking rows (``u32``: as :func:`_pd_dot`)."""
+    the linking rows (``rows``: as :func:`_pd_dot`)."""
     v = np.bincount(st.p_group, st.p_factor * y_p, minlength=st.u.shape[0])
-    out = _dot32(st.u.T, None if u32 is None else u32.T, v)
+    out = st.u.T @ v if rows is None else rows.tdot(st.u, v)
     if st.e_pd is not None:
         out += st.e_pd.T @ y_p
     return out + np.bincount(st.bound_cols, st.bound_coef * y[st.bound_rows], minlength=st.dense_cols.size)
@@ -505,16 +540,52 @@ def _ruiz(a: Any, passes: int, shared: "SharedRows | None" = None) -> "tuple[np.
     return r, c
 
 
-class _Newton:
-    """The factorized Newton system of one iterate (notation of the module docstring)."""
+def _sum_h(lp: "_Lp", omega: np.ndarray, precision: str) -> "tuple[np.ndarray, _Rows | None]":
+    """``Σ_g ω_g u_gᵀu_g`` (upper triangle, float64, Fortran order) by ``syrk``, and the precision of
+    the solves' products that goes with it.
 
-    def __init__(self, st: LpStructure, s: np.ndarray, lam: np.ndarray, reg: float, work: np.ndarray,
-                 single: "tuple[np.ndarray, np.ndarray] | None" = None) -> None:
+    ``precision``: 'single' (the sum in float32, from ``lp.u32``), 'mixed' (float64 over the rows
+    that carry all but :data:`DOUBLE_PRECISION_SHARE` of the trace, float32 over the others) or
+    'double'.
+    """
+    from scipy.linalg import blas
+
+    u = lp.st.u
+    n_d = u.shape[1]
+    if not u.shape[0]:
+        return np.zeros((n_d, n_d), order="F"), None
+    if precision == "double" or (precision == "mixed" and DOUBLE_PRECISION_SHARE <= 0):
+        np.multiply(u, np.sqrt(omega)[:, None], out=lp.work)
+        return blas.dsyrk(1.0, lp.work.T, trans=0, lower=0), None
+    scale32 = np.sqrt(omega).astype(np.float32)
+    double = None
+    if precision == "mixed":
+        share = omega * lp.row_sq
+        order = np.argsort(share)
+        cut = int(np.searchsorted(np.cumsum(share[order]), DOUBLE_PRECISION_SHARE * float(share.sum()), side="right"))
+        double = np.sort(order[cut:])
+        scale32[double] = 0.0
+    np.multiply(lp.u32, scale32[:, None], out=lp.work32)
+    h = np.asfortranarray(blas.ssyrk(1.0, lp.work32.T, trans=0, lower=0), dtype=np.float64)
+    if double is None:
+        return h, _Rows(lp.u32)
+    u_double = np.take(u, double, axis=0)
+    work = lp.work[:double.size]
+    np.multiply(u_double, np.sqrt(omega[double])[:, None], out=work)
+    h = blas.dsyrk(1.0, work.T, beta=1.0, c=h, trans=0, lower=0, overwrite_c=1)
+    return h, _Rows(lp.u32, double, u_double)
+
+
+class _Newton:
+    """The factorized Newton system of one iterate (notation of the module docstring); ``H`` summed
+    and the solves' products taken in the ``precision`` of :func:`_sum_h`."""
+
+    def __init__(self, lp: "_Lp", s: np.ndarray, lam: np.ndarray, reg: float, precision: str = "double") -> None:
         import scipy.sparse as sp
         from scipy.linalg import blas, cho_factor, solve_triangular
 
+        st = lp.st
         self.st, self.s, self.lam = st, s, lam
-        self.u32 = None if single is None else single[0]     # the solves' products in float32 too
         self.d = d = lam / s
         n_d = st.dense_cols.size
         r_s = np.asarray(st.a_sq_rest.T @ (d * st.non_link)).ravel() + reg
@@ -529,13 +600,7 @@ class _Newton:
         self.q[has] = dp[has] * st.p_coef[has] / m_s[j]
         n_u = st.u.shape[0]
         omega = np.bincount(st.p_group, w * st.p_factor ** 2, minlength=n_u)   # Σ over the rows sharing u_g
-        if single is not None and work.shape[0]:     # (u in float32, its work array): H's sum in float32
-            u32, work32 = single
-            np.multiply(u32, np.sqrt(omega).astype(np.float32)[:, None], out=work32)
-            h = np.asfortranarray(blas.ssyrk(1.0, work32.T, trans=0, lower=0), dtype=np.float64)
-        else:
-            np.multiply(st.u, np.sqrt(omega)[:, None], out=work)
-            h = blas.dsyrk(1.0, work.T, trans=0, lower=0) if work.shape[0] else np.zeros((n_d, n_d), order="F")
+        h, self.rows = _sum_h(lp, omega, precision)
         if st.e_pd is not None:                      # (f u_g + e)ᵀ W (f u_g + e): the cross and e terms
             e = st.e_pd.tocoo()
             wf = (w * st.p_factor)[e.row] * e.data
@@ -576,7 +641,7 @@ class _Newton:
         has = st.p_sparse >= 0
         v = np.zeros(st.p_rows.size)
         v[has] = self.q[has] * g_s[st.p_sparse[has]]
-        rhs_d = r_d[st.dense_cols] + _at_dense(st, e[st.p_rows] - v, e, self.u32)
+        rhs_d = r_d[st.dense_cols] + _at_dense(st, e[st.p_rows] - v, e, self.rows)
         x, u = np.zeros(0), np.zeros(0)
         if self.b is not None:
             rhs_l = rt[st.link_rows] - st.a_ls @ (g_s / self.m_s)
@@ -585,7 +650,7 @@ class _Newton:
             u = cho_solve(self.c_fac, self.b @ x - rhs_l)
         elif self.h_fac is not None:
             x = cho_solve(self.h_fac, rhs_d)
-        ax = _pd_dot(st, x, self.u32)
+        ax = _pd_dot(st, x, self.rows)
         msd_x = np.zeros(st.sparse_cols.size)      # M_SD x: d_i a_ij (A_PD x)_i at j = j(i)
         msd_x[st.p_sparse[has]] = self.q[has] * self.m_s[st.p_sparse[has]] * ax[has]
         num = g_s - msd_x - (np.asarray(st.a_ls.T @ u).ravel() if u.size else 0.0)
@@ -598,14 +663,14 @@ class _Newton:
         return dz, dlam, ds
 
 
-def _start(st: LpStructure, b: np.ndarray, c: np.ndarray, reg: float, work: np.ndarray,
-           single: "tuple[np.ndarray, np.ndarray] | None" = None) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
-    """Mehrotra's starting point [1]_: least-squares ``s = b − A z`` and least-norm ``λ`` with
-    ``Aᵀλ = −c`` (one factorization at Θ = I, ``H`` summed in float32 when ``single`` holds the
-    rows in float32, as in the first iterations), shifted into the interior."""
+def _start(lp: "_Lp", reg: float, precision: str) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
+    """Mehrotra's starting point [1]_ of ``lp``: least-squares ``s = b − A z`` and least-norm ``λ``
+    with ``Aᵀλ = −c`` (one factorization at Θ = I, in the ``precision`` of the first iterations),
+    shifted into the interior."""
+    b, c = lp.b, lp.c
     m = b.size
     ones = np.ones(m)
-    newton = _Newton(st, ones, ones, reg, work, single)
+    newton = _Newton(lp, ones, ones, reg, precision)
     dz, dl, _ = newton.solve(b, np.zeros(c.size), np.zeros(m))          # A z − λ = b, Aᵀλ = 0
     z, s = dz, -dl                                                       # s = b − A z
     _, lam, _ = newton.solve(np.zeros(m), -c, np.zeros(m))               # A w = λ, Aᵀλ = −c
@@ -655,6 +720,7 @@ class _Lp:
     work: np.ndarray
     u32: np.ndarray
     work32: np.ndarray
+    row_sq: np.ndarray
 
 
 def _restrict(whole: _Lp, out: np.ndarray, bound_row: np.ndarray) -> _Lp:
@@ -686,7 +752,8 @@ def _restrict(whole: _Lp, out: np.ndarray, bound_row: np.ndarray) -> _Lp:
                      a_ls_at_p=w.a_ls_at_p, a_ld=np.ascontiguousarray(w.a_ld[:, keep_d]),
                      non_link=w.non_link[rows], a_s=a_s, a_s_t=a_s.T.tocsr())
     u32 = np.compress(keep_d, whole.u32, axis=1)     # the same values as st.u in float32 (compress: 5× a mask)
-    return _Lp(whole.b[rows], whole.c[cols], st, cols, rows, np.empty_like(st.u), u32, np.empty_like(u32))
+    return _Lp(whole.b[rows], whole.c[cols], st, cols, rows, np.empty_like(st.u), u32, np.empty_like(u32),
+               np.einsum("ij,ij->i", st.u, st.u))
 
 
 def _bounded_columns(st: LpStructure, b: np.ndarray, n: int) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
@@ -767,13 +834,11 @@ def _iterate(lp: _Lp, run: _Run, *, nb: float, nc: float, tol_feas: float, tol_g
         mu = float(s @ lam) / m
 
         try:
-            single = (lp.u32, lp.work32) if run.gap_rel > SINGLE_PRECISION_GAP else None
+            precision = "single" if run.gap_rel > SINGLE_PRECISION_GAP else "mixed"
             try:
-                newton = _Newton(st, s, lam, REGULARIZATION, lp.work, single)
+                newton = _Newton(lp, s, lam, REGULARIZATION, precision)
             except LinAlgError:
-                if single is None:
-                    raise
-                newton = _Newton(st, s, lam, REGULARIZATION, lp.work)
+                newton = _Newton(lp, s, lam, REGULARIZATION, "double")
         except LinAlgError:
             status = "numerical_error"
             break
@@ -797,8 +862,7 @@ def _fresh_run(lp: _Lp, iterations: int) -> _Run:
     from scipy.linalg import LinAlgError
 
     try:
-        single = (lp.u32, lp.work32) if SINGLE_PRECISION_GAP < np.inf else None     # as at a large gap
-        run = _Run(*_start(lp.st, lp.b, lp.c, REGULARIZATION, lp.work, single))
+        run = _Run(*_start(lp, REGULARIZATION, "single" if SINGLE_PRECISION_GAP < np.inf else "mixed"))
     except LinAlgError:
         run = _Run(np.zeros(lp.c.size), np.maximum(lp.b, 1.0), np.ones(lp.b.size))
     run.iterations = iterations
@@ -913,7 +977,8 @@ def solve_lp(c: np.ndarray, a: Any, b: np.ndarray, *, shared: "SharedRows | None
     bound_col = np.full(m, -1, dtype=np.int64)
     bound_col[brows] = bcols
     u32 = full.u.astype(np.float32)
-    whole = _Lp(b_sc, c_sc, full, np.arange(n), np.arange(m), np.empty_like(full.u), u32, np.empty_like(u32))
+    whole = _Lp(b_sc, c_sc, full, np.arange(n), np.arange(m), np.empty_like(full.u), u32, np.empty_like(u32),
+                np.einsum("ij,ij->i", full.u, full.u))
     base_out = np.zeros(n, bool)          # columns the hint leaves out from the start
     if columns_hint is not None:
         base_out[bcols] = ~np.asarray(columns_hint, dtype=bool)[bcols]

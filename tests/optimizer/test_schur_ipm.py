@@ -266,16 +266,67 @@ def test_block_scale_scales_the_shared_columns_into_u():
 
 
 def test_float32_products_within_range_else_float64():
-    """The solves' products in float32 agree with float64's to float32 precision; a vector beyond float32's
-    range (a diverging iterate) is multiplied in float64 instead of becoming inf."""
+    """The solves' products in float32 agree with float64's to float32 precision; the rows named double are
+    exact; a vector beyond float32's range (a diverging iterate) is multiplied in float64 instead of
+    becoming inf."""
     rng = np.random.default_rng(0)
     u = rng.random((300, 40))
-    x = rng.random(40)
-    np.testing.assert_allclose(ipm._dot32(u, u.astype(np.float32), x), u @ x, rtol=1e-6)
-    big = x * 1e39
-    out = ipm._dot32(u, u.astype(np.float32), big)
-    assert np.isfinite(out).all()
-    np.testing.assert_array_equal(out, u @ big)
+    x, v = rng.random(40), rng.random(300)
+    single = ipm._Rows(u.astype(np.float32))
+    np.testing.assert_allclose(single.dot(u, x), u @ x, rtol=1e-6)
+    np.testing.assert_allclose(single.tdot(u, v), u.T @ v, rtol=1e-6)
+    assert not np.array_equal(single.dot(u, x), u @ x)             # float32 indeed
+    double = np.arange(0, 300, 7)
+    mixed = ipm._Rows(u.astype(np.float32), double, u[double])
+    np.testing.assert_array_equal(mixed.dot(u, x)[double], u[double] @ x)
+    np.testing.assert_allclose(mixed.dot(u, x), u @ x, rtol=1e-6)
+    only = np.zeros(300)
+    only[double] = v[double]
+    np.testing.assert_allclose(mixed.tdot(u, only), u.T @ only, rtol=1e-12)   # no float32 share left
+    np.testing.assert_allclose(mixed.tdot(u, v), u.T @ v, rtol=1e-6)
+    for rows in (single, mixed):
+        big = x * 1e39
+        out = rows.dot(u, big)
+        assert np.isfinite(out).all()
+        np.testing.assert_array_equal(out, u @ big)
+        out = rows.tdot(u, v * 1e39)
+        assert np.isfinite(out).all()
+        np.testing.assert_array_equal(out, u.T @ (v * 1e39))
+
+
+def test_mixed_precision_sum_keeps_float64_where_the_trace_is(monkeypatch):
+    """Below the single-precision gap, H = Σ ω_g u_gᵀu_g is summed in float64 over the rows carrying all but
+    DOUBLE_PRECISION_SHARE of its trace and in float32 over the rest: within float64's error of the float64
+    sum, far inside float32's; share 0 is the float64 sum itself."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(1)
+    k, n = 400, 30
+    u = rng.random((k, n))
+    omega = 10.0 ** rng.uniform(-14, 0, k)           # a solve's tail: most rows nearly inactive
+    u32 = u.astype(np.float32)
+    lp = SimpleNamespace(st=SimpleNamespace(u=u), work=np.empty_like(u), u32=u32, work32=np.empty_like(u32),
+                         row_sq=np.einsum("ij,ij->i", u, u))
+    exact, none = ipm._sum_h(lp, omega, "double")
+    assert none is None
+    upper = np.triu_indices(n)
+    h64 = exact[upper]
+    single, _ = ipm._sum_h(lp, omega, "single")
+    err_single = np.abs(single[upper] - h64).max() / np.abs(h64).max()
+    assert 1e-9 < err_single < 1e-5
+    mixed, rows = ipm._sum_h(lp, omega, "mixed")
+    err_mixed = np.abs(mixed[upper] - h64).max() / np.abs(h64).max()
+    assert err_mixed < 1e-13 and err_mixed < 1e-4 * err_single
+    share = omega * lp.row_sq
+    in32 = np.ones(k, bool)
+    in32[rows.double] = False
+    assert 0 < in32.sum() < k
+    assert share[in32].sum() <= ipm.DOUBLE_PRECISION_SHARE * share.sum()
+    assert share[in32].max() <= share[rows.double].min()           # the smallest shares go to float32
+    monkeypatch.setattr(ipm, "DOUBLE_PRECISION_SHARE", 0.0)
+    same, none = ipm._sum_h(lp, omega, "mixed")
+    assert none is None
+    np.testing.assert_array_equal(same[upper], h64)
 
 
 def test_shared_rows_checked():
@@ -320,24 +371,32 @@ def test_columns_hint_wrong_or_right_gives_the_whole_optimum(seed):
 
 @pytest.mark.parametrize("seed", [0, 3])
 def test_single_precision_early_iterations_same_optimum(seed, monkeypatch):
-    """H summed in float32 while the gap is large (inexact directions) reaches the optimum of float64 throughout."""
+    """H summed in float32 while the gap is large (inexact directions), and in part after it, reaches the
+    optimum of float64 throughout."""
     _, _, c, a, b = _lp_data(seed)
     used = []
 
     class Spy(ipm._Newton):
-        def __init__(self, *args, **kw):
-            used.append(len(args) > 5 and args[5] is not None)
-            super().__init__(*args, **kw)
+        def __init__(self, lp, s, lam, reg, precision="double"):
+            used.append(precision == "single")
+            super().__init__(lp, s, lam, reg, precision)
 
     monkeypatch.setattr(ipm, "_Newton", Spy)
     monkeypatch.setattr(ipm, "SINGLE_PRECISION_GAP", np.inf)            # float64 throughout
+    monkeypatch.setattr(ipm, "DOUBLE_PRECISION_SHARE", 0.0)
     exact = solve_lp(c, a, b)
     assert not any(used)
+    monkeypatch.setattr(ipm, "DOUBLE_PRECISION_SHARE", 1e-7)
     for gap in (1e-2, 1e-4):
         used.clear()
         monkeypatch.setattr(ipm, "SINGLE_PRECISION_GAP", gap)
         sol = solve_lp(c, a, b)
         assert sol.status == "optimal" and any(used) and not all(used)
+        assert sol.objective == pytest.approx(exact.objective, rel=1e-7, abs=1e-9)
+    for share in (0.0, 1e-3):                   # float64 tail; a tail with 0.1 % of H's trace in float32
+        monkeypatch.setattr(ipm, "DOUBLE_PRECISION_SHARE", share)
+        sol = solve_lp(c, a, b)
+        assert sol.status == "optimal"
         assert sol.objective == pytest.approx(exact.objective, rel=1e-7, abs=1e-9)
 
 
