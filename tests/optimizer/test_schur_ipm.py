@@ -155,11 +155,20 @@ def test_column_generation_same_optimum_as_whole_lp(seed, monkeypatch):
 
 
 def test_column_generation_prices_back_and_returns_a_full_dual(monkeypatch):
-    """With eager drops, some beamlets come back by pricing; the columns left out are exactly 0,
-    and the assembled (z, s, λ) is primal and dual feasible for the whole LP."""
+    """With eager drops, some beamlets come back by pricing (many at once: back to before the first
+    drop; few: resumed late in the restricted run); the columns left out are exactly 0, and the
+    assembled (z, s, λ) is primal and dual feasible for the whole LP."""
     monkeypatch.setattr(ipm, "DROP_RATIO", 0.5)
     monkeypatch.setattr(ipm, "DROP_MIN_FRACTION", 0.05)
     monkeypatch.setattr(ipm, "DROP_GAP", np.inf)
+    resumed = []
+    warm_run = ipm._warm_run
+
+    def spy(lp, z, s, lam):                   # without a start, only a resume after pricing calls it
+        resumed.append(True)
+        return warm_run(lp, z, s, lam)
+
+    monkeypatch.setattr(ipm, "_warm_run", spy)
     priced = 0
     for seed in range(4):
         _, _, c, a, b = _lp_data(seed)
@@ -172,6 +181,7 @@ def test_column_generation_prices_back_and_returns_a_full_dual(monkeypatch):
         assert np.abs(a.T @ sol.lam + c).max() <= 1e-6 * (1 + np.abs(c).max())
         assert abs(c @ sol.z + b @ sol.lam) <= 1e-6 * (1 + abs(c @ sol.z))
     assert priced > 0
+    assert resumed
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
