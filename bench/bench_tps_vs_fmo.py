@@ -16,7 +16,9 @@ For every phantom, on one built phantom (one influence matrix):
   (cvxpy) — ``exact`` is the ceiling: the best V24Gy the beam arrangement allows under the
   exact per-voxel limits.
 
-Prints one JSON line per (phantom, method) and a table.  Not run by the test suite.
+Prints one JSON line per (phantom, method), this machine's speed at the start and the end
+(:mod:`machine_speed`: times are comparable across runs only next to it) and a table.  Not run
+by the test suite.
 """
 from __future__ import annotations
 
@@ -109,6 +111,7 @@ def main() -> int:
     ap.add_argument("--strategies", help="FMO strategies, comma-separated (default: all)")
     ap.add_argument("--skip-tps", action="store_true", help="FMO rows only (the TPS loop takes minutes per phantom)")
     args = ap.parse_args()
+    from machine_speed import syrk_reference_s
     from mock_tps._phantoms import build_phantom
     from optimizer.fmo_strategies import STRATEGIES
 
@@ -122,6 +125,7 @@ def main() -> int:
         if getattr(args, key) is not None:
             params[key] = getattr(args, key)
     print(json.dumps({"params": params}), flush=True)
+    print(json.dumps({"machine_syrk_reference_s": round(syrk_reference_s(), 3), "at": "start"}), flush=True)
     rows = []
     for name in args.phantoms.split(","):
         data = build_phantom(name, **params)
@@ -130,6 +134,7 @@ def main() -> int:
         for r in got:
             print(json.dumps(r), flush=True)
         rows += got
+    print(json.dumps({"machine_syrk_reference_s": round(syrk_reference_s(), 3), "at": "end"}), flush=True)
     print(f"\n{'phantom':18s} {'method':16s} {'V24Gy %':>8s} {'D95 Gy':>7s} {'all pass':>8s} {'esoph cum':>9s}")
     for r in rows:
         v = "-" if r["v24gy_percent"] is None else f"{r['v24gy_percent']:.1f}"
