@@ -125,9 +125,10 @@ DROP_MIN_FRACTION = 0.25
 #: ... and only once the relative gap is below this (a start restricted by a hint spreads the
 #: ratios early: 2 mm dose grid, drops at gap 1.1 and 41 iterations after them, against the
 #: first drop at gap 0.024 of the whole LP).  0.15 against 0.05 (with :data:`RESUME_GAP`), four
-#: cases run in turn: C7–T1 at 2 mm 24.8 s → 20.6 s (24 iterations with every beamlet → 6);
-#: T4–T5 at 2 mm 36.0 / 36.2 s → 36.4 / 33.8 s (7 such iterations instead of 10); default-size
-#: T4–T5 23.3 → 20.3 s and C7–T1 12.1 → 12.9 s (same iterations).
+#: cases run in turn, three times: C7–T1 at 2 mm 24.3–26.6 s → 20.6–23.8 s (24 iterations with
+#: every beamlet → 6); T4–T5 at 2 mm 34.2–36.2 s → 33.6–36.4 s (7 such iterations instead of 10,
+#: 48 in all against 50); default-size T4–T5 22.4–23.3 → 20.3–20.6 s (its return by pricing
+#: resumed, 49 iterations against 51–60) and C7–T1 12.1 → 12.9–13.0 s (the same 39).
 DROP_GAP = 0.15
 #: When any column left out prices in, so do those whose reduced cost is below this
 #: fraction of the median over the columns left out (they would be next).

@@ -319,7 +319,15 @@ class FmoOptions:
     summed in float32, and two copies of the block less in the setup: 2 mm grid T4–T5 32–36 s
     (the same objective; 47–51 iterations, a count that moves by ±4 with rounding-level
     changes, all of it in the last phase), C7–T1 23 s, T8 19 s, C3 6.3 s; default size T4–T5
-    22 s, C7–T1 12 s, C3 5.2 s, T8 12 s.
+    22 s, C7–T1 12 s, C3 5.2 s, T8 12 s.  Then ``H`` in float64 below gap 1e-2 only over the rows
+    that carry all but 1e-7 of its trace (float32 over the rest,
+    :data:`~optimizer._schur_ipm.DOUBLE_PRECISION_SHARE`; the same iterations, 2 mm T4–T5 40.4 s →
+    36.9 s run in turn), drops from gap 0.15 instead of 0.05 and a return by pricing of a few
+    beamlets resumed late in the restricted run (:data:`~optimizer._schur_ipm.RESUME_GAP`; C7–T1
+    at 2 mm 24.8 s → 20.6 s, default-size T4–T5 23.3 s → 20.3 s).  This machine's speed then
+    changed by half within the hour (``bench/machine_speed.py``): 2 mm T4–T5 24.6–29.6 s in four
+    runs when the reference ``syrk`` took 0.36–0.54 s, 33–37 s in the hour before; C7–T1 17.2 s,
+    T8 15.5 s, C3 5.6 s; default size T4–T5 17.5 s, C7–T1 10.9 s, C3 5.2 s, T8 12.7 s.
     With SCHUR_IPM, also measured and not adopted:
 
     * the warm start with the new CVaR excesses at 0 and every new row centred at √μ: the
@@ -386,6 +394,16 @@ class FmoOptions:
       largest), 8 000–27 000 of the 27 068 distinct rows stay until the last 10 iterations, so
       the ``syrk`` would hardly shrink; at 1e-6, 15 000 rows active at the optimum would have
       been dropped.
+    * Measured with the mixed-precision tail and drops from gap 0.15, each run in turn with the
+      code as adopted on four cases (2 mm T4–T5 and C7–T1, default-size T4–T5 and C7–T1):
+      6 correctors (43 iterations against 48 on 2 mm T4–T5, but C7–T1 43 against 39 with a
+      return by pricing); 6 correctors only below gap 1e-2 (2 mm T4–T5 21 factorizations
+      against 24 but 120 solves against 91: 0.4 s net), 12 there (44 against 48 iterations on 2 mm
+      T4–T5, 50 against 49 at the default size); ``DROP_MIN_FRACTION`` 0.15 (a return by pricing on
+      2 mm T4–T5: 61 iterations, 41.6 s against 34.6 s); 2 Ruiz passes instead of 5 (−0.4 to −1 s
+      on three cases, +0.3 s on one, the paths changed: within this machine's noise);
+      ``screen_fraction`` 0.5 or 0.8 with the check (the uniform-weight probe puts 72 000 or
+      112 000 rows in: 73 s and 47 s); hugepages off for numpy's arrays (39–41 s against 34–36 s).
     * The Newton matrix from the 4 000 (8 000) of 16 942 rows with the largest
       ``w_i‖a_i‖²`` in every iteration (constraint reduction): 87 (50) iterations against
       26.  The weights are nearly uniform in the first iterations, which are the expensive
