@@ -57,8 +57,9 @@ the optimum of the restricted LP every beamlet left out is priced with its duals
 ``c_j + a_jᵀλ``; if any is negative, those (and the ones near zero, :data:`PRICE_MARGIN`)
 are pinned in and the iterations resume, with them back in, from the first iterate of the
 restricted run whose relative gap was at most :data:`RESUME_GAP` (their bound rows centred at its
-μ), or, when many came back, from the iterate before the first drop.  So the answer is the optimum of the whole LP, with the dual of each dropped bound row set to
-its reduced cost.  Default-size T4–T5 round 2: 11 iterations with 1 394 dense columns, then
+μ), or, when many came back, from the iterate before the first drop.  So the answer is the
+optimum of the whole LP, with the dual of each dropped bound row set to its reduced cost.
+Default-size T4–T5 round 2: 11 iterations with 1 394 dense columns, then
 1 028, 769 and 498 (15 iterations): 23.8 s against 31.7 s.  The restricted LP's structure is
 the whole one's, sub-set (:func:`_restrict`; 2 mm dose grid round 3: 45.2 s → 40.9 s).  A
 caller that knows which beamlets the optimum is likely to use (an earlier, similar LP's) may
