@@ -325,7 +325,7 @@ class FmoOptions:
     36.9 s run in turn), drops from gap 0.15 instead of 0.05 and a return by pricing of a few
     beamlets resumed late in the restricted run (:data:`~optimizer._schur_ipm.RESUME_GAP`; C7–T1
     at 2 mm 24.8 s → 20.6 s, default-size T4–T5 23.3 s → 20.3 s).  This machine's speed then
-    changed by half within the hour (``bench/machine_speed.py``): 2 mm T4–T5 24.6–29.6 s in four
+    changed by half within the hour (``bench/machine_speed.py``): 2 mm T4–T5 22.8–29.6 s in seven
     runs when the reference ``syrk`` took 0.36–0.54 s, 33–37 s in the hour before; C7–T1 17.2 s,
     T8 15.5 s, C3 5.6 s; default size T4–T5 17.5 s, C7–T1 10.9 s, C3 5.2 s, T8 12.7 s.
     With SCHUR_IPM, also measured and not adopted:
