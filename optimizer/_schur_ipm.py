@@ -741,7 +741,7 @@ class _Lp:
     row_sq: np.ndarray
 
 
-def _restrict(whole: _Lp, out: np.ndarray, bound_row: np.ndarray) -> _Lp:
+def _restrict(whole: _Lp, out: np.ndarray, bound_row: np.ndarray, recycle: "_Lp | None" = None) -> _Lp:
     """The LP ``whole`` with the columns ``out`` fixed at 0 (removed with their bound rows).
 
     Its structure is the whole one's, sub-set (no new classification: 2 mm dose grid, 36 000
@@ -749,6 +749,10 @@ def _restrict(whole: _Lp, out: np.ndarray, bound_row: np.ndarray) -> _Lp:
     that the removal changes: a ``P`` row left with no dense entry has a zero ``a_pd`` row
     (its sparse column is then eliminated as a rest row's would be), and one left with a
     single dense entry adds to ``H`` what a bound row would.
+
+    ``recycle``: an earlier restriction of ``whole`` that is no longer needed; its row arrays
+    are reused where the new ones fit (memory already paged in: at 2 mm a fresh 200 MB copy
+    took 0.44 s, 0.09 s into pages already touched).
     """
     w = whole.st
     cols = np.flatnonzero(~out)
@@ -761,17 +765,26 @@ def _restrict(whole: _Lp, out: np.ndarray, bound_row: np.ndarray) -> _Lp:
     new_d = np.cumsum(keep_d) - 1
     keep_b = keep_row[w.bound_rows]
     a_s = w.a_s[rows]
+    shape = (w.u.shape[0], int(keep_d.sum()))
+
+    def rows_array(old: "np.ndarray | None", dtype: Any) -> np.ndarray:
+        if old is not None and old.dtype == dtype and old.flags.c_contiguous and old.size >= shape[0] * shape[1]:
+            return old.reshape(-1)[:shape[0] * shape[1]].reshape(shape)
+        return np.empty(shape, dtype)
+
+    old = (None,) * 4 if recycle is None else (recycle.st.u, recycle.u32, recycle.work, recycle.work32)
+    u = np.compress(keep_d, w.u, axis=1, out=rows_array(old[0], w.u.dtype))
+    u32 = np.compress(keep_d, whole.u32, axis=1, out=rows_array(old[1], whole.u32.dtype))   # st.u in float32
     st = LpStructure(dense_cols=new_col[w.dense_cols[keep_d]], sparse_cols=new_col[w.sparse_cols],
                      link_rows=new_row[w.link_rows], p_rows=new_row[w.p_rows],
                      bound_rows=new_row[w.bound_rows[keep_b]], bound_cols=new_d[w.bound_cols[keep_b]],
-                     bound_coef=w.bound_coef[keep_b], u=np.compress(keep_d, w.u, axis=1), p_group=w.p_group,
+                     bound_coef=w.bound_coef[keep_b], u=u, p_group=w.p_group,
                      p_factor=w.p_factor, e_pd=None if w.e_pd is None else w.e_pd[:, keep_d].tocsr(),
                      p_sparse=w.p_sparse, p_coef=w.p_coef, a_sq_rest=w.a_sq_rest[rows], a_ls=w.a_ls,
                      a_ls_at_p=w.a_ls_at_p, a_ld=np.ascontiguousarray(w.a_ld[:, keep_d]),
                      non_link=w.non_link[rows], a_s=a_s, a_s_t=a_s.T.tocsr())
-    u32 = np.compress(keep_d, whole.u32, axis=1)     # the same values as st.u in float32 (compress: 5× a mask)
-    return _Lp(whole.b[rows], whole.c[cols], st, cols, rows, np.empty_like(st.u), u32, np.empty_like(u32),
-               np.einsum("ij,ij->i", st.u, st.u))
+    return _Lp(whole.b[rows], whole.c[cols], st, cols, rows, rows_array(old[2], w.u.dtype), u32,
+               rows_array(old[3], whole.u32.dtype), np.einsum("ij,ij->i", u, u))
 
 
 def _bounded_columns(st: LpStructure, b: np.ndarray, n: int) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
@@ -1071,14 +1084,14 @@ def solve_lp(c: np.ndarray, a: Any, b: np.ndarray, *, shared: "SharedRows | None
             else:                                  # late in the run that ended, with them back in
                 out &= ~pinned
                 z, s, lam = _full(*run.resume_point, n, m, fill=np.nan)
-                lp = _restrict(whole, out, bound_row) if out.any() else whole
+                lp = _restrict(whole, out, bound_row, None if lp is whole else lp) if out.any() else whole
                 iterations = run.iterations
                 run = _warm_run(lp, z[lp.cols], s[lp.rows], lam[lp.rows])
                 run.iterations = iterations
                 continue
         if restart:
             out, first_drop = base_out.copy(), None
-        lp = _restrict(whole, out, bound_row) if out.any() else whole
+        lp = _restrict(whole, out, bound_row, None if lp is whole else lp) if out.any() else whole
         if restart:
             run = _fresh_run(lp, run.iterations)
             started_at = run.iterations

@@ -184,6 +184,35 @@ def test_column_generation_prices_back_and_returns_a_full_dual(monkeypatch):
     assert resumed
 
 
+def test_restriction_recycles_an_earlier_one_into_the_same_values():
+    """A restriction written into an earlier restriction's arrays (memory already paged in) equals a fresh one;
+    one that does not fit (more columns) gets new arrays."""
+    _, _, c, a, b = _lp_data(0)
+    st = find_structure(a)
+    u32 = st.u.astype(np.float32)
+    whole = ipm._Lp(b, c, st, np.arange(a.shape[1]), np.arange(a.shape[0]), np.empty_like(st.u), u32,
+                    np.empty_like(u32), np.einsum("ij,ij->i", st.u, st.u))
+    bcols, brows, _ = ipm._bounded_columns(st, b, a.shape[1])
+    bound_row = np.full(a.shape[1], -1, dtype=np.int64)
+    bound_row[bcols] = brows
+    out_a = np.zeros(a.shape[1], bool)
+    out_a[bcols[::3]] = True
+    out_b = out_a.copy()
+    out_b[bcols[1::3]] = True                      # fewer columns: fits into the first one's arrays
+    first = ipm._restrict(whole, out_a, bound_row)
+    fresh = ipm._restrict(whole, out_b, bound_row)
+    reused = ipm._restrict(whole, out_b, bound_row, first)
+    assert np.shares_memory(reused.st.u, first.st.u) and np.shares_memory(reused.u32, first.u32)
+    np.testing.assert_array_equal(reused.st.u, fresh.st.u)
+    np.testing.assert_array_equal(reused.u32, fresh.u32)
+    np.testing.assert_array_equal(reused.row_sq, fresh.row_sq)
+    assert reused.work.shape == fresh.work.shape and reused.work32.shape == fresh.work32.shape
+    assert not np.shares_memory(reused.st.u, reused.work) and not np.shares_memory(reused.u32, reused.work32)
+    back = ipm._restrict(whole, out_a, bound_row, reused)   # more columns than it holds: new arrays
+    assert not np.shares_memory(back.st.u, reused.st.u)
+    np.testing.assert_array_equal(back.st.u, ipm._restrict(whole, out_a, bound_row).st.u)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_restriction_exact_for_rows_left_with_one_or_no_beamlet(seed, monkeypatch):
     """Hinge rows over only 1–2 beamlets each: when eager drops remove those beamlets, the restricted
