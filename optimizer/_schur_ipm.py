@@ -96,6 +96,7 @@ References
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -738,7 +739,13 @@ class _Lp:
     work: np.ndarray
     u32: np.ndarray
     work32: np.ndarray
-    row_sq: np.ndarray
+
+    @functools.cached_property
+    def row_sq(self) -> np.ndarray:
+        """``‖u_g‖²`` of each distinct row (for the mixed-precision split of :func:`_sum_h`; computed
+        when first asked for, since many LPs never reach it)."""
+        u = self.st.u
+        return np.einsum("ij,ij->i", u, u)
 
 
 def _restrict(whole: _Lp, out: np.ndarray, bound_row: np.ndarray, recycle: "_Lp | None" = None) -> _Lp:
@@ -784,7 +791,7 @@ def _restrict(whole: _Lp, out: np.ndarray, bound_row: np.ndarray, recycle: "_Lp 
                      a_ls_at_p=w.a_ls_at_p, a_ld=np.ascontiguousarray(w.a_ld[:, keep_d]),
                      non_link=w.non_link[rows], a_s=a_s, a_s_t=a_s.T.tocsr())
     return _Lp(whole.b[rows], whole.c[cols], st, cols, rows, rows_array(old[2], w.u.dtype), u32,
-               rows_array(old[3], whole.u32.dtype), np.einsum("ij,ij->i", u, u))
+               rows_array(old[3], whole.u32.dtype))
 
 
 def _bounded_columns(st: LpStructure, b: np.ndarray, n: int) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
@@ -1012,8 +1019,7 @@ def solve_lp(c: np.ndarray, a: Any, b: np.ndarray, *, shared: "SharedRows | None
     bound_col = np.full(m, -1, dtype=np.int64)
     bound_col[brows] = bcols
     u32 = full.u.astype(np.float32)
-    whole = _Lp(b_sc, c_sc, full, np.arange(n), np.arange(m), np.empty_like(full.u), u32, np.empty_like(u32),
-                np.einsum("ij,ij->i", full.u, full.u))
+    whole = _Lp(b_sc, c_sc, full, np.arange(n), np.arange(m), np.empty_like(full.u), u32, np.empty_like(u32))
     base_out = np.zeros(n, bool)          # columns the hint leaves out from the start
     if columns_hint is not None:
         base_out[bcols] = ~np.asarray(columns_hint, dtype=bool)[bcols]
@@ -1043,6 +1049,7 @@ def solve_lp(c: np.ndarray, a: Any, b: np.ndarray, *, shared: "SharedRows | None
             continue
         z, s, lam = _full(lp, run, n, m)
         restart = False                       # from Mehrotra's start on the LP restricted to base_out
+        resume = False                        # from run's resume point, with the priced-in columns back in
         if warm and status not in ("optimal", "drop"):
             warm, restart = False, True
         elif status == "drop":
@@ -1084,17 +1091,17 @@ def solve_lp(c: np.ndarray, a: Any, b: np.ndarray, *, shared: "SharedRows | None
             else:                                  # late in the run that ended, with them back in
                 out &= ~pinned
                 z, s, lam = _full(*run.resume_point, n, m, fill=np.nan)
-                lp = _restrict(whole, out, bound_row, None if lp is whole else lp) if out.any() else whole
-                iterations = run.iterations
-                run = _warm_run(lp, z[lp.cols], s[lp.rows], lam[lp.rows])
-                run.iterations = iterations
-                continue
+                resume = True
         if restart:
             out, first_drop = base_out.copy(), None
         lp = _restrict(whole, out, bound_row, None if lp is whole else lp) if out.any() else whole
         if restart:
             run = _fresh_run(lp, run.iterations)
             started_at = run.iterations
+        elif resume:
+            iterations = run.iterations
+            run = _warm_run(lp, z[lp.cols], s[lp.rows], lam[lp.rows])
+            run.iterations = iterations
         else:
             run.z, run.s, run.lam = z[lp.cols], s[lp.rows], lam[lp.rows]
     z_out, s_out, lam_out = cs * z, s / rs, rs * lam

@@ -191,7 +191,7 @@ def test_restriction_recycles_an_earlier_one_into_the_same_values():
     st = find_structure(a)
     u32 = st.u.astype(np.float32)
     whole = ipm._Lp(b, c, st, np.arange(a.shape[1]), np.arange(a.shape[0]), np.empty_like(st.u), u32,
-                    np.empty_like(u32), np.einsum("ij,ij->i", st.u, st.u))
+                    np.empty_like(u32))
     bcols, brows, _ = ipm._bounded_columns(st, b, a.shape[1])
     bound_row = np.full(a.shape[1], -1, dtype=np.int64)
     bound_row[bcols] = brows
