@@ -3,7 +3,9 @@ phantoms, a photon dose engine and a TPS-like optimizer, used to test ``tps_scri
 
 Load a patient with :func:`load_phantom` (a built-in phantom, names in
 ``PHANTOMS``) or :func:`load_patient_data` (any :class:`PhantomData`); then
-``import connect`` (or ``raystation``) and use ``get_current`` as in RayStation.
+``import connect`` (``raystation`` in 2025) and use ``get_current`` as in RayStation.
+``load_phantom(name, rs_version='11B')`` picks the RayStation version the mock
+behaves as (``RS_VERSIONS``; default ``DEFAULT_RS_VERSION``).
 Mock-only helpers: :func:`snapshot`, :func:`approve`, :func:`statistics`,
 :func:`unload`.  Importing this package loads nothing and imports no phantom code.
 """
@@ -15,6 +17,7 @@ from ._api import ArgumentException, InvalidOperationException
 from ._loader import load_patient_data, load_phantom, unload
 from ._phantom_data import PhantomData
 from ._snapshot import approve, snapshot
+from ._versions import DEFAULT_RS_VERSION, RS_VERSIONS, RsVersion
 
 __all__ = [
     "load_phantom",
@@ -27,6 +30,9 @@ __all__ = [
     "statistics",
     "InvalidOperationException",
     "ArgumentException",
+    "RS_VERSIONS",
+    "DEFAULT_RS_VERSION",
+    "RsVersion",
 ]
 
 

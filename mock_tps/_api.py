@@ -34,6 +34,8 @@ __all__ = [
     "ExpandoDictionary",
     "Collection",
     "api_method",
+    "versioned_property",
+    "ScriptArgumentError",
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -63,23 +65,104 @@ class ArgumentException(InvalidOperationException):
     """
 
 
-def api_method(func: _F) -> _F:
-    """Make an API method keyword-only, as RayStation's bridge does.
+class ScriptArgumentError(ArgumentException, TypeError):
+    """An argument name the method's signature (in the running version) lacks, or a
+    required argument left out.
 
-    Raises
-    ------
-    TypeError
-        ``"Method must be called with named arguments."`` when called with any
-        positional argument (besides ``self``).
+    RayStation's bridge hands the keyword names to .NET, which refuses a name the
+    method lacks; the exact exception text is not public.  The mock raises this
+    class (an :class:`ArgumentException` and a ``TypeError``) with the message
+    ``"<Method>: unknown argument 'X' (RayStation <version>). Arguments: ..."``.
     """
 
-    @functools.wraps(func)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+
+def _current_profile() -> Any:
+    from ._bridge import _session
+    return _session().profile
+
+
+def _member_key(owner: type, name: str) -> str:
+    return f"{owner.__name__.lstrip('_')}.{name}"
+
+
+class _ApiMethod:
+    """An API method: keyword-only, strict about argument names, present per version.
+
+    Reading the method from an object checks the current version profile (a
+    method the version lacks raises ``AttributeError``, so ``hasattr`` answers
+    as in that version).  Calling it refuses positional arguments
+    (``TypeError("Method must be called with named arguments.")``, the bridge's
+    message) and any argument the version's signature lacks
+    (:class:`ScriptArgumentError`).
+    """
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        import inspect
+
+        functools.update_wrapper(self, func)
+        self.func = func
+        self.key = func.__qualname__.lstrip("_")
+        params = list(inspect.signature(func).parameters.values())[1:]
+        for p in params:
+            if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                raise TypeError(f"API method {func.__qualname__} must not take *args/**kwargs")
+        self.params = tuple(p.name for p in params)
+        self.required = tuple(p.name for p in params if p.default is p.empty)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.key = _member_key(owner, name)
+
+    def __get__(self, obj: Any, objtype: Optional[type] = None) -> Any:
+        if obj is None:
+            return self
+        if _current_profile().lacks(self.key):
+            raise AttributeError(f"'{type(obj).__name__}' object has no attribute '{self.func.__name__}'")
+        return functools.partial(self._call, obj)
+
+    def allowed(self) -> tuple:
+        """Argument names of the method in the current version."""
+        absent = _current_profile().absent_arguments.get(self.key, frozenset())
+        return tuple(p for p in self.params if p not in absent)
+
+    def _call(self, obj: Any, *args: Any, **kwargs: Any) -> Any:
         if args:
             raise TypeError(POSITIONAL_MESSAGE)
-        return func(self, **kwargs)
+        allowed = self.allowed()
+        name = self.func.__name__
+        for k in kwargs:
+            if k not in allowed:
+                raise ScriptArgumentError(
+                    f"{name}: unknown argument '{k}' (RayStation {_current_profile().name}). "
+                    f"Arguments: {', '.join(allowed) or '(none)'}.")
+        missing = [p for p in self.required if p not in kwargs]
+        if missing:
+            raise ScriptArgumentError(f"{name}: missing required argument(s) {', '.join(missing)}.")
+        return self.func(obj, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+
+def api_method(func: _F) -> _F:
+    """Make ``func`` an API method (:class:`_ApiMethod`): keyword-only, strict, per version."""
+    return _ApiMethod(func)  # type: ignore[return-value]
+
+
+class _ApiProperty(property):
+    """A read-only attribute some versions lack (``AttributeError`` there, as in RayStation)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.key = _member_key(owner, name)
+        self.name = name
+
+    def __get__(self, obj: Any, objtype: Optional[type] = None) -> Any:
+        if obj is None:
+            return self
+        if _current_profile().lacks(self.key):
+            raise AttributeError(f"'{type(obj).__name__}' object has no attribute '{self.name}'")
+        return super().__get__(obj, objtype)
+
+
+def versioned_property(fget: Callable[[Any], Any]) -> Any:
+    """Decorator: a read-only attribute that exists only in the versions whose profile has it."""
+    return _ApiProperty(fget)
 
 
 class ExpandoDictionary(dict):

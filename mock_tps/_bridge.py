@@ -26,6 +26,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _CURRENT_TYPES = ("Patient", "Case", "Plan", "BeamSet", "Examination", "PatientModel")
+_DATABASE_TYPES = ("PatientDB", "MachineDB", "ClinicDB", "ui")
 
 
 class _Session:
@@ -39,6 +40,10 @@ class _Session:
         self.examination: Any = None
         self.composite_depth = 0
         self.stats: Dict[str, float] = {}
+        from ._versions import DEFAULT_RS_VERSION, RS_VERSIONS
+        self.profile = RS_VERSIONS[DEFAULT_RS_VERSION]
+        self.gui = False
+        self.databases: Dict[str, Any] = {}
 
     def count(self, key: str, amount: float = 1.0) -> None:
         self.stats[key] = self.stats.get(key, 0.0) + amount
@@ -56,20 +61,29 @@ def get_current(objectType: str) -> Any:  # noqa: N803 - RayStation's argument n
 
     Parameters
     ----------
-    objectType : {'Patient', 'Case', 'Plan', 'BeamSet', 'Examination', 'PatientModel'}
+    objectType : {'Patient', 'Case', 'Plan', 'BeamSet', 'Examination', 'PatientModel',
+                  'PatientDB', 'MachineDB', 'ClinicDB', 'ui'}
 
     Raises
     ------
     SystemError
-        When nothing is loaded, when no object of that type is current, or for a
-        type the mock does not provide ('PatientDB', 'MachineDB', 'ClinicDB', 'ui').
+        When nothing is loaded, when no object of that type is current, or for an
+        unknown type.
+    Exception
+        ``get_current('ui')`` when the GUI is disabled (the mock's default, as a
+        RayStation run without GUI): "get_current(ui) has been disabled because the
+        script is running with no GUI." (the bridge's ``stop_if_no_gui`` message).
     """
     s = _SESSION
+    if objectType == "ui":
+        stop_if_no_gui("get_current(" + objectType + ")")
     if s.patient is None:
         raise SystemError(f"No patient loaded: cannot get current '{objectType}'.")
+    if objectType in _DATABASE_TYPES:
+        return s.databases[objectType]
     if objectType not in _CURRENT_TYPES:
-        raise SystemError(f"get_current('{objectType}') is not supported by the mock; "
-                          f"supported: {', '.join(_CURRENT_TYPES)}.")
+        raise SystemError(f"get_current('{objectType}'): unknown object type; "
+                          f"known: {', '.join(_CURRENT_TYPES + _DATABASE_TYPES)}.")
     obj = {
         "Patient": s.patient,
         "Case": s.case,
@@ -84,12 +98,14 @@ def get_current(objectType: str) -> Any:  # noqa: N803 - RayStation's argument n
 
 
 def is_gui_disabled() -> bool:
-    """The mock never has a GUI: always ``True``."""
-    return True
+    """True unless the patient was loaded with ``gui=True`` (the default: no GUI)."""
+    return not _SESSION.gui
 
 
-def stop_if_no_gui() -> None:
-    """Accepted and ignored (scripts under test run without GUI on purpose)."""
+def stop_if_no_gui(methodName: str = "") -> None:  # noqa: N803 - RayStation's argument name
+    """Raise ``Exception`` when the GUI is disabled, as RayStation's bridge does."""
+    if is_gui_disabled():
+        raise Exception(f"{methodName} has been disabled because the script is running with no GUI.")
 
 
 def set_progress(message: str, percentage: float = -1, operation: Optional[str] = None) -> None:
@@ -106,7 +122,9 @@ def set_progress(message: str, percentage: float = -1, operation: Optional[str] 
 
 
 def await_user_input(message: str) -> None:
-    """Non-interactive stand-in: logs the message and returns at once."""
+    """With a GUI (``gui=True``): logs the message and returns at once (nobody to wait
+    for).  Without: raises as RayStation's bridge does (``stop_if_no_gui``)."""
+    stop_if_no_gui("await_user_input")
     logger.info("await_user_input: %s", message)
 
 

@@ -41,7 +41,7 @@ class PlanOptimization(_PlanOptimization):
     """``plan.PlanOptimizations[i]`` of an imported plan: functions can be added, not run."""
 
     @api_method
-    def RunOptimization(self, **_ignored: Any) -> None:  # noqa: N802
+    def RunOptimization(self, ScalingOfSoftMachineConstraints: Any = None) -> None:  # noqa: N802,N803
         """Refused: an imported plan has no beam model."""
         self._plan._check_editable("run the optimization")
         raise InvalidOperationException(no_beam_model_message(self._beam_set.DicomPlanLabel,

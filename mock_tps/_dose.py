@@ -18,6 +18,14 @@ coverage (fraction of the voxel inside the ROI).
   which the cumulative relative volume reaches v (no interpolation); D(0) = Max.
 - ``InterpolateDoseInPoint``: trilinear between voxel centres, clamped to the
   outermost centres inside the grid; ``nan`` outside the grid.
+
+In-grid volume: only the part of an ROI inside the dose grid has a dose.  Every
+statistic is over that part, and ``GetDoseGridRoi(RoiName=).RoiVolumeDistribution``
+gives it: ``TotalVolume`` (cm³, Σ coverage × voxel volume on the dose grid),
+``VoxelIndices`` (flat indices into ``DoseData``, x fastest) and
+``RelativeVolumes`` (each voxel's share, summing to 1).  Absolute-volume goals use
+``TotalVolume``, not the contour volume.  An ROI with no voxel in the grid is
+refused (:class:`~mock_tps._api.InvalidOperationException`).
 """
 from __future__ import annotations
 
@@ -25,7 +33,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from ._api import (ApiObject, ArgumentException, InvalidOperationException, Shared, _point,
+from ._api import (ApiObject, ArgumentException, Collection, InvalidOperationException, Shared, _point,
                    api_method, array_digest)
 from ._geometry import MM_PER_CM
 from ._phantom_data import GridSpec
@@ -172,13 +180,29 @@ class _DoseDistribution(ApiObject):
         return np.array([np.sum(w[d >= lv]) for lv in levels]) / np.sum(w)
 
     @api_method
-    def InterpolateDoseInPoint(self, Point: Mapping[str, float], **_ignored: Any) -> float:  # noqa: N802,N803
-        """Dose (cGy) at a point (cm, DICOM patient coordinates), trilinear; nan outside."""
+    def InterpolateDoseInPoint(self, Point: Mapping[str, float],  # noqa: N802,N803
+                               PointFrameOfReference: Optional[str] = None) -> float:
+        """Dose (cGy) at a point (cm, DICOM patient coordinates), trilinear; nan outside.
+
+        ``PointFrameOfReference`` (2025): None or the planning examination's frame of
+        reference UID; any other frame is refused (the mock has one frame).
+        """
         from scipy.ndimage import map_coordinates
 
+        if PointFrameOfReference is not None:
+            own = self._structure_set.OnExamination.EquipmentInfo.FrameOfReference
+            if PointFrameOfReference != own:
+                raise ArgumentException(f"PointFrameOfReference {PointFrameOfReference!r} is not the dose's frame "
+                                        f"of reference {own!r}.")
+        try:
+            xyz_cm = [float(Point[k]) for k in ("x", "y", "z")]
+        except (KeyError, TypeError, ValueError):
+            raise ArgumentException(f"Point must be a dict {{'x','y','z'}} of numbers (cm), got {Point!r}") from None
+        if not all(np.isfinite(xyz_cm)):
+            raise ArgumentException(f"Point coordinates must be finite, got {Point!r}")
         data = self._dose_cgy()
         g = self._grid
-        xyz_mm = [float(Point[k]) * MM_PER_CM for k in ("x", "y", "z")]
+        xyz_mm = [c * MM_PER_CM for c in xyz_cm]
         idx = []
         for k, ax in ((2, 0), (1, 1), (0, 2)):  # z, y, x
             rel = (xyz_mm[k] - g.corner_mm[k]) / g.spacing_mm[k]
@@ -192,13 +216,103 @@ class _DoseDistribution(ApiObject):
     def UpdateDoseGridStructures(self) -> None:  # noqa: N802
         """Accepted; the mock always evaluates the current geometries (never stale)."""
 
+    @api_method
+    def GetDoseGridRoi(self, RoiName: str) -> "DoseGridRoi":  # noqa: N802,N803
+        """The ROI as sampled on this dose's grid (see the module docstring, "In-grid volume")."""
+        idx, w = self._roi_weights(RoiName)
+        return DoseGridRoi(self._structure_set._geometry(RoiName), self._grid, idx, w)
+
+    def _in_grid_volume_cc(self, roi_name: str) -> float:
+        _, w = self._roi_weights(roi_name)
+        return float(np.sum(w)) * float(np.prod(self._grid.spacing_mm)) / 1000.0
+
+
+class RoiVolumeDistribution(ApiObject):
+    """``DoseGridRoi.RoiVolumeDistribution``: the ROI's voxels on a dose grid."""
+
+    def __init__(self, idx: np.ndarray, w: np.ndarray, voxel_cc: float) -> None:
+        self._idx = np.asarray(idx, dtype=np.int64)
+        self._rel = np.asarray(w, dtype=np.float64) / float(np.sum(w))
+        self._init(TotalVolume=float(np.sum(w)) * voxel_cc)
+
+    @property
+    def VoxelIndices(self) -> np.ndarray:  # noqa: N802
+        """Flat indices into ``DoseData`` (x fastest), int."""
+        return self._idx.copy()
+
+    @property
+    def RelativeVolumes(self) -> np.ndarray:  # noqa: N802
+        """Each voxel's share of ``TotalVolume`` (sums to 1)."""
+        return self._rel.copy()
+
+
+class DoseGridRoi(ApiObject):
+    """``dose.GetDoseGridRoi(RoiName=)``: ``OfRoiGeometry``, ``InDoseGrid``, ``RoiVolumeDistribution``."""
+
+    def __init__(self, geometry: Any, grid: GridSpec, idx: np.ndarray, w: np.ndarray) -> None:
+        self._init(OfRoiGeometry=geometry, InDoseGrid=DoseGrid(grid),
+                   RoiVolumeDistribution=RoiVolumeDistribution(idx, w, float(np.prod(grid.spacing_mm)) / 1000.0))
+
+
+class DensityReference(ApiObject):
+    """``dose.OnDensity``: ``FromExamination``, the examination the dose is computed on."""
+
+    def __init__(self, examination: Any) -> None:
+        self._init(FromExamination=examination)
+
 
 class FractionDose(_DoseDistribution):
-    """``beam_set.FractionDose``: dose of one fraction (cGy)."""
+    """``beam_set.FractionDose``: dose of one fraction (cGy), with ``BeamDoses`` and ``OnDensity``."""
 
     def __init__(self, grid: GridSpec, structure_set: Any, beam_set: Any) -> None:
         super().__init__(grid, structure_set)
-        self._init(ForBeamSet=beam_set)
+        beams = list(beam_set.Beams) if beam_set is not None else []
+        self._init(ForBeamSet=beam_set, OnDensity=DensityReference(structure_set.OnExamination))
+        self._init(BeamDoses=Collection([BeamDose(grid, structure_set, self, b, i) for i, b in enumerate(beams)],
+                                        key="_none"))
+
+
+class BeamDose(_DoseDistribution):
+    """``FractionDose.BeamDoses[i]``: the fraction dose of one beam (cGy), ``ForBeam``.
+
+    Its values are the beam's beamlets of the beam set's weights at the last dose
+    computation (None when the fraction dose is None), made when first read.
+    """
+
+    def __init__(self, grid: GridSpec, structure_set: Any, fraction_dose: FractionDose, beam: Any,
+                 beam_index: int) -> None:
+        super().__init__(grid, structure_set)
+        self._fraction_dose = fraction_dose
+        self._beam_index = beam_index
+        self._made_from: Any = None
+        self._init(ForBeam=beam, OnDensity=fraction_dose.OnDensity)
+
+    def _refresh(self) -> None:
+        fd = self._fraction_dose
+        if fd._values is None:
+            self._values = None
+            self._made_from = None
+            return
+        if self._made_from is fd._values:
+            return
+        bs = fd.ForBeamSet
+        w = getattr(bs, "_mock_dose_weights", None)
+        if w is None:   # an imported dose: no per-beam dose
+            self._values = None
+            return
+        cols = bs._beam_columns(self._beam_index)
+        gy = np.asarray(bs._influence.value[:, cols] @ w[cols]).ravel() if cols.size else np.zeros(self._grid.n_voxels)
+        self._set_dose_cgy(gy_to_cgy(gy))
+        self._made_from = fd._values
+
+    @property
+    def DoseValues(self) -> Optional[DoseValues]:  # noqa: N802
+        self._refresh()
+        return self._values
+
+    def _dose_cgy(self) -> np.ndarray:
+        self._refresh()
+        return super()._dose_cgy()
 
 
 class TotalDose(_DoseDistribution):
@@ -220,4 +334,5 @@ class EvaluationDose(_DoseDistribution):
     def __init__(self, name: str, grid: GridSpec, structure_set: Any) -> None:
         super().__init__(grid, structure_set)
         self._init(Name=name, ForBeamSet=None, OfDoseDistribution=None,
-                   ByStructureRegistration=None, PerturbedDoseProperties=None)
+                   ByStructureRegistration=None, PerturbedDoseProperties=None,
+                   OnDensity=DensityReference(structure_set.OnExamination))

@@ -2,19 +2,31 @@
 
 Units (as RayStation): doses cGy, relative volumes fractions (0–1), absolute
 volumes cm³.  Goals are evaluated on the plan's ``TreatmentCourse.TotalDose``.
+"ROI volume" below is the ROI's volume inside the dose grid (``GetDoseGridRoi(
+RoiName=).RoiVolumeDistribution.TotalVolume``): only that part has a dose.
 
-========================  =================  ==================  =====================
-GoalType                  ParameterValue     value / acceptance   DVH call
-========================  =================  ==================  =====================
+========================  =================  ==================  ==========================
+GoalType                  ParameterValue     value / acceptance   computed as
+========================  =================  ==================  ==========================
 DoseAtVolume              fraction           cGy                  D(v)
 VolumeAtDose              cGy                fraction             V(D)
-AbsoluteVolumeAtDose      cGy                cm³                  V(D) × ROI volume
-DoseAtAbsoluteVolume      cm³                cGy                  D(v / ROI volume)
+AbsoluteVolumeAtDose      cGy                cm³                  V(D) × in-grid volume
+DoseAtAbsoluteVolume      cm³                cGy                  D(min(1, v / in-grid vol.))
 AverageDose               (ignored)          cGy                  mean
-========================  =================  ==================  =====================
+HomogeneityIndex          fraction v         ratio                D(v) / D(1 − v)
+ConformityIndex           cGy                ratio                V_ROI(≥D) / V_grid(≥D)
+========================  =================  ==================  ==========================
 
-``EvaluateClinicalGoal()`` is ``value >= PrimaryAcceptanceLevel`` for 'AtLeast',
-``value <= PrimaryAcceptanceLevel`` for 'AtMost'.  Without a computed dose both
+HomogeneityIndex follows public scripts (v = 0.98, AtLeast 0.95: D98/D2).
+ConformityIndex is the ROI's volume receiving ≥ D over the whole dose grid's
+volume receiving ≥ D (an inference: RayStation's formula is not public); 0 when
+no voxel receives D.
+
+The acceptance level is ``PlanningGoal.AcceptanceLevel`` up to 2023B and
+``PrimaryAcceptanceLevel`` (with ``SecondaryAcceptanceLevel``) from 2024A, and
+``AddClinicalGoal`` takes the same spelling (see ``mock_tps/API_VERSIONS.md``).
+``EvaluateClinicalGoal()`` is ``value >= level`` for 'AtLeast', ``value <= level``
+for 'AtMost'.  Without a computed dose both
 ``GetClinicalGoalValue`` and ``EvaluateClinicalGoal`` raise
 :class:`~mock_tps._api.InvalidOperationException`.  Two goals are identical when
 ROI, criteria, type, acceptance levels and parameter value are equal.
@@ -23,24 +35,43 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from ._api import ApiObject, ArgumentException, Collection, InvalidOperationException, api_method
+import numpy as np
+
+from ._api import (ApiObject, ArgumentException, Collection, InvalidOperationException, api_method,
+                   versioned_property)
 
 __all__ = ["EvaluationSetup", "EvaluationFunction"]
 
-GOAL_TYPES = ("DoseAtVolume", "VolumeAtDose", "AbsoluteVolumeAtDose", "DoseAtAbsoluteVolume", "AverageDose")
+GOAL_TYPES = ("DoseAtVolume", "VolumeAtDose", "AbsoluteVolumeAtDose", "DoseAtAbsoluteVolume", "AverageDose",
+              "HomogeneityIndex", "ConformityIndex")
 GOAL_CRITERIA = ("AtLeast", "AtMost")
 
 
 class PlanningGoal(ApiObject):
     def __init__(self, goal_type: str, criteria: str, primary: float, secondary: Optional[float],
                  parameter: Optional[float], priority: int, comparative: bool) -> None:
-        self._init(Type=goal_type, GoalCriteria=criteria, PrimaryAcceptanceLevel=primary,
-                   SecondaryAcceptanceLevel=secondary, ParameterValue=parameter, Priority=priority,
+        self._primary = primary
+        self._secondary = secondary
+        self._init(Type=goal_type, GoalCriteria=criteria, ParameterValue=parameter, Priority=priority,
                    IsComparativeGoal=comparative)
 
+    @versioned_property
+    def PrimaryAcceptanceLevel(self) -> float:  # noqa: N802
+        """2024A and later."""
+        return self._primary
+
+    @versioned_property
+    def SecondaryAcceptanceLevel(self) -> Optional[float]:  # noqa: N802
+        """2024A and later."""
+        return self._secondary
+
+    @versioned_property
+    def AcceptanceLevel(self) -> float:  # noqa: N802
+        """Up to 2023B."""
+        return self._primary
+
     def _key(self) -> tuple:
-        return (self.Type, self.GoalCriteria, self.PrimaryAcceptanceLevel, self.SecondaryAcceptanceLevel,
-                self.ParameterValue)
+        return (self.Type, self.GoalCriteria, self._primary, self._secondary, self.ParameterValue)
 
 
 class EvaluationFunction(ApiObject):
@@ -64,8 +95,18 @@ class EvaluationFunction(ApiObject):
             return float(dose.GetDoseAtRelativeVolumes(RoiName=roi, RelativeVolumes=[g.ParameterValue])[0])
         if g.Type == "VolumeAtDose":
             return float(dose.GetRelativeVolumeAtDoseValues(RoiName=roi, DoseValues=[g.ParameterValue])[0])
-        ss = dose._structure_set
-        volume_cc = ss._geometry(roi).GetRoiVolume()
+        if g.Type == "HomogeneityIndex":
+            v = float(g.ParameterValue)
+            lo, hi = dose.GetDoseAtRelativeVolumes(RoiName=roi, RelativeVolumes=[v, 1.0 - v])
+            return float(lo / hi) if hi > 0 else 0.0
+        if g.Type == "ConformityIndex":
+            level = float(g.ParameterValue)
+            idx, w = dose._roi_weights(roi)
+            data = dose._dose_cgy().ravel()
+            in_roi = float(np.sum(w[data[idx] >= level]))
+            in_grid = float(np.count_nonzero(data >= level))
+            return in_roi / in_grid if in_grid > 0 else 0.0
+        volume_cc = dose._in_grid_volume_cc(roi)
         if g.Type == "AbsoluteVolumeAtDose":
             rel = dose.GetRelativeVolumeAtDoseValues(RoiName=roi, DoseValues=[g.ParameterValue])[0]
             return float(rel * volume_cc)
@@ -76,7 +117,7 @@ class EvaluationFunction(ApiObject):
     def EvaluateClinicalGoal(self) -> bool:  # noqa: N802
         v = self.GetClinicalGoalValue()
         g = self.PlanningGoal
-        return bool(v >= g.PrimaryAcceptanceLevel if g.GoalCriteria == "AtLeast" else v <= g.PrimaryAcceptanceLevel)
+        return bool(v >= g._primary if g.GoalCriteria == "AtLeast" else v <= g._primary)
 
     def _snapshot(self) -> dict:
         return {"roi": self.ForRegionOfInterest.Name, "goal": self.PlanningGoal._key(),
@@ -92,11 +133,25 @@ class EvaluationSetup(ApiObject):
 
     @api_method
     def AddClinicalGoal(self, RoiName: str, GoalCriteria: str, GoalType: str,  # noqa: N802,N803
-                        PrimaryAcceptanceLevel: float, SecondaryAcceptanceLevel: Optional[float] = None,
+                        PrimaryAcceptanceLevel: Optional[float] = None,
+                        SecondaryAcceptanceLevel: Optional[float] = None,
+                        AcceptanceLevel: Optional[float] = None,
                         ParameterValue: Optional[float] = None, IsComparativeGoal: bool = False,
-                        Priority: int = 2147483647, AssociateToPlan: bool = True) -> EvaluationFunction:
-        """Add a clinical goal; returns the evaluation function."""
+                        Priority: int = 2147483647, AssociateToPlan: bool = True,
+                        BeamSet: Any = None) -> EvaluationFunction:
+        """Add a clinical goal; returns the evaluation function.
+
+        The acceptance level is ``AcceptanceLevel`` up to 2023B, ``PrimaryAcceptanceLevel``
+        from 2024A (the version profile refuses the other spelling); it is required.
+        ``BeamSet`` (a beam set of the plan or None) and ``AssociateToPlan`` are stored
+        nowhere: the mock evaluates every goal on the plan's total dose.
+        """
         self._plan._check_editable("add a clinical goal")
+        if PrimaryAcceptanceLevel is None:
+            PrimaryAcceptanceLevel = AcceptanceLevel
+        if PrimaryAcceptanceLevel is None:
+            raise ArgumentException("AddClinicalGoal needs an acceptance level "
+                                    "(AcceptanceLevel up to 2023B, PrimaryAcceptanceLevel from 2024A).")
         rois = self._plan._case.PatientModel.RegionsOfInterest
         if RoiName not in rois.Keys:
             raise ArgumentException(f"ROI '{RoiName}' does not exist. Known ROIs: {', '.join(rois.Keys)}.")
@@ -107,8 +162,12 @@ class EvaluationSetup(ApiObject):
                                     f"{', '.join(GOAL_TYPES)}.")
         if GoalType != "AverageDose" and ParameterValue is None:
             raise ArgumentException(f"GoalType '{GoalType}' needs a ParameterValue.")
-        if GoalType == "DoseAtVolume" and not 0 <= float(ParameterValue) <= 1:
-            raise ArgumentException(f"DoseAtVolume ParameterValue is a fraction 0–1, got {ParameterValue!r}")
+        if GoalType in ("DoseAtVolume", "HomogeneityIndex") and not 0 <= float(ParameterValue) <= 1:
+            raise ArgumentException(f"{GoalType} ParameterValue is a fraction 0–1, got {ParameterValue!r}")
+        if ParameterValue is not None and not np.isfinite(float(ParameterValue)):
+            raise ArgumentException(f"ParameterValue must be finite, got {ParameterValue!r}")
+        if not np.isfinite(float(PrimaryAcceptanceLevel)):
+            raise ArgumentException(f"The acceptance level must be finite, got {PrimaryAcceptanceLevel!r}")
         if GoalType == "VolumeAtDose" and not 0 <= float(PrimaryAcceptanceLevel) <= 1:
             raise ArgumentException("VolumeAtDose PrimaryAcceptanceLevel is a fraction 0–1, "
                                     f"got {PrimaryAcceptanceLevel!r}")

@@ -21,7 +21,9 @@ from ._bridge import _session
 from ._dose import EvaluationDose, gy_to_cgy
 from ._optimization import PlanOptimization
 from ._patient import Case, DoseOnExamination, Examination, Patient
+from ._databases import ClinicDB, MachineDB, PatientDB, Ui
 from ._phantom_data import PhantomData
+from ._versions import DEFAULT_RS_VERSION, get_profile
 from ._plan import BeamSet, PrescriptionDoseReference, Prescription, TreatmentPlan
 
 __all__ = ["load_patient_data", "unload", "install_connect_modules"]
@@ -44,10 +46,14 @@ _SBRT_ONLY_ITERATIONS = 100
 
 
 def install_connect_modules() -> None:
-    """Make ``import connect`` and ``import raystation`` give :mod:`mock_tps.connect`."""
+    """Make the running version's scripting module (``connect`` up to 2024B, ``raystation``
+    from 2025) give :mod:`mock_tps.connect`; the other name is not importable."""
     from . import connect
-    sys.modules["connect"] = connect
-    sys.modules["raystation"] = connect
+    name = _session().profile.module_name
+    other = "raystation" if name == "connect" else "connect"
+    sys.modules[name] = connect
+    if sys.modules.get(other) is connect:
+        del sys.modules[other]
 
 
 def _check(data: Any) -> None:
@@ -77,12 +83,19 @@ def _check(data: Any) -> None:
         raise ValueError(f"target_roi '{data.target_roi}' is not among the ROIs {names}")
 
 
-def load_patient_data(data: PhantomData, *, initial_plan: str = "sbrt_only") -> Patient:
+def load_patient_data(data: PhantomData, *, initial_plan: str = "sbrt_only",
+                      rs_version: str = DEFAULT_RS_VERSION, gui: bool = False) -> Patient:
     """Build a patient from phantom data and make it current.
 
     Parameters
     ----------
     data : PhantomData
+    rs_version : str
+        The RayStation version the mock behaves as (a key of ``mock_tps.RS_VERSIONS``):
+        its scripting module name, method signatures, argument spellings and members.
+    gui : bool
+        Whether a GUI is present (``is_gui_disabled()`` False, ``get_current('ui')``
+        available).  Default False, as a script run without GUI.
     initial_plan : {'sbrt_only', 'none'}
         'sbrt_only': the plan carries the functions a planner would have made under
         the seed study's SBRT-only constraints — PTVeval MinDvh (Rx at 90 %) and
@@ -99,7 +112,11 @@ def load_patient_data(data: PhantomData, *, initial_plan: str = "sbrt_only") -> 
     """
     if initial_plan not in ("sbrt_only", "none"):
         raise ValueError(f"initial_plan must be 'sbrt_only' or 'none', got {initial_plan!r}")
+    profile = get_profile(rs_version)
     _check(data)
+    s = _session()
+    s.profile = profile
+    s.gui = bool(gui)
     patient = Patient(data.patient_name, data.patient_id)
     case = Case(CASE_NAME)
     patient.Cases._append(case)
@@ -158,8 +175,9 @@ def load_patient_data(data: PhantomData, *, initial_plan: str = "sbrt_only") -> 
         po = PlanOptimization(plan, bs)
     plan.PlanOptimizations._append(po)
 
-    s = _session()
     s.patient, s.case, s.examination, s.plan, s.beam_set = patient, case, exam, plan, bs
+    s.databases = {"PatientDB": PatientDB(patient), "MachineDB": MachineDB(), "ClinicDB": ClinicDB(),
+                   "ui": Ui(profile.application_version)}
     install_connect_modules()
     if initial_plan == "sbrt_only" and not imported:
         _make_sbrt_only_plan(po, data)
@@ -278,7 +296,8 @@ def unload() -> None:
     s.composite_depth = 0
 
 
-def load_phantom(name: str, *, initial_plan: str = "sbrt_only", **params: Any) -> Patient:
+def load_phantom(name: str, *, initial_plan: str = "sbrt_only", rs_version: str = DEFAULT_RS_VERSION,
+                 gui: bool = False, **params: Any) -> Patient:
     """Build a built-in phantom (``mock_tps.PHANTOMS``) and load it as the current patient.
 
     Parameters
@@ -286,6 +305,10 @@ def load_phantom(name: str, *, initial_plan: str = "sbrt_only", **params: Any) -
     name : str
         A key of ``mock_tps._phantoms.PHANTOM_BUILDERS``.
     initial_plan : {'sbrt_only', 'none'}
+        See :func:`load_patient_data`.
+    rs_version : str
+        RayStation version profile (``mock_tps.RS_VERSIONS``); see :func:`load_patient_data`.
+    gui : bool
         See :func:`load_patient_data`.
     **params
         Passed to the phantom builder.
@@ -298,5 +321,6 @@ def load_phantom(name: str, *, initial_plan: str = "sbrt_only", **params: Any) -
     from ._phantoms import PHANTOM_BUILDERS
     if name not in PHANTOM_BUILDERS:
         raise ArgumentException(f"Unknown phantom '{name}'; known: {', '.join(PHANTOM_BUILDERS)}.")
+    get_profile(rs_version)
     data = PHANTOM_BUILDERS[name](**params)
-    return load_patient_data(data, initial_plan=initial_plan)
+    return load_patient_data(data, initial_plan=initial_plan, rs_version=rs_version, gui=gui)

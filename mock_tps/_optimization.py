@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
@@ -46,8 +46,10 @@ __all__ = ["PlanOptimization", "OptimizationFunction"]
 logger = logging.getLogger(__name__)
 
 FUNCTION_TYPES = ("MaxDose", "MinDose", "MaxDvh", "MinDvh", "UniformDose", "DoseFallOff",
-                  "MaxEud", "MinEud")
-_TARGET_FUNCTIONS = ("MinDose", "MinDvh", "UniformDose", "MinEud")
+                  "MaxEud", "MinEud", "TargetEud", "UniformityConstraint")
+_TARGET_FUNCTIONS = ("MinDose", "MinDvh", "UniformDose", "MinEud", "TargetEud")
+#: RayStation reads a TargetEud back as 'UniformEud' (s2atoru's CopyOptimizationFunctions).
+_READ_BACK_TYPE = {"TargetEud": "UniformEud"}
 
 
 class _Parameters(ApiObject):
@@ -101,6 +103,22 @@ class DoseFallOffParameters(_Parameters):
                    AdaptToTargetDoseLevels=False)
 
 
+class UniformityConstraintParameters(_Parameters):
+    """UniformityConstraint parameters: ``PercentStdDeviation`` (%), no ``FunctionType``."""
+
+    _settable = ("PercentStdDeviation", "Weight")
+
+    def __init__(self, function: "OptimizationFunction") -> None:
+        super().__init__(function)
+        self._init(PercentStdDeviation=5.0, Weight=1.0)
+
+    def _on_set(self, name: str, value: Any) -> Any:
+        v = super()._on_set(name, value)
+        if name == "PercentStdDeviation" and not 0 < v <= 100:
+            raise ArgumentException(f"PercentStdDeviation must be in (0, 100] %, got {value!r}")
+        return v
+
+
 class FunctionValue(ApiObject):
     def __init__(self, value: float) -> None:
         self._init(FunctionValue=float(value))
@@ -116,8 +134,12 @@ class OptimizationFunction(ApiObject):
         self._is_constraint = is_constraint
         self._mock_restrict_to_beams = restrict_to_beams
         self._mock_use_rbe = use_rbe
-        params = (DoseFallOffParameters(self) if function_type == "DoseFallOff"
-                  else DoseFunctionParameters(self, function_type))
+        if function_type == "DoseFallOff":
+            params: Any = DoseFallOffParameters(self)
+        elif function_type == "UniformityConstraint":
+            params = UniformityConstraintParameters(self)
+        else:
+            params = DoseFunctionParameters(self, _READ_BACK_TYPE.get(function_type, function_type))
         self._value: Optional[FunctionValue] = None
         self._init(ForRegionOfInterest=roi, DoseFunctionParameters=params, UseRobustness=bool(is_robust))
 
@@ -134,15 +156,24 @@ class OptimizationFunction(ApiObject):
     def _snapshot(self) -> dict:
         p = self.DoseFunctionParameters
         keys = [k for k in ("FunctionType", "DoseLevel", "PercentVolume", "Weight", "EudParameterA",
-                            "HighDoseLevel", "LowDoseLevel", "LowDoseDistance", "AdaptToTargetDoseLevels")
+                            "HighDoseLevel", "LowDoseLevel", "LowDoseDistance", "AdaptToTargetDoseLevels",
+                            "PercentStdDeviation")
                 if k in p.__dict__]
         return {"type": self._type, "roi": self.ForRegionOfInterest.Name, "constraint": self._is_constraint,
                 **{k: p.__dict__[k] for k in keys}}
 
 
 class Objective(ApiObject):
+    """``po.Objective``: ``ConstituentFunctions`` and ``FunctionValue`` (the weighted sum of the
+    objective functions' values after the last run; None before)."""
+
     def __init__(self) -> None:
+        self._value: Optional[FunctionValue] = None
         self._init(ConstituentFunctions=Collection(key="_none"))
+
+    @property
+    def FunctionValue(self) -> Optional[FunctionValue]:  # noqa: N802
+        return self._value
 
 
 class _Algorithm(ApiObject):
@@ -171,16 +202,44 @@ class _DoseCalculation(ApiObject):
         self._init(ComputeFinalDose=True, ComputeIntermediateDose=False, IterationsInPreparationsPhase=7)
 
 
+class BeamSettings(ApiObject):
+    """``TreatmentSetupSettings[0].BeamSettings[i]``: ``ForBeam``; static beams have no
+    ``ArcConversionPropertiesPerBeam`` (None)."""
+
+    def __init__(self, beam: Any) -> None:
+        self._init(ForBeam=beam, ArcConversionPropertiesPerBeam=None)
+
+
+class TreatmentSetupSettings(ApiObject):
+    """``OptimizationParameters.TreatmentSetupSettings[i]``: ``ForTreatmentSetup`` (the beam
+    set) and one ``BeamSettings`` per beam."""
+
+    def __init__(self, beam_set: Any) -> None:
+        self._init(ForTreatmentSetup=beam_set,
+                   BeamSettings=Collection([BeamSettings(b) for b in beam_set.Beams], key="_none"))
+
+
 class OptimizationParameters(ApiObject):
-    def __init__(self, plan: Any) -> None:
-        self._init(Algorithm=_Algorithm(plan), DoseCalculation=_DoseCalculation())
+    def __init__(self, plan: Any, beam_set: Any = None) -> None:
+        self._init(Algorithm=_Algorithm(plan), DoseCalculation=_DoseCalculation(),
+                   TreatmentSetupSettings=Collection([] if beam_set is None else
+                                                     [TreatmentSetupSettings(beam_set)], key="_none"))
 
 
 class ProgressOfOptimization(ApiObject):
-    def __init__(self, objective_values: Any) -> None:
+    """``po.ProgressOfOptimization``: ``Iterations`` and ``ObjectiveValues`` (per iteration),
+    ``FunctionValues`` (each function's value after the run, objective functions then
+    constraints, as ``f.FunctionValue.FunctionValue``)."""
+
+    def __init__(self, objective_values: Any, function_values: Any = ()) -> None:
         vals = np.asarray(objective_values, dtype=np.float64)
         self._iterations = np.arange(vals.size)
         self._values = vals
+        self._function_values = np.asarray(function_values, dtype=np.float64)
+
+    @property
+    def FunctionValues(self) -> np.ndarray:  # noqa: N802
+        return self._function_values.copy()
 
     @property
     def Iterations(self) -> np.ndarray:  # noqa: N802
@@ -203,7 +262,7 @@ class PlanOptimization(ApiObject):
         self._mock_last_result: Any = None
         self._init(OptimizedBeamSets=Collection([beam_set], key="DicomPlanLabel"),
                    Constraints=Collection(key="_none"),
-                   OptimizationParameters=OptimizationParameters(plan), AutoScaleToPrescription=False)
+                   OptimizationParameters=OptimizationParameters(plan, beam_set), AutoScaleToPrescription=False)
 
     @property
     def Objective(self) -> Optional[Objective]:  # noqa: N802
@@ -229,10 +288,18 @@ class PlanOptimization(ApiObject):
     @api_method
     def AddOptimizationFunction(self, FunctionType: str, RoiName: str, IsConstraint: bool = False,  # noqa: N802,N803
                                 RestrictAllBeamsIndividually: bool = False, RestrictToBeams: Any = None,
-                                IsRobust: bool = False, RestrictToBeamSet: Any = None,
+                                RestrictToBeam: Any = None, IsRobust: bool = False, RestrictToBeamSet: Any = None,
                                 UseRbeDose: bool = False) -> OptimizationFunction:
-        """Add an objective function or constraint on an ROI; returns it."""
+        """Add an objective function or constraint on an ROI; returns it.
+
+        ``RestrictToBeam`` up to 12A, ``RestrictToBeams`` from 2023B (the version profile
+        refuses the other spelling).  A UniformityConstraint must be a constraint.
+        """
         self._plan._check_editable("add an optimization function")
+        if RestrictToBeams is None:
+            RestrictToBeams = RestrictToBeam
+        if FunctionType == "UniformityConstraint" and not IsConstraint:
+            raise ArgumentException("A UniformityConstraint is a constraint: pass IsConstraint=True.")
         if FunctionType not in FUNCTION_TYPES:
             raise ArgumentException(f"Unknown or unsupported FunctionType '{FunctionType}'; "
                                     f"the mock supports {', '.join(FUNCTION_TYPES)}.")
@@ -258,11 +325,20 @@ class PlanOptimization(ApiObject):
         bs._clear_dose()
         for f in self._functions():
             f._value = None
+        if self._objective is not None:
+            self._objective._value = None
         self._progress = None
 
     @api_method
-    def RunOptimization(self, **_ignored: Any) -> None:  # noqa: N802
-        """Optimize the beamlet weights (warm start), then compute the dose."""
+    def RunOptimization(self, ScalingOfSoftMachineConstraints: Optional[float] = None) -> None:  # noqa: N802,N803
+        """Optimize the beamlet weights (warm start), then compute the dose.
+
+        ``ScalingOfSoftMachineConstraints`` is accepted (the mock has no machine
+        constraints).  A TargetEud is optimized as MaxEud + MinEud at its level (the
+        same penalty (E − D)²); a UniformityConstraint is refused (the mock's optimizer
+        has no such constraint: its value and gradient are in
+        :mod:`mock_tps._uniformity`).
+        """
         from . import _tps_optimizer
         from ._bridge import _session
 
@@ -271,7 +347,12 @@ class PlanOptimization(ApiObject):
         if not funcs:
             raise InvalidOperationException("There are no optimization functions: add at least one objective.")
         t0 = time.perf_counter()
-        specs = self._function_specs(funcs, _tps_optimizer.FunctionSpec)
+        unsupported = [f for f in funcs if f._type == "UniformityConstraint"]
+        if unsupported:
+            raise InvalidOperationException(
+                f"The mock's optimizer cannot run a UniformityConstraint (ROI "
+                f"'{unsupported[0].ForRegionOfInterest.Name}'): delete it or use UniformDose.")
+        specs, owners = self._function_specs(funcs, _tps_optimizer.FunctionSpec)
         bs = self._beam_set
         algo = self.OptimizationParameters.Algorithm
         result = _tps_optimizer.optimize_beamlet_weights(
@@ -279,9 +360,14 @@ class PlanOptimization(ApiObject):
             initial_weights=bs._weights, max_iterations=algo.MaxNumberOfIterations,
             optimality_tolerance=algo.OptimalityTolerance)
         bs._weights = np.array(result.weights, dtype=np.float64)
-        for f, v in zip(funcs, result.function_values):
+        values = np.zeros(len(funcs))
+        np.add.at(values, owners, np.asarray(result.function_values, dtype=np.float64))
+        for f, v in zip(funcs, values):
             f._value = FunctionValue(v)
-        self._progress = ProgressOfOptimization(result.objective_values)
+        if self._objective is not None:
+            self._objective._value = FunctionValue(sum(
+                f.DoseFunctionParameters.Weight * f._value.FunctionValue for f in self._objective.ConstituentFunctions))
+        self._progress = ProgressOfOptimization(result.objective_values, values)
         self._mock_run_count += 1
         self._mock_last_result = result
         if not result.converged:
@@ -292,14 +378,16 @@ class PlanOptimization(ApiObject):
         s.count("optimization_iterations", result.iterations)
         s.count("optimization_seconds", time.perf_counter() - t0)
 
-    def _function_specs(self, funcs: List[OptimizationFunction], spec_cls: Any) -> list:
+    def _function_specs(self, funcs: List[OptimizationFunction], spec_cls: Any) -> Tuple[list, np.ndarray]:
         bs = self._beam_set
         grid = bs.FractionDose._grid
         ss = bs._structure_set
         vox_cc = float(np.prod(grid.spacing_mm)) / 1000.0
         distance = None
         specs = []
-        for f in funcs:
+        owners: List[int] = []
+        for k, f in enumerate(funcs):
+            n_before = len(specs)
             name = f.ForRegionOfInterest.Name
             cov = ss._geometry(name)._coverage_on(grid).ravel()
             idx = np.flatnonzero(cov > 0)
@@ -324,11 +412,13 @@ class PlanOptimization(ApiObject):
                 extra = {}
                 if f._type in ("MaxDvh", "MinDvh"):
                     extra["percent_volume"] = p.PercentVolume
-                if f._type in ("MaxEud", "MinEud"):
+                if f._type in ("MaxEud", "MinEud", "TargetEud"):
                     extra["eud_parameter_a"] = p.EudParameterA
-                specs.append(spec_cls(function_type=f._type, dose_level_gy=cgy_to_gy(p.DoseLevel),
-                                      **extra, **common))
-        return specs
+                # TargetEud = MaxEud + MinEud at the same level: (E - D)^2 exactly, one term zero.
+                for t in (("MaxEud", "MinEud") if f._type == "TargetEud" else (f._type,)):
+                    specs.append(spec_cls(function_type=t, dose_level_gy=cgy_to_gy(p.DoseLevel), **extra, **common))
+            owners.extend([k] * (len(specs) - n_before))
+        return specs, np.asarray(owners, dtype=int)
 
     def _distance_to_targets_mm(self, funcs: List[OptimizationFunction]) -> np.ndarray:
         from scipy.ndimage import distance_transform_edt

@@ -29,6 +29,19 @@ __all__ = ["Patient", "Case", "Examination", "TreatmentDelivery"]
 _RESCALE_INTERCEPT = -1024.0
 
 
+class ModificationInfo(ApiObject):
+    """``obj.ModificationInfo``: ``SoftwareVersion`` (the running version's application
+    version, e.g. '12.0.0.0' in 11B), ``UserName`` and ``ModificationTime`` (a
+    ``datetime``, the time the object was made in the mock)."""
+
+    def __init__(self) -> None:
+        import datetime
+
+        from ._bridge import _session
+        self._init(SoftwareVersion=_session().profile.application_version, UserName="mock",
+                   ModificationTime=datetime.datetime.now())
+
+
 class EquipmentInfo(ApiObject):
     """``exam.EquipmentInfo``: ``Modality`` ('CT') and ``FrameOfReference`` (a UID str)."""
 
@@ -128,7 +141,7 @@ class Case(ApiObject):
 
     def __init__(self, name: str) -> None:
         self._init(CaseName=name, Examinations=Collection(), TreatmentPlans=Collection(),
-                   TreatmentDelivery=TreatmentDelivery())
+                   TreatmentDelivery=TreatmentDelivery(), ModificationInfo=ModificationInfo())
         self._init(PatientModel=PatientModel(self))
 
     @property
@@ -193,7 +206,8 @@ class Patient(ApiObject):
     """The loaded patient (``get_current('Patient')``)."""
 
     def __init__(self, name: str, patient_id: str) -> None:
-        self._init(Name=name, PatientID=patient_id, Cases=Collection(key="CaseName"))
+        self._init(Name=name, PatientID=patient_id, Cases=Collection(key="CaseName"),
+                   ModificationInfo=ModificationInfo())
         self._mock_save_count = 0
 
     @api_method

@@ -170,8 +170,17 @@ class RoiGeometry(ApiObject):
     # -- public API ----------------------------------------------------------
     @property
     def PrimaryShape(self) -> Any:  # noqa: N802
-        """None when the geometry is empty, else the contour shape (``.Contours``)."""
+        """None when the geometry is empty, else the contour shape (``.Contours``,
+        ``.DerivedRoiStatus``)."""
         return None if self._coverage is None else _ContourShape(self)
+
+    def _is_dirty(self) -> bool:
+        """A derived geometry whose sources changed since it was last updated."""
+        made = self.__dict__.get("_derived_from")
+        if made is None:
+            return False
+        ss = self._structure_set
+        return any(ss._geometry(n)._coverage is not c for n, c in made)
 
     @api_method
     def HasContours(self) -> bool:  # noqa: N802
@@ -248,12 +257,34 @@ class _ContourShape(ApiObject):
         self._geometry = geometry
 
     @property
+    def DerivedRoiStatus(self) -> Any:  # noqa: N802
+        """None for an underived ROI; else ``.IsShapeDirty`` (sources changed since the
+        last ``UpdateDerivedGeometry``)."""
+        if self._geometry.OfRoi.DerivedRoiExpression is None:
+            return None
+        return DerivedRoiStatus(self._geometry._is_dirty())
+
+    @property
     def Contours(self) -> List[List[Any]]:  # noqa: N802
         out = []
         for z_mm, contours in self._geometry._contour_planes():
             for c in contours:
                 out.append([_point(float(x) / MM_PER_CM, float(y) / MM_PER_CM, z_mm / MM_PER_CM) for x, y in c])
         return out
+
+
+class DerivedRoiStatus(ApiObject):
+    def __init__(self, dirty: bool) -> None:
+        self._init(IsShapeDirty=bool(dirty))
+
+
+class DerivedRoiExpression(ApiObject):
+    """``roi.DerivedRoiExpression`` of a derived ROI: ``Type`` ('Algebra', 'Margin' or 'Wall')
+    and the source ROI names (``SourceRoiNames``, a list)."""
+
+    def __init__(self, kind: str, sources: Sequence[str], compute: Any) -> None:
+        self._compute = compute   # (structure set) -> CT-grid coverage
+        self._init(Type=kind, SourceRoiNames=list(sources))
 
 
 class StructureSet(ApiObject):
@@ -295,7 +326,7 @@ class RegionOfInterest(ApiObject):
         self._model = model
         self._mock_user_made = False
         self._init(Name=name, Color=color, Type=roi_type, OrganData=OrganData(organ_type),
-                   DerivedRoiExpression=None)
+                   DerivedRoiExpression=None, ExcludeFromExport=False)
 
     def _on_set(self, name: str, value: Any) -> Any:
         for ss in self._model.StructureSets:
@@ -348,12 +379,118 @@ class RegionOfInterest(ApiObject):
 
     @api_method
     def CreateRoiGeometryFromDose(self, DoseDistribution: Any, ThresholdLevel: float) -> None:  # noqa: N802,N803
-        """Set this ROI's geometry to the region where the dose ≥ ``ThresholdLevel`` (cGy)."""
+        """Set this ROI's geometry to the region where the dose ≥ ``ThresholdLevel`` (cGy).
+
+        Raises
+        ------
+        TypeError, ValueError
+            ``ThresholdLevel`` not a finite number (nan, inf, a str).
+        ArgumentException
+            ``ThresholdLevel`` < 0, or ``DoseDistribution`` not a dose of this patient.
+        """
+        from ._api import _check_finite_number
+
+        level = _check_finite_number("CreateRoiGeometryFromDose", "ThresholdLevel", ThresholdLevel)
+        if level < 0:
+            raise ArgumentException(f"ThresholdLevel must be >= 0 cGy, got {ThresholdLevel!r}")
         dose = DoseDistribution
+        if not hasattr(dose, "_structure_set") or not hasattr(dose, "_dose_cgy"):
+            raise ArgumentException(f"DoseDistribution must be a dose distribution, got {dose!r}")
         ss = dose._structure_set
         target = self._geometry_on(ss.OnExamination)
-        inside = (dose._dose_cgy() >= float(ThresholdLevel)).astype(np.float64)
+        inside = (dose._dose_cgy() >= level).astype(np.float64)
         target._set_coverage(resample_coverage(inside, dose._grid, ss.OnExamination._grid))
+
+    @api_method
+    def CreateWallGeometry(self, Examination: Any, SourceRoiName: str, OutwardDistance: float,  # noqa: N802,N803
+                           InwardDistance: float) -> None:
+        """Set this ROI's geometry to a wall (cm) around another ROI: the source expanded by
+        ``OutwardDistance`` minus the source contracted by ``InwardDistance``."""
+        target = self._geometry_on(Examination)
+        target._set_coverage(_wall(SourceRoiName, OutwardDistance, InwardDistance)(target._structure_set))
+
+    @api_method
+    def SetAlgebraExpression(self, ExpressionA: Mapping[str, Any], ExpressionB: Optional[Mapping[str, Any]] = None,  # noqa: N802,N803
+                             ResultOperation: str = "None",
+                             ResultMarginSettings: Optional[Mapping[str, Any]] = None) -> None:
+        """Make this ROI derived from ROI algebra (geometry made by ``UpdateDerivedGeometry``)."""
+        for e in (ExpressionA, ExpressionB):
+            if e is not None and isinstance(e.get("SourceRoiNames", []), str):
+                raise ArgumentException("SourceRoiNames must be a list of ROI names, got a str.")
+        names = list(ExpressionA.get("SourceRoiNames", [])) + \
+            (list(ExpressionB.get("SourceRoiNames", [])) if ExpressionB else [])
+        self._check_sources(names)
+
+        def compute(ss: StructureSet) -> np.ndarray:
+            def expr(e: Optional[Mapping[str, Any]]) -> Any:
+                if e is None:
+                    return None
+                return ([self._source(ss, n) for n in e.get("SourceRoiNames", [])], e.get("Operation", "Union"),
+                        e.get("MarginSettings"))
+            return algebra_coverage(expr(ExpressionA), expr(ExpressionB), ResultOperation, ResultMarginSettings,
+                                    ss.OnExamination._grid)
+
+        self._set_expression(DerivedRoiExpression("Algebra", names, compute))
+
+    @api_method
+    def SetMarginExpression(self, SourceRoiName: str, MarginSettings: Mapping[str, Any]) -> None:  # noqa: N802,N803
+        """Make this ROI derived: a margin (cm) around ``SourceRoiName``."""
+        self._check_sources([SourceRoiName])
+        self._set_expression(DerivedRoiExpression(
+            "Margin", [SourceRoiName],
+            lambda ss: margin_coverage(self._source(ss, SourceRoiName), ss.OnExamination._grid, MarginSettings)))
+
+    @api_method
+    def SetWallExpression(self, SourceRoiName: str, OutwardDistance: float, InwardDistance: float) -> None:  # noqa: N802,N803
+        """Make this ROI derived: a wall (cm) around ``SourceRoiName`` (see ``CreateWallGeometry``)."""
+        self._check_sources([SourceRoiName])
+        self._set_expression(DerivedRoiExpression("Wall", [SourceRoiName],
+                                                  _wall(SourceRoiName, OutwardDistance, InwardDistance)))
+
+    @api_method
+    def DeleteExpression(self) -> None:  # noqa: N802
+        """Make this ROI underived; its geometries stay as they are."""
+        for ss in self._model.StructureSets:
+            ss._check_editable("delete its expression", self.Name)
+            ss._geometry(self.Name).__dict__.pop("_derived_from", None)
+        object.__setattr__(self, "DerivedRoiExpression", None)
+
+    @api_method
+    def UpdateDerivedGeometry(self, Examination: Any, Algorithm: str = "Auto") -> None:  # noqa: N802,N803
+        """Compute this derived ROI's geometry on ``Examination`` from its sources' current
+        geometries (afterwards ``IsShapeDirty`` is False).
+
+        Raises
+        ------
+        InvalidOperationException
+            The ROI is not derived, or a source ROI has no geometry on the examination.
+        """
+        expression = self.DerivedRoiExpression
+        if expression is None:
+            raise InvalidOperationException(f"ROI '{self.Name}' is not a derived ROI: set an expression first.")
+        if Algorithm not in ("Auto", "Contours", "Voxels"):
+            raise ArgumentException(f"Algorithm must be 'Auto', 'Contours' or 'Voxels', got {Algorithm!r}")
+        target = self._geometry_on(Examination)
+        ss = target._structure_set
+        for n in expression.SourceRoiNames:
+            if not ss._geometry(n).HasContours():
+                raise InvalidOperationException(f"Source ROI '{n}' of derived ROI '{self.Name}' has no geometry "
+                                                f"on examination '{ss.OnExamination.Name}'.")
+        target._set_coverage(expression._compute(ss))
+        target._derived_from = tuple((n, ss._geometry(n)._coverage) for n in expression.SourceRoiNames)
+
+    def _check_sources(self, names: Sequence[str]) -> None:
+        known = self._model.RegionsOfInterest.Keys
+        for n in names:
+            if n not in known:
+                raise ArgumentException(f"Source ROI '{n}' does not exist. Known ROIs: {', '.join(known)}.")
+            if n == self.Name:
+                raise ArgumentException(f"ROI '{n}' cannot be derived from itself.")
+
+    def _set_expression(self, expression: DerivedRoiExpression) -> None:
+        for ss in self._model.StructureSets:
+            ss._check_editable("change its expression", self.Name)
+        object.__setattr__(self, "DerivedRoiExpression", expression)
 
     @api_method
     def DeleteRoi(self) -> None:  # noqa: N802
@@ -363,6 +500,27 @@ class RegionOfInterest(ApiObject):
         for ss in self._model.StructureSets:
             ss.RoiGeometries._remove(ss._geometry(self.Name))
         self._model.RegionsOfInterest._remove(self)
+
+
+def _wall(source: str, outward_cm: Any, inward_cm: Any) -> Any:
+    """(structure set) -> wall coverage: source expanded by ``outward_cm`` minus contracted by ``inward_cm``."""
+    from ._api import _check_finite_number
+
+    out = _check_finite_number("Wall", "OutwardDistance", outward_cm)
+    inw = _check_finite_number("Wall", "InwardDistance", inward_cm)
+    if out < 0 or inw < 0 or out + inw == 0:
+        raise ArgumentException(f"Wall distances must be >= 0 cm and not both 0, got OutwardDistance={outward_cm!r}, "
+                                f"InwardDistance={inward_cm!r}")
+
+    def compute(ss: StructureSet) -> np.ndarray:
+        src = ss._geometry(source)._ct_coverage()
+        grid = ss.OnExamination._grid
+        sides = ("Superior", "Inferior", "Anterior", "Posterior", "Right", "Left")
+        outer = margin_coverage(src, grid, {"Type": "Expand", **{k: out for k in sides}})
+        inner = margin_coverage(src, grid, {"Type": "Contract", **{k: inw for k in sides}})
+        return np.clip(outer - inner, 0.0, 1.0)
+
+    return compute
 
 
 class PatientModel(ApiObject):
@@ -399,6 +557,19 @@ class PatientModel(ApiObject):
         for ss in self.StructureSets:
             ss.RoiGeometries._append(RoiGeometry(roi, ss))
         return roi
+
+    @api_method
+    def ToggleExcludeFromExport(self, ExcludeFromExport: bool, RegionOfInterests: Sequence[str] = (),  # noqa: N802,N803
+                                PointsOfInterests: Sequence[str] = ()) -> None:
+        """Set ``ExcludeFromExport`` of the named ROIs (the mock has no POIs: ``PointsOfInterests``
+        must be empty)."""
+        if isinstance(RegionOfInterests, str):
+            raise ArgumentException("RegionOfInterests must be a list of ROI names, got a str.")
+        if list(PointsOfInterests):
+            raise ArgumentException(f"No POI named {list(PointsOfInterests)[0]!r}: the mock has no POIs.")
+        rois = [self.RegionsOfInterest[n] for n in RegionOfInterests]
+        for r in rois:
+            object.__setattr__(r, "ExcludeFromExport", bool(ExcludeFromExport))
 
     @api_method
     def GetUniqueRoiName(self, DesiredName: str) -> str:  # noqa: N802,N803

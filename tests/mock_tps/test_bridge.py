@@ -35,7 +35,7 @@ def test_get_current_after_load(patient):
     assert connect.get_current("Plan") is case.TreatmentPlans["SBRT"]
     assert connect.get_current("BeamSet") is case.TreatmentPlans["SBRT"].BeamSets["SBRT"]
     with pytest.raises(SystemError):
-        connect.get_current("PatientDB")
+        connect.get_current("NotAType")
 
 
 def test_unload_then_system_error(patient):
@@ -44,14 +44,22 @@ def test_unload_then_system_error(patient):
         connect.get_current("Patient")
 
 
-def test_connect_and_raystation_modules_installed(patient):
-    c = importlib.import_module("connect")
-    r = importlib.import_module("raystation")
-    assert c is connect and r is connect
+def test_connect_module_up_to_2024b_raystation_module_in_2025(patient):
+    # the portable import of public scripts: try raystation (2025), else connect
+    portable = "try:\n    from raystation import *\nexcept ImportError:\n    from connect import *\n"
+    assert importlib.import_module("connect") is connect
+    with pytest.raises(ImportError):
+        importlib.import_module("raystation")
     ns: dict = {}
-    exec("from raystation import *", ns)
-    assert ns["get_current"]("Patient") is patient
-    assert "CompositeAction" in ns
+    exec(portable, ns)
+    assert ns["get_current"]("Patient") is patient and "CompositeAction" in ns
+    p2025 = mock_tps.load_patient_data(make_phantom_data(), initial_plan="none", rs_version="2025")
+    assert importlib.import_module("raystation") is connect
+    with pytest.raises(ImportError):
+        importlib.import_module("connect")
+    ns = {}
+    exec(portable, ns)
+    assert ns["get_current"]("Patient") is p2025
 
 
 def test_positional_arguments_raise_type_error(patient):
@@ -150,11 +158,23 @@ def test_set_progress_range(caplog):
             connect.set_progress("x", percentage=bad)
 
 
-def test_await_user_input_and_gui(caplog):
-    with caplog.at_level(logging.INFO, logger="mock_tps._bridge"):
-        assert connect.await_user_input("Check the ROIs") is None
-    assert "Check the ROIs" in caplog.text
+def test_await_user_input_and_gui(caplog, patient):
+    # no GUI (the default): RayStation's bridge refuses GUI calls with this message
     assert connect.is_gui_disabled() is True
+    with pytest.raises(Exception, match="await_user_input has been disabled because the script is running with no GUI"):
+        connect.await_user_input("Check the ROIs")
+    with pytest.raises(Exception, match=r"get_current\(ui\) has been disabled"):
+        connect.get_current("ui")
+    from mock_tps._bridge import _session
+    _session().gui = True
+    try:
+        with caplog.at_level(logging.INFO, logger="mock_tps._bridge"):
+            assert connect.await_user_input("Check the ROIs") is None
+        assert "Check the ROIs" in caplog.text
+        assert connect.is_gui_disabled() is False
+        assert connect.get_current("ui").GetApplicationVersion() == mock_tps.RS_VERSIONS["2024A"].application_version
+    finally:
+        _session().gui = False
 
 
 def test_patient_save_counts(patient):
