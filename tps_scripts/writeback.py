@@ -9,6 +9,12 @@ one ``CompositeAction`` (one undo step, rolled back as a whole on error).
 
 Each write goes through :func:`step`, which names the step in the error raised when
 the planning system refuses it.
+
+Argument spellings follow the running RayStation version, read the way public
+scripts read it (:func:`application_major_version`): ``AcceptanceLevel`` up to
+2023B and ``PrimaryAcceptanceLevel`` from 2024A (application version 16) in
+``AddClinicalGoal``; ``RestrictToBeam`` up to 12A and ``RestrictToBeams`` from 2023B
+(application version 15) in ``AddOptimizationFunction``.
 """
 from __future__ import annotations
 
@@ -19,10 +25,44 @@ from constraints.errors import TpsStateError
 
 from .units import gy_to_cgy, mm_to_cm
 
-__all__ = ["PREFIX", "check_editable", "unique_plan_name", "create_roi", "create_dose_threshold_roi",
+__all__ = ["PREFIX", "application_major_version", "check_editable", "unique_plan_name", "create_roi", "create_dose_threshold_roi",
            "create_algebra_roi", "add_function", "set_dose_level", "add_clinical_goal", "step", "WriteStepError"]
 
 PREFIX = "rr_"
+#: First application major version with ``AddClinicalGoal(PrimaryAcceptanceLevel=)`` (2024A).
+PRIMARY_ACCEPTANCE_LEVEL_SINCE = 16
+#: First application major version with ``AddOptimizationFunction(RestrictToBeams=)`` (2023B).
+RESTRICT_TO_BEAMS_SINCE = 15
+
+
+def _major_from_version_string(text: Any) -> Optional[int]:
+    """'12.0.100.0' → 12; 'x.99...' (a pre-release of x+1) → x + 1; None if unreadable."""
+    try:
+        parts = str(text).split(".")
+        major, minor = int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+    except (TypeError, ValueError):
+        return None
+    return major + 1 if minor == 99 else major
+
+
+def application_major_version(api: Any = None) -> Optional[int]:
+    """The running RayStation's application major version (11B → 12, 2024A → 16), or None.
+
+    Read as public scripts read it: ``get_current('ui').GetApplicationVersion()``;
+    without a GUI (``get_current('ui')`` raises) from the loaded patient's
+    ``ModificationInfo.SoftwareVersion``.
+    """
+    if api is None:
+        from .adapter import get_api
+        api = get_api()
+    try:
+        return _major_from_version_string(api.get_current("ui").GetApplicationVersion())
+    except Exception:  # no GUI: RayStation's bridge raises a plain Exception
+        pass
+    try:
+        return _major_from_version_string(api.get_current("Patient").ModificationInfo.SoftwareVersion)
+    except Exception:  # no patient, or a version without ModificationInfo
+        return None
 
 
 class WriteStepError(TpsStateError):
@@ -113,10 +153,18 @@ def add_function(po: Any, function_type: str, roi_name: str, *, dose_level_gy: O
                  weight: float = 1.0, is_constraint: bool = False, percent_volume: Optional[float] = None,
                  high_dose_gy: Optional[float] = None, low_dose_gy: Optional[float] = None,
                  low_dose_distance_mm: Optional[float] = None) -> Any:
-    """Add one optimization function and set its parameters (doses in Gy here, cGy in the TPS)."""
+    """Add one optimization function and set its parameters (doses in Gy here, cGy in the TPS).
+
+    ``RestrictToBeams=None`` from 2023B, ``RestrictToBeam=None`` before; left out when the
+    version cannot be read.
+    """
+    major = application_major_version()
+    restrict: Dict[str, Any] = {}
+    if major is not None:
+        restrict = {"RestrictToBeams" if major >= RESTRICT_TO_BEAMS_SINCE else "RestrictToBeam": None}
     f = po.AddOptimizationFunction(FunctionType=function_type, RoiName=roi_name, IsConstraint=is_constraint,
-                                   RestrictAllBeamsIndividually=False, RestrictToBeams=None, IsRobust=False,
-                                   RestrictToBeamSet=None, UseRbeDose=False)
+                                   RestrictAllBeamsIndividually=False, IsRobust=False,
+                                   RestrictToBeamSet=None, UseRbeDose=False, **restrict)
     p = f.DoseFunctionParameters
     if function_type == "DoseFallOff":
         p.HighDoseLevel = float(gy_to_cgy(high_dose_gy))
@@ -138,11 +186,29 @@ def set_dose_level(function: Any, dose_level_gy: float) -> None:
 
 def add_clinical_goal(evaluation_setup: Any, roi_name: str, goal_criteria: str, goal_type: str,
                       acceptance_level: float, parameter_value: Optional[float] = None, priority: int = 1) -> Any:
-    """``AddClinicalGoal`` with the 2024B signature, falling back to ``AcceptanceLevel`` (≤ 12A)."""
+    """``AddClinicalGoal`` with the running version's spelling of the acceptance level.
+
+    ``PrimaryAcceptanceLevel`` from 2024A, ``AcceptanceLevel`` before
+    (:func:`application_major_version`).  When the version cannot be read, the
+    spelling of an existing goal's ``PlanningGoal`` decides; with no goal either,
+    the 2024A spelling is tried and, if the signature refuses it, the older one.
+    """
     kwargs = dict(RoiName=roi_name, GoalCriteria=goal_criteria, GoalType=goal_type,
                   ParameterValue=parameter_value, IsComparativeGoal=False, Priority=priority)
-    try:
+    major = application_major_version()
+    if major is None:
+        existing = list(getattr(evaluation_setup, "EvaluationFunctions", []) or [])
+        if existing:
+            old = hasattr(existing[0].PlanningGoal, "AcceptanceLevel")
+            major = PRIMARY_ACCEPTANCE_LEVEL_SINCE - 1 if old else PRIMARY_ACCEPTANCE_LEVEL_SINCE
+    if major is None:
+        try:
+            return evaluation_setup.AddClinicalGoal(PrimaryAcceptanceLevel=acceptance_level, **kwargs)
+        except Exception as exc:  # only the refusal of the argument name itself falls back
+            if "PrimaryAcceptanceLevel" not in str(exc):
+                raise
+            return evaluation_setup.AddClinicalGoal(AcceptanceLevel=acceptance_level, **kwargs)
+    if major >= PRIMARY_ACCEPTANCE_LEVEL_SINCE:
         return evaluation_setup.AddClinicalGoal(PrimaryAcceptanceLevel=acceptance_level, AssociateToPlan=True,
                                                 **kwargs)
-    except TypeError:
-        return evaluation_setup.AddClinicalGoal(AcceptanceLevel=acceptance_level, **kwargs)
+    return evaluation_setup.AddClinicalGoal(AcceptanceLevel=acceptance_level, **kwargs)

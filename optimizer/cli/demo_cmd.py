@@ -28,6 +28,9 @@ def register(sub) -> None:
     p.add_argument("--coarse", action="store_true",
                    help="small fast variant: 4 mm CT, 5 mm dose grid, 10 mm beamlets (tests, quick looks)")
     p.add_argument("--max-optimizations", type=int, default=4, metavar="N")
+    p.add_argument("--rs-version", default=None, metavar="V",
+                   help="RayStation version the mock behaves as: 10B, 11B, 12A, 2023B, 2024A, 2024B or 2025 "
+                        "(its API spellings and scripting module; default 2024A)")
     p.add_argument("--show-identity", action="store_true", help="show the (synthetic) patient name and ID")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=run_demo)
@@ -42,6 +45,9 @@ def run_demo(args: argparse.Namespace) -> int:
         raise InputError(f"--phantom {args.phantom!r} is unknown; phantoms: {', '.join(mock_tps.PHANTOMS)}")
     if args.max_optimizations < 1:
         raise InputError("--max-optimizations must be >= 1")
+    rs_version = mock_tps.DEFAULT_RS_VERSION if args.rs_version is None else args.rs_version
+    if rs_version not in mock_tps.RS_VERSIONS:
+        raise InputError(f"--rs-version {rs_version!r} is unknown; versions: {', '.join(mock_tps.RS_VERSIONS)}")
     from optimizer.organ_limits import organ_limits
     from optimizer.report import ReportInputs, write_report
     from tps_scripts.adapter import gather
@@ -55,8 +61,9 @@ def run_demo(args: argparse.Namespace) -> int:
         if args.grid_mm is not None:
             params["grid_mm"] = args.grid_mm
         say(t0, f"building phantom {args.phantom!r} (dose engine; cached after the first run)")
-        mock_tps.load_phantom(args.phantom, **params)
-        import connect
+        mock_tps.load_phantom(args.phantom, rs_version=rs_version, **params)
+        from tps_scripts.adapter import get_api
+        connect = get_api()   # 'connect' up to 2024B, 'raystation' in 2025
         out = os.path.abspath(args.out)
         config = PluginConfig(output_dir=os.path.join(out, "records"), max_optimizations=args.max_optimizations,
                               show_identity=args.show_identity)
@@ -82,6 +89,7 @@ def run_demo(args: argparse.Namespace) -> int:
     cov = opt["ptv_eval"]
     payload = {
         "phantom": args.phantom,
+        "rs_version": rs_version,
         "all_pass": bool(ev["all_pass"]),
         "run_optimization_calls": opt["run_optimization_calls"],
         "ptv_eval": {"v24gy_percent": cov["v_rx_percent"], "d95_gy": cov["d95_gy"]},
