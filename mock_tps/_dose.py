@@ -213,6 +213,14 @@ class _DoseDistribution(ApiObject):
         return float(map_coordinates(data, np.array(idx)[:, None], order=1, mode="nearest")[0])
 
     @api_method
+    def InterpolateDoseInPoints(self, Points: Sequence[Mapping[str, float]],  # noqa: N802,N803
+                                PointsFrameOfReference: Optional[str] = None) -> np.ndarray:
+        """Doses (cGy) at points (cm), as ``InterpolateDoseInPoint`` for each."""
+        return np.array([self.InterpolateDoseInPoint(Point=p, PointFrameOfReference=PointsFrameOfReference)
+                         if PointsFrameOfReference is not None else self.InterpolateDoseInPoint(Point=p)
+                         for p in Points], dtype=np.float64)
+
+    @api_method
     def UpdateDoseGridStructures(self) -> None:  # noqa: N802
         """Accepted; the mock always evaluates the current geometries (never stale)."""
 

@@ -98,7 +98,11 @@ class RoiGeometry(ApiObject):
 
     # -- mock internals -----------------------------------------------------
     def _set_coverage(self, coverage: Optional[np.ndarray]) -> None:
-        """Store a voxel shape (a coverage on the CT grid; margins, algebra, from dose)."""
+        """Store a voxel shape (a coverage on the CT grid; margins, algebra, from dose).
+
+        Any edit other than ``UpdateDerivedGeometry`` overrides a derived geometry
+        (``DerivedRoiStatus`` becomes None, as RayStation's "overridden" state)."""
+        self.__dict__.pop("_derived_from", None)
         self._planes = None
         if coverage is None or not np.any(np.asarray(coverage) > 0):
             self._coverage = None
@@ -116,6 +120,7 @@ class RoiGeometry(ApiObject):
         if not planes:
             self._set_coverage(None)
             return
+        self.__dict__.pop("_derived_from", None)
         for _, contours in planes:
             for c in contours:
                 c.flags.writeable = False
@@ -258,9 +263,11 @@ class _ContourShape(ApiObject):
 
     @property
     def DerivedRoiStatus(self) -> Any:  # noqa: N802
-        """None for an underived ROI; else ``.IsShapeDirty`` (sources changed since the
-        last ``UpdateDerivedGeometry``)."""
-        if self._geometry.OfRoi.DerivedRoiExpression is None:
+        """``.IsShapeDirty`` (sources changed since the last ``UpdateDerivedGeometry``) for a
+        geometry made by ``UpdateDerivedGeometry``; None for an underived ROI and for a
+        derived ROI whose geometry was overridden by another edit (public scripts:
+        "overridden volumes have DerivedRoiStatus = Null")."""
+        if self._geometry.OfRoi.DerivedRoiExpression is None or "_derived_from" not in self._geometry.__dict__:
             return None
         return DerivedRoiStatus(self._geometry._is_dirty())
 

@@ -152,7 +152,8 @@ class BeamSet(ApiObject):
                    Prescription=Prescription(None),
                    Beams=Collection([Beam(b, i + 1, self) for i, b in enumerate(beams)]),
                    MachineReference=MachineReference(MACHINE_NAME), PatientSetup=PatientSetup(),
-                   ModificationInfo=ModificationInfo())
+                   ModificationInfo=ModificationInfo(),
+                   FrameOfReference=examination.EquipmentInfo.FrameOfReference)
         self._init(FractionDose=FractionDose(dose_grid, structure_set, self))
 
     # -- public API -------------------------------------------------------------

@@ -93,9 +93,10 @@ def _build(name: str, app: str, python: str, module: str) -> RsVersion:
     # ComputeDose: only RunEntryValidation from 2024B.
     if _since(name, "2024B"):
         args["BeamSet.ComputeDose"] = frozenset({"ComputeBeamDoses", "DoseAlgorithm", "ForceRecompute"})
-    # InterpolateDoseInPoint(PointFrameOfReference=) in 2025 (stubs).
-    if not _since(name, "2025"):
+    # InterpolateDoseInPoint(PointFrameOfReference=): a public script of 13.1 (12A) uses it.
+    if not _since(name, "12A"):
         args["DoseDistribution.InterpolateDoseInPoint"] = frozenset({"PointFrameOfReference"})
+        args["DoseDistribution.InterpolateDoseInPoints"] = frozenset({"PointsFrameOfReference"})
     # Prescriptions: the 11A rename (PrimaryDosePrescription → PrimaryPrescriptionDoseReference).
     if _since(name, "11B"):
         members |= {"Prescription.PrimaryDosePrescription", "BeamSet.NormalizeToPrescription",

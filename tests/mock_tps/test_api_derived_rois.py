@@ -54,6 +54,9 @@ def test_algebra_expression_then_update(api):
     assert geometry.PrimaryShape.DerivedRoiStatus.IsShapeDirty is False
     # Cube2cm is now 2 × 2 × 1.6 cm = 6.4 cc (whole CT voxels): 27 − 6.4
     assert _volume(api, "Shell") == pytest.approx(27.0 - 6.4)
+    # an edit other than the update overrides the derived geometry: no status (RayStation's "overridden")
+    shell.CreateMarginGeometry(Examination=exam, SourceRoiName="Shell", MarginSettings=ZERO)
+    assert shell.DerivedRoiExpression is not None and geometry.PrimaryShape.DerivedRoiStatus is None
     shell.DeleteExpression()
     assert shell.DerivedRoiExpression is None and geometry.PrimaryShape.DerivedRoiStatus is None
     assert _volume(api, "Shell") == pytest.approx(20.6)   # the geometry stays

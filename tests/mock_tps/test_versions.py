@@ -105,7 +105,8 @@ def test_compute_dose_signature_2025_and_interpolate_frame_of_reference():
     uid = api.get_current("Examination").EquipmentInfo.FrameOfReference
     d = bs.FractionDose.InterpolateDoseInPoint(Point={"x": 0.0, "y": 0.0, "z": 0.0}, PointFrameOfReference=uid)
     assert d > 0
-    api = _load("2024A")
+    assert bs.FrameOfReference == uid
+    api = _load("11B")
     bs = api.get_current("BeamSet")
     bs.ComputeDose(ComputeBeamDoses=True, DoseAlgorithm="CCDose", ForceRecompute=False)
     with pytest.raises(ScriptArgumentError, match="PointFrameOfReference"):
