@@ -119,6 +119,10 @@ class _ApiMethod:
             raise AttributeError(f"'{type(obj).__name__}' object has no attribute '{self.func.__name__}'")
         return functools.partial(self._call, obj)
 
+    def __call__(self, obj: Any, *args: Any, **kwargs: Any) -> Any:
+        """Called on the class (``Cls.Method(obj, Name=...)``): as the bound call."""
+        return self._call(obj, *args, **kwargs)
+
     def allowed(self) -> tuple:
         """Argument names of the method in the current version."""
         absent = _current_profile().absent_arguments.get(self.key, frozenset())

@@ -53,6 +53,7 @@ def test_connect_module_up_to_2024b_raystation_module_in_2025(patient):
     ns: dict = {}
     exec(portable, ns)
     assert ns["get_current"]("Patient") is patient and "CompositeAction" in ns
+    assert ns["np"].zeros(2).shape == (2,)          # as RayStation's connect: numpy comes along as np
     p2025 = mock_tps.load_patient_data(make_phantom_data(), initial_plan="none", rs_version="2025")
     assert importlib.import_module("raystation") is connect
     with pytest.raises(ImportError):
