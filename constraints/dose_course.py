@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import datetime as _dt
+import types
 from dataclasses import dataclass
-from typing import Optional
+from typing import Mapping, Optional, Union
 
 import numpy as np
 
@@ -11,7 +12,10 @@ from ._validate import as_dose_array, fraction_count, recovery_fraction
 from .errors import InputError
 from .grid import Grid
 
-__all__ = ["DoseCourse"]
+__all__ = ["DoseCourse", "months_between", "interval_months", "DAYS_PER_MONTH"]
+
+#: mean Gregorian month, days (365.25 / 12): intervals in months are days / this
+DAYS_PER_MONTH = 365.25 / 12.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,10 +37,12 @@ class DoseCourse:
         Human label, e.g. ``"Prior EBRT 60Gy/30fx"``.
     date : datetime.date, optional
         Date of the course's last fraction.
-    recovery : float in [0, 1)
+    recovery : float in [0, 1), or mapping organ key → float in [0, 1)
         Fraction of this course's BED assumed recovered by the time of the new
-        course: its BED counts as ``(1 − recovery) · BED``.  Default 0 (no
-        recovery: conservative).
+        course: its BED counts as ``(1 − recovery) · BED``.  A number applies to
+        every organ; a mapping gives it per organ (organs not listed: 0).  Default 0
+        (no recovery: conservative).  Whether a protocol's limit allows it is
+        checked by :func:`constraints.recovery.check_recovery`.
     """
 
     dose_gy: np.ndarray
@@ -44,7 +50,7 @@ class DoseCourse:
     fractions: int
     label: str
     date: Optional[_dt.date] = None
-    recovery: float = 0.0
+    recovery: Union[float, Mapping[str, float]] = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.label, str) or not self.label.strip():
@@ -56,11 +62,54 @@ class DoseCourse:
         dose.setflags(write=False)
         object.__setattr__(self, "dose_gy", dose)
         object.__setattr__(self, "fractions", fraction_count(self.fractions, f"DoseCourse {self.label!r} fractions"))
-        object.__setattr__(self, "recovery", recovery_fraction(self.recovery, f"DoseCourse {self.label!r} recovery"))
+        if isinstance(self.recovery, Mapping):
+            checked = {}
+            for organ, r in self.recovery.items():
+                if not isinstance(organ, str) or not organ:
+                    raise InputError(f"DoseCourse {self.label!r} recovery: organ keys must be names, got {organ!r}")
+                checked[organ] = recovery_fraction(r, f"DoseCourse {self.label!r} recovery[{organ!r}]")
+            object.__setattr__(self, "recovery", types.MappingProxyType(checked))
+        else:
+            object.__setattr__(self, "recovery",
+                               recovery_fraction(self.recovery, f"DoseCourse {self.label!r} recovery"))
         if self.date is not None and not isinstance(self.date, _dt.date):
             raise InputError(f"DoseCourse {self.label!r}: date must be a datetime.date, got {self.date!r}")
+
+    def recovery_for(self, organ: Optional[str] = None) -> float:
+        """Recovery fraction of this course for ``organ`` (a key of the protocol).
+
+        A per-organ mapping without ``organ`` (a dose shown for no particular organ)
+        gives 0: the prior counts in full.
+        """
+        if isinstance(self.recovery, Mapping):
+            return float(self.recovery.get(organ, 0.0)) if organ is not None else 0.0
+        return float(self.recovery)
+
+    @property
+    def claims_recovery(self) -> bool:
+        """True when any organ's recovery fraction is > 0."""
+        if isinstance(self.recovery, Mapping):
+            return any(r > 0 for r in self.recovery.values())
+        return self.recovery > 0
 
     @property
     def has_unknown(self) -> bool:
         """True when some voxels carry NaN (dose unknown there)."""
         return bool(np.isnan(self.dose_gy).any())
+
+
+def months_between(earlier: _dt.date, later: _dt.date) -> float:
+    """Months from ``earlier`` to ``later``: days / (365.25/12) (negative if reversed)."""
+    return (later - earlier).days / DAYS_PER_MONTH
+
+
+def interval_months(priors, sbrt: "DoseCourse") -> Optional[float]:
+    """Months from the last prior course to the new one, or None when unknown.
+
+    Known only when the new course and *every* prior course carry a date (an
+    undated course could be the most recent one).  None for no prior course.
+    """
+    priors = list(priors)
+    if not priors or sbrt.date is None or any(p.date is None for p in priors):
+        return None
+    return months_between(max(p.date for p in priors), sbrt.date)

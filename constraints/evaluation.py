@@ -20,7 +20,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from .accumulate import cumulative_bed
-from .dose_course import DoseCourse
+from .dose_course import DoseCourse, interval_months
 from .dvh import compute_dvh
 from .errors import InputError, NotEvaluableError, ReirradError
 from .grid import Grid
@@ -28,10 +28,12 @@ from .lq import _bed
 from .metric import Metric, parse_metric
 from .morphology import dilate_mm
 from .protocol import Constraint, Protocol
+from .recovery import check_recovery
+from .reirradiation_rule import BindingLimit, binding_limit
 from .structure import Structure
 
 __all__ = ["PlanCase", "ConstraintResult", "GoalResult", "Evaluation", "evaluate_protocol", "domain_dose",
-           "organ_structure", "dose_table", "TABLE3_METRICS", "TABLE3_ALPHA_BETAS"]
+           "organ_structure", "dose_table", "table_input", "table_limit", "TABLE3_METRICS", "TABLE3_ALPHA_BETAS"]
 
 TABLE3_METRICS = ("Dmax", "D0.035cc", "D1cc")
 TABLE3_ALPHA_BETAS = (2.0, 3.0, 10.0)
@@ -72,7 +74,11 @@ class PlanCase:
 
 @dataclass(frozen=True)
 class ConstraintResult:
-    """One constraint evaluated.  ``margin`` = limit − value, in ``unit`` (> 0 is slack)."""
+    """One constraint evaluated.  ``margin`` = limit − value, in ``unit`` (> 0 is slack).
+
+    ``limit_rule`` names what set the limit: ``'fixed'``, or for a table constraint the
+    binding rule (``'table'``, ``'Sahgal-cumulative'``, ``'Sahgal-SBRT'``, ``'Sahgal-ratio'``).
+    """
 
     constraint_id: str
     organ: str
@@ -88,6 +94,7 @@ class ConstraintResult:
     advisory: bool
     priority: int
     note: str = ""
+    limit_rule: str = "fixed"
 
 
 @dataclass(frozen=True)
@@ -129,15 +136,16 @@ class Evaluation:
         return sorted(self.results, key=lambda r: (r.passed, r.advisory, r.priority, r.constraint_id))
 
 
-def domain_dose(case: PlanCase, domain: str, alpha_beta_gy: float) -> np.ndarray:
-    """The voxel-wise quantity a constraint of ``domain`` is evaluated on."""
+def domain_dose(case: PlanCase, domain: str, alpha_beta_gy: float, organ: Optional[str] = None) -> np.ndarray:
+    """The voxel-wise quantity a constraint of ``domain`` is evaluated on (for ``organ``:
+    the recovery each prior course claims for it)."""
     if domain == "sbrt_physical":
         return case.sbrt.dose_gy
     sbrt_bed = _bed(case.sbrt.dose_gy, case.sbrt.fractions, alpha_beta_gy)
     if domain.startswith("sbrt_"):
         total = sbrt_bed
     elif domain.startswith("cumulative_"):
-        total = (cumulative_bed(case.priors, alpha_beta_gy) + sbrt_bed) if case.priors else sbrt_bed
+        total = (cumulative_bed(case.priors, alpha_beta_gy, organ) + sbrt_bed) if case.priors else sbrt_bed
     else:
         raise InputError(f"unknown domain {domain!r}")
     if domain.endswith("_eqd2"):
@@ -169,16 +177,28 @@ def organ_structure(case: PlanCase, protocol: Protocol, organ_key: str) -> Struc
 
 
 def table_input(case: PlanCase, protocol: Protocol, constraint: Constraint) -> Tuple[float, str]:
+    """The table's input: the prior BED of its organ and metric summed over ALL prior
+    courses (each with the recovery it claims for that organ: refused unless allowed)."""
     table = protocol.tables[constraint.limit_table]
     if table.input_organ not in case.structures:
         raise NotEvaluableError(f"table {table.key!r} needs organ {table.input_organ!r}, which the plan lacks")
     if not case.priors:
         return 0.0, f"no prior course: prior {table.input_metric.text} BED{table.input_alpha_beta_gy:g} = 0"
-    prior = cumulative_bed(case.priors, table.input_alpha_beta_gy)
+    prior = cumulative_bed(case.priors, table.input_alpha_beta_gy, table.input_organ)
     dvh = compute_dvh(prior, case.structures[table.input_organ])
     value = table.input_metric.evaluate(dvh)
     return value, (f"prior {table.input_metric.text} of {case.structures[table.input_organ].name} = "
-                   f"{value:.1f} Gy{table.input_alpha_beta_gy:g} BED")
+                   f"{value:.1f} Gy{table.input_alpha_beta_gy:g} BED ({len(case.priors)} prior course(s))")
+
+
+def table_limit(case: PlanCase, protocol: Protocol, constraint: Constraint) -> Tuple[BindingLimit, str]:
+    """The binding limit of a table constraint on ``case`` (the lower of the table and
+    the protocol's re-irradiation rule, :func:`constraints.reirradiation_rule.binding_limit`)
+    and a note naming the table input and the binding rule."""
+    value, note = table_input(case, protocol, constraint)
+    b = binding_limit(protocol, constraint, value, case.sbrt.fractions, has_prior=value > 0,
+                      interval_months=interval_months(case.priors, case.sbrt))
+    return b, f"{note}; {b.note()}"
 
 
 def _compare(value: float, comparison: str, limit: float) -> bool:
@@ -186,7 +206,15 @@ def _compare(value: float, comparison: str, limit: float) -> bool:
 
 
 def evaluate_protocol(case: PlanCase, protocol: Protocol) -> Evaluation:
-    """Evaluate every constraint and coverage goal of ``protocol`` on ``case``."""
+    """Evaluate every constraint and coverage goal of ``protocol`` on ``case``.
+
+    Raises
+    ------
+    constraints.errors.InputError
+        A prior course claims a recovery that one of the protocol's limits forbids
+        (:func:`constraints.recovery.check_recovery`).
+    """
+    check_recovery(case.priors, protocol)
     results: List[ConstraintResult] = []
     not_applicable: List[str] = []
     cache: Dict[Tuple[str, str], object] = {}
@@ -196,7 +224,8 @@ def evaluate_protocol(case: PlanCase, protocol: Protocol) -> Evaluation:
         if key not in cache:
             try:
                 s = organ_structure(case, protocol, organ_key)
-                cache[key] = compute_dvh(domain_dose(case, domain, protocol.organs[organ_key].alpha_beta_gy), s)
+                cache[key] = compute_dvh(domain_dose(case, domain, protocol.organs[organ_key].alpha_beta_gy,
+                                                     organ_key), s)
             except ReirradError as exc:
                 cache[key] = exc
         return cache[key]
@@ -208,10 +237,12 @@ def evaluate_protocol(case: PlanCase, protocol: Protocol) -> Evaluation:
         roi = organ_structure(case, protocol, c.organ).name if protocol.organs[c.organ].exclude_target_margin_mm \
             is not None else case.structures[c.organ].name
         note = ""
+        rule = "fixed"
+        conditions_failed: Tuple[str, ...] = ()
         try:
             if c.limit_table is not None:
-                table_value, note = table_input(case, protocol, c)
-                limit = protocol.limit_of(c, table_input=table_value)
+                bound, note = table_limit(case, protocol, c)
+                limit, rule, conditions_failed = bound.limit_gy, bound.rule, bound.conditions_failed
             else:
                 limit = c.limit
             dvh = dvh_of(c.organ, c.domain)
@@ -221,11 +252,13 @@ def evaluate_protocol(case: PlanCase, protocol: Protocol) -> Evaluation:
         except ReirradError as exc:
             results.append(ConstraintResult(c.id, c.organ, roi, c.metric.text, c.domain, c.comparison, c.unit,
                                             c.limit, None, None, False, c.advisory, c.priority,
-                                            f"not evaluable: {exc}"))
+                                            f"not evaluable: {exc}", rule))
             continue
+        passed = _compare(value, c.comparison, limit) and not conditions_failed
+        if conditions_failed:
+            note += "; FAIL: the rule's condition(s) " + ", ".join(conditions_failed) + " not met"
         results.append(ConstraintResult(c.id, c.organ, roi, c.metric.text, c.domain, c.comparison, c.unit,
-                                        limit, value, limit - value, _compare(value, c.comparison, limit),
-                                        c.advisory, c.priority, note))
+                                        limit, value, limit - value, passed, c.advisory, c.priority, note, rule))
     goals = []
     for g in protocol.coverage_goals:
         if g.organ not in case.structures:
@@ -253,6 +286,7 @@ def dose_table(case: PlanCase, structure: Structure, *, alpha_betas: Sequence[fl
     are ``None`` and their reasons are listed under ``"not_evaluable"``.
     """
     parsed: List[Metric] = [parse_metric(m) for m in metrics]
+    organ = next((k for k, s in case.structures.items() if s is structure), None)
     out: Dict[str, object] = {}
     reasons: Dict[str, str] = {}
 
@@ -281,7 +315,7 @@ def dose_table(case: PlanCase, structure: Structure, *, alpha_betas: Sequence[fl
         for kind in ("bed", "eqd2"):
             block[kind] = {}
             for ab in alpha_betas:
-                values = domain_dose(case, f"{scope}_{kind}", float(ab))
+                values = domain_dose(case, f"{scope}_{kind}", float(ab), organ)
                 block[kind][f"{float(ab):g}"] = fill(values, f"{scope} {kind} a/b {ab:g}")
         out[scope] = block
     if reasons:

@@ -31,6 +31,7 @@ __all__ = [
     "CoverageGoal",
     "Prescription",
     "EligibilityCriteria",
+    "ReirradiationRule",
     "Protocol",
     "DOMAINS",
     "load_protocol",
@@ -86,6 +87,7 @@ class LimitTable:
     unit: str
     rows: Tuple[Tuple[float, float], ...]
     above: float
+    recovery_allowed: bool = False
 
     def lookup(self, value: float) -> float:
         """Limit for an input value (e.g. the cord's prior BED, Gy2).
@@ -126,6 +128,10 @@ class Constraint:
     priority : int
     advisory : bool
         Shown next to the published limits; does not decide pass/fail.
+    recovery_allowed : bool
+        Whether a prior course's recovery fraction may discount the prior BED in
+        this (cumulative) limit.  Default False: a limit derived from doses summed
+        without recovery must be applied to doses summed without recovery.
     """
 
     id: str
@@ -138,6 +144,7 @@ class Constraint:
     unit: str
     priority: int
     advisory: bool = False
+    recovery_allowed: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,9 +159,44 @@ class CoverageGoal:
 
 @dataclass(frozen=True)
 class Prescription:
+    """The protocol's prescription; ``allowed_fractions`` are the fraction counts its
+    physical-dose limits hold for (a plan with another count is refused)."""
+
     target: str
     dose_gy: float
     fractions: int
+    allowed_fractions: Tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.allowed_fractions:
+            object.__setattr__(self, "allowed_fractions", (self.fractions,))
+
+
+@dataclass(frozen=True)
+class ReirradiationRule:
+    """A generalized cord re-irradiation rule (Sahgal et al. 2012) bounding a table limit.
+
+    With the prior BED ``B`` of the table's input (α/β ``alpha_beta_gy``) and ``n`` new
+    fractions, the SBRT-only physical limit is the lowest of
+
+    * cumulative: ``D(X − B; n)`` with ``X = cumulative_max_eqd2_gy · (1 + 2/α/β)``;
+    * SBRT alone: ``D(sbrt_max_eqd2_gy · (1 + 2/α/β); n)``;
+    * ratio: SBRT EQD2 / cumulative EQD2 ≤ ρ, i.e. ``D(B ρ/(1 − ρ); n)`` (applied when
+      there is a prior course);
+
+    where ``D(B; n) = (n α/β / 2)(sqrt(1 + 4B/(n α/β)) − 1)``.  The courses must also be
+    at least ``min_interval_months`` apart (checked where the dates are known).
+    """
+
+    key: str
+    label: str
+    applies_to: str
+    alpha_beta_gy: float
+    cumulative_max_eqd2_gy: float
+    sbrt_max_eqd2_gy: float
+    max_sbrt_to_cumulative_ratio: float
+    min_interval_months: float
+    source: str
 
 
 @dataclass(frozen=True)
@@ -165,6 +207,7 @@ class EligibilityCriteria:
     min_expected_survival_months: float
     high_grade_bilsky: Tuple[str, ...]
     unstable_sins_at_least: int
+    prior_sbrt_min_gy_per_fraction: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -185,12 +228,28 @@ class Protocol:
     path: str
     text: str
     sha256: str
+    rules: Mapping[str, ReirradiationRule] = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.rules is None:
+            object.__setattr__(self, "rules", {})
+
+    def rule_for(self, constraint: Constraint) -> Optional[ReirradiationRule]:
+        """The re-irradiation rule bounding ``constraint``'s table limit, if any."""
+        for r in self.rules.values():
+            if r.applies_to == constraint.id:
+                return r
+        return None
 
     def constraints_for(self, organ_key: str) -> Tuple[Constraint, ...]:
         return tuple(c for c in self.constraints if c.organ == organ_key)
 
     def limit_of(self, constraint: Constraint, *, table_input: Optional[float] = None) -> float:
-        """The constraint's limit; for a table constraint, looked up at ``table_input``."""
+        """The constraint's fixed limit, or its *table* value at ``table_input``.
+
+        For a constraint bounded by a re-irradiation rule this is the table alone;
+        the binding limit is :func:`constraints.reirradiation_rule.binding_limit`.
+        """
         if constraint.limit is not None:
             return constraint.limit
         if table_input is None:
@@ -293,7 +352,7 @@ class _Parser:
     def protocol(self) -> Protocol:
         d = self.data
         self.check_fields(d, "top level", ["format", "protocol", "prescription", "organs", "tables",
-                                           "constraints", "coverage_goals", "eligibility"])
+                                           "constraints", "coverage_goals", "eligibility", "reirradiation_rules"])
         fmt = self.get(d, "top level", "format", int)
         if fmt != SUPPORTED_FORMAT:
             raise self.fail("top level", f"format {fmt} is not supported (this reirrad reads format {SUPPORTED_FORMAT})")
@@ -302,17 +361,28 @@ class _Parser:
         organs = self.organs(self.get(d, "top level", "organs", dict))
         tables = self.tables(self.get(d, "top level", "tables", dict, default={}), organs)
         presc_t = self.get(d, "top level", "prescription", dict)
-        self.check_fields(presc_t, "[prescription]", ["target", "dose_gy", "fractions"])
+        self.check_fields(presc_t, "[prescription]", ["target", "dose_gy", "fractions", "allowed_fractions"])
+        fractions = self.get(presc_t, "[prescription]", "fractions", int)
+        if fractions < 1:
+            raise self.fail("[prescription]", f"field 'fractions' must be >= 1, got {fractions}")
+        allowed = self.get(presc_t, "[prescription]", "allowed_fractions", list, default=[fractions])
+        if (not allowed or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in allowed)
+                or len(set(allowed)) != len(allowed)):
+            raise self.fail("[prescription]", f"field 'allowed_fractions' must be a list of distinct integers >= 1, "
+                                              f"got {allowed!r}")
+        if fractions not in allowed:
+            raise self.fail("[prescription]", f"field 'allowed_fractions' {allowed} must include 'fractions' "
+                                              f"({fractions})")
         presc = Prescription(
             target=self.organ_ref(presc_t, "[prescription]", "target", organs),
             dose_gy=self.positive(presc_t, "[prescription]", "dose_gy"),
-            fractions=self.get(presc_t, "[prescription]", "fractions", int),
+            fractions=fractions,
+            allowed_fractions=tuple(allowed),
         )
-        if presc.fractions < 1:
-            raise self.fail("[prescription]", f"field 'fractions' must be >= 1, got {presc.fractions}")
         constraints = self.constraints(self.get(d, "top level", "constraints", list), organs, tables)
         goals = self.goals(self.get(d, "top level", "coverage_goals", list, default=[]), organs)
         elig = self.eligibility(self.get(d, "top level", "eligibility", dict))
+        rules = self.rules(self.get(d, "top level", "reirradiation_rules", dict, default={}), constraints, tables)
         return Protocol(
             name=self.get(head, "[protocol]", "name", str),
             version=self.get(head, "[protocol]", "version", str),
@@ -328,7 +398,48 @@ class _Parser:
             path=self.path,
             text=self.text,
             sha256=self.sha,
+            rules=rules,
         )
+
+    def rules(self, table: Mapping[str, Any], constraints, tables) -> Dict[str, ReirradiationRule]:
+        out: Dict[str, ReirradiationRule] = {}
+        by_id = {c.id: c for c in constraints}
+        bound = set()
+        for key, t in table.items():
+            entry = f"[reirradiation_rules.{key}]"
+            self.check_fields(t, entry, ["label", "applies_to", "alpha_beta_gy", "cumulative_max_eqd2_gy",
+                                         "sbrt_max_eqd2_gy", "max_sbrt_to_cumulative_ratio", "min_interval_months",
+                                         "source"])
+            target = self.get(t, entry, "applies_to", str)
+            c = by_id.get(target)
+            if c is None or c.limit_table is None or c.domain != "sbrt_physical":
+                raise self.fail(entry, f"field 'applies_to' must name a table-based sbrt_physical constraint, "
+                                       f"got {target!r}")
+            if target in bound:
+                raise self.fail(entry, f"constraint {target!r} already has a re-irradiation rule")
+            bound.add(target)
+            ab = self.positive(t, entry, "alpha_beta_gy")
+            if ab != tables[c.limit_table].input_alpha_beta_gy:
+                raise self.fail(entry, f"alpha_beta_gy {ab:g} must equal the input alpha/beta of table "
+                                       f"{c.limit_table!r} ({tables[c.limit_table].input_alpha_beta_gy:g})")
+            ratio = self.positive(t, entry, "max_sbrt_to_cumulative_ratio")
+            if ratio >= 1:
+                raise self.fail(entry, f"field 'max_sbrt_to_cumulative_ratio' must be < 1, got {ratio!r}")
+            interval = self.get(t, entry, "min_interval_months", float)
+            if interval < 0:
+                raise self.fail(entry, f"field 'min_interval_months' must be >= 0, got {interval!r}")
+            out[key] = ReirradiationRule(
+                key=key,
+                label=self.get(t, entry, "label", str),
+                applies_to=target,
+                alpha_beta_gy=ab,
+                cumulative_max_eqd2_gy=self.positive(t, entry, "cumulative_max_eqd2_gy"),
+                sbrt_max_eqd2_gy=self.positive(t, entry, "sbrt_max_eqd2_gy"),
+                max_sbrt_to_cumulative_ratio=ratio,
+                min_interval_months=interval,
+                source=self.get(t, entry, "source", str),
+            )
+        return out
 
     def positive(self, table, entry, field, default=...) -> float:
         value = self.get(table, entry, field, float, default=default)
@@ -378,7 +489,7 @@ class _Parser:
         for key, t in table.items():
             entry = f"[tables.{key}]"
             self.check_fields(t, entry, ["description", "input_organ", "input_metric", "input_alpha_beta_gy",
-                                         "unit", "rows", "above"])
+                                         "unit", "rows", "above", "recovery_allowed"])
             rows_raw = self.get(t, entry, "rows", list)
             rows = []
             for i, row in enumerate(rows_raw):
@@ -407,6 +518,7 @@ class _Parser:
                 unit=unit,
                 rows=tuple(rows),
                 above=self.positive(t, entry, "above"),
+                recovery_allowed=self.get(t, entry, "recovery_allowed", bool, default=False),
             )
         return out
 
@@ -416,7 +528,7 @@ class _Parser:
         for i, t in enumerate(items):
             entry = f"[[constraints]] #{i + 1}"
             self.check_fields(t, entry, ["id", "organ", "organs", "metric", "domain", "comparison", "limit",
-                                         "limit_table", "unit", "priority", "advisory"])
+                                         "limit_table", "unit", "priority", "advisory", "recovery_allowed"])
             cid = self.get(t, entry, "id", str)
             entry = f"[[constraints]] {cid!r}"
             if ("organ" in t) == ("organs" in t):
@@ -450,12 +562,16 @@ class _Parser:
                     raise self.fail(entry, f"table {table!r} gives limits in {tables[table].unit!r}, not {unit!r}")
             priority = self.get(t, entry, "priority", int, default=10)
             advisory = self.get(t, entry, "advisory", bool, default=False)
+            recovery_allowed = self.get(t, entry, "recovery_allowed", bool, default=False)
+            if recovery_allowed and not domain.startswith("cumulative_"):
+                raise self.fail(entry, f"field 'recovery_allowed' applies to cumulative domains only, not {domain!r}")
             for k in organ_keys:
                 full_id = cid if len(organ_keys) == 1 else f"{cid}:{k}"
                 if full_id in ids:
                     raise self.fail(entry, f"duplicate constraint id {full_id!r}")
                 ids.add(full_id)
-                out.append(Constraint(full_id, k, metric, domain, comparison, limit, table, unit, priority, advisory))
+                out.append(Constraint(full_id, k, metric, domain, comparison, limit, table, unit, priority, advisory,
+                                      recovery_allowed))
         return tuple(out)
 
     def goals(self, items: List[Any], organs) -> Tuple[CoverageGoal, ...]:
@@ -483,7 +599,8 @@ class _Parser:
     def eligibility(self, t: Mapping[str, Any]) -> EligibilityCriteria:
         entry = "[eligibility]"
         self.check_fields(t, entry, ["min_prior_eqd2_gy", "prior_alpha_beta_gy", "min_interval_months",
-                                     "min_expected_survival_months", "high_grade_bilsky", "unstable_sins_at_least"])
+                                     "min_expected_survival_months", "high_grade_bilsky", "unstable_sins_at_least",
+                                     "prior_sbrt_min_gy_per_fraction"])
         bilsky = self.get(t, entry, "high_grade_bilsky", list)
         bad = [b for b in bilsky if b not in BILSKY_GRADES]
         if bad:
@@ -495,6 +612,7 @@ class _Parser:
             min_expected_survival_months=self.get(t, entry, "min_expected_survival_months", float),
             high_grade_bilsky=tuple(bilsky),
             unstable_sins_at_least=self.get(t, entry, "unstable_sins_at_least", int),
+            prior_sbrt_min_gy_per_fraction=self.positive(t, entry, "prior_sbrt_min_gy_per_fraction", default=5.0),
         )
 
 

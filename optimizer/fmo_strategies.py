@@ -94,7 +94,7 @@ def _limit_on_rows(case: PlanCase, protocol: Protocol, c: Constraint, mask: np.n
         return np.full(rows.size, sbrt_cap_gy(case, protocol, c))
     x = cumulative_limit_bed_gy(c, ab)
     m = sbrt_limit_map(list(case.priors), alpha_beta_gy=ab, cumulative_limit_bed_gy=x,
-                       fractions=case.sbrt.fractions, mask=mask)
+                       fractions=case.sbrt.fractions, mask=mask, organ=c.organ)
     return np.asarray(m.limit_gy, dtype=np.float64).ravel()[rows]
 
 

@@ -128,7 +128,7 @@ def _limit_kernel(b, ab, x, n, cap):
 
 def sbrt_limit_map(prior_courses: Sequence[DoseCourse], *, alpha_beta_gy: float, cumulative_limit_bed_gy: float,
                    fractions: int, cap_gy: Optional[float] = None, mask: Optional[np.ndarray] = None,
-                   unknown_prior: str = "refuse") -> LimitMap:
+                   unknown_prior: str = "refuse", organ: Optional[str] = None) -> LimitMap:
     """Map of the highest SBRT physical dose per voxel of one organ.
 
     Parameters
@@ -151,6 +151,8 @@ def sbrt_limit_map(prior_courses: Sequence[DoseCourse], *, alpha_beta_gy: float,
     unknown_prior : {'refuse', 'organ_max'}
         Unknown (NaN) prior dose inside the organ: raise, or assume the organ's
         highest known prior BED (only on the user's explicit choice; never zero).
+    organ : str, optional
+        Organ key: each course's recovery for this organ (see ``DoseCourse.recovery``).
 
     Returns
     -------
@@ -173,7 +175,7 @@ def sbrt_limit_map(prior_courses: Sequence[DoseCourse], *, alpha_beta_gy: float,
         raise InputError(f"unknown_prior must be one of {UNKNOWN_PRIOR_POLICIES}, got {unknown_prior!r}")
     courses = list(prior_courses)
     if courses:
-        b = cumulative_bed(courses, ab)
+        b = cumulative_bed(courses, ab, organ)
         grid = courses[0].grid
     elif mask is not None:
         b = np.zeros(np.shape(mask))

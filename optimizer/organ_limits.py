@@ -23,7 +23,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from constraints.errors import InputError
-from constraints.evaluation import PlanCase, organ_structure, table_input
+from constraints.evaluation import PlanCase, organ_structure, table_limit
+from constraints.recovery import check_recovery
 from constraints.lq import _dose_from_bed
 from constraints.protocol import Constraint, Protocol
 
@@ -79,8 +80,7 @@ def sbrt_cap_gy(case: PlanCase, protocol: Protocol, c: Constraint) -> float:
     """
     ab = protocol.organs[c.organ].alpha_beta_gy
     if c.limit_table is not None:
-        value, _ = table_input(case, protocol, c)
-        limit = protocol.limit_of(c, table_input=value)
+        limit = table_limit(case, protocol, c)[0].limit_gy   # the lower of the table and the cord rule
     else:
         limit = float(c.limit)
     if c.domain == "sbrt_eqd2":
@@ -108,6 +108,7 @@ def organ_limits(case: PlanCase, protocol: Protocol, *, unknown_prior: str = "re
     input organ is missing) raise; a plan that lacks an organ simply has no limits
     for it.
     """
+    check_recovery(case.priors, protocol)
     fractions = case.sbrt.fractions
     out: Dict[str, OrganLimits] = {}
     for organ_key in case.structures:
@@ -129,7 +130,7 @@ def organ_limits(case: PlanCase, protocol: Protocol, *, unknown_prior: str = "re
                 continue
             x = cumulative_limit_bed_gy(c, ab)
             m = sbrt_limit_map(case.priors, alpha_beta_gy=ab, cumulative_limit_bed_gy=x, fractions=fractions,
-                               mask=structure.mask, unknown_prior=unknown_prior) if case.priors else \
+                               mask=structure.mask, unknown_prior=unknown_prior, organ=organ_key) if case.priors else \
                 sbrt_limit_map([], alpha_beta_gy=ab, cumulative_limit_bed_gy=x, fractions=fractions,
                                mask=structure.mask)
             cumulative.append((_volume_cc(c, structure.volume_cc), np.asarray(m.limit_gy), c.id, m.n_exhausted))

@@ -39,7 +39,8 @@ def evaluation_block(ev: Evaluation) -> Dict[str, Any]:
         "constraints": [
             {"id": r.constraint_id, "organ": r.organ, "roi": r.roi_name, "metric": r.metric, "domain": r.domain,
              "comparison": r.comparison, "unit": r.unit, "limit": r.limit, "value": r.value, "margin": r.margin,
-             "pass": r.passed, "advisory": r.advisory, "priority": r.priority, "note": r.note}
+             "pass": r.passed, "advisory": r.advisory, "priority": r.priority, "note": r.note,
+             "limit_rule": r.limit_rule}
             for r in ev.sorted_failures_first()],
         "coverage_goals": [
             {"id": g.goal_id, "organ": g.organ, "metric": g.metric, "comparison": g.comparison, "goal": g.goal,

@@ -68,9 +68,14 @@ def test_cord_table_uses_prior_cord_bed():
     r = results(evaluate_protocol(build(), P))["cord_prv_sbrt_d0035cc"]
     assert r.limit == 12.2 and r.value == 10.0 and r.passed and r.margin == pytest.approx(2.2)
     assert "78.8 Gy2 BED" in r.note
-    # prior 57 Gy/30: BED2 = 57 (1 + 1.9/2) = 111.15 > 100 -> 10.8 Gy; 11 Gy fails
-    r = results(evaluate_protocol(build(cord_prior=57.0, cord_sbrt=11.0), P))["cord_prv_sbrt_d0035cc"]
-    assert r.limit == 10.8 and not r.passed
+    assert r.limit_rule == "table"
+    # prior 57 Gy/30: BED2 = 57 (1 + 1.9/2) = 111.15 > 100 -> table 10.8 Gy, but Sahgal's cumulative
+    # 140 Gy2 leaves 28.85 Gy2: D = 2 (sqrt(1 + 28.85) - 1) = 8.927 Gy binds; 8.95 Gy fails
+    r = results(evaluate_protocol(build(cord_prior=57.0, cord_sbrt=8.95), P))["cord_prv_sbrt_d0035cc"]
+    assert r.limit == pytest.approx(8.92703, abs=1e-5) and not r.passed
+    assert r.limit_rule == "Sahgal-cumulative" and "binding rule: Sahgal-cumulative" in r.note
+    r = results(evaluate_protocol(build(cord_prior=57.0, cord_sbrt=8.9), P))["cord_prv_sbrt_d0035cc"]
+    assert r.passed
 
 
 def test_sbrt_only_20gy_and_advisory_cord_rules():
