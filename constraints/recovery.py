@@ -55,14 +55,16 @@ def check_recovery(courses: Sequence[DoseCourse], protocol: Protocol) -> None:
             if unknown:
                 raise InputError(f"prior course {course.label!r}: recovery names unknown organ(s) {unknown}; "
                                  f"organs of protocol {protocol.name!r}: {sorted(protocol.organs)}")
-        for organ in protocol.organs:
-            r = course.recovery_for(organ)
-            if r > 0 and organ in forbidding:
-                raise InputError(
-                    f"prior course {course.label!r} claims recovery {r:g} for organ {organ!r}, but protocol "
-                    f"{protocol.name!r} forbids recovery in limit(s) {', '.join(forbidding[organ])} (derived from "
-                    f"doses summed without recovery). Set this course's recovery to 0 for {organ!r} (a per-organ "
-                    f"table, e.g. recovery = {{ aorta = 0.25 }}, applies only to the organs it names)")
+        bad = [(organ, course.recovery_for(organ)) for organ in protocol.organs
+               if course.recovery_for(organ) > 0 and organ in forbidding]
+        if bad:
+            raise InputError(
+                f"prior course {course.label!r} claims recovery "
+                + "; ".join(f"{r:g} for organ {organ!r}, whose limit(s) {', '.join(forbidding[organ])} forbid it"
+                            for organ, r in bad)
+                + f" (protocol {protocol.name!r}: derived from doses summed without recovery). Set this course's "
+                f"recovery to 0 for {', '.join(repr(o) for o, _ in bad)} (a per-organ table, e.g. "
+                "recovery = { aorta = 0.25 }, applies only to the organs it names)")
 
 
 def recovery_assumptions(courses: Sequence[DoseCourse]) -> List[str]:

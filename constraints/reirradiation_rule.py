@@ -128,7 +128,8 @@ def binding_limit(protocol: Protocol, constraint: Constraint, prior_bed_gy: floa
         raise InputError(f"constraint {constraint.id!r} has no limit table")
     if isinstance(prior_bed_gy, bool) or not isinstance(prior_bed_gy, (int, float)) \
             or not math.isfinite(prior_bed_gy) or prior_bed_gy < 0:
-        raise InputError(f"prior BED must be a finite number >= 0 Gy, got {prior_bed_gy!r}")
+        raise InputError(f"table {constraint.limit_table!r}: input must be a finite number >= 0 (prior BED, Gy), "
+                         f"got {prior_bed_gy!r}")
     if isinstance(fractions, bool) or not isinstance(fractions, int) or fractions < 1:
         raise InputError(f"fractions must be an integer >= 1, got {fractions!r}")
     table_limit = protocol.limit_of(constraint, table_input=float(prior_bed_gy))

@@ -145,7 +145,7 @@ def render_report(inp: ReportInputs) -> str:
     ]
     for pr in inputs["priors"]:
         assumptions.append(f"prior course {html.escape(pr['name'])}: {pr['fractions']} fx (from {pr['fractions_from']}),"
-                           f" recovery {pr['recovery']:g}" + (", resampled to the dose grid (trilinear)"
+                           f" recovery {pr['recovery'] if isinstance(pr['recovery'], dict) else format(pr['recovery'], 'g')}" + (", resampled to the dose grid (trilinear)"
                                                               if pr["resampled_to_dose_grid"] else "")
                            + ", registration: as mapped in the planning system")
     if not inputs["priors"]:

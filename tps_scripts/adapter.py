@@ -11,6 +11,7 @@ Runs on CPython 3.8 with numpy only.
 """
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import re
 from dataclasses import dataclass
@@ -174,7 +175,7 @@ class PriorInfo:
 
     name: str
     fractions: int
-    recovery: float
+    recovery: Any               # float (every organ) or dict organ key -> float
     date: Optional[str]
     fractions_source: str      # "name" or "configuration"
     resampled: bool
@@ -318,6 +319,11 @@ def gather(api: Any, config: PluginConfig, protocol: Protocol, *, require_dose: 
     ctx = current_context(api)
     bs = ctx.beam_set
     fractions = int(bs.FractionationPattern.NumberOfFractions)
+    if fractions not in protocol.prescription.allowed_fractions:
+        raise InputError(
+            f"beam set {bs.DicomPlanLabel!r} has {fractions} fraction(s), but protocol {protocol.name!r} holds for "
+            f"{' or '.join(str(n) for n in protocol.prescription.allowed_fractions)} fraction(s) only (its physical "
+            "limits are for that fractionation); set the beam set's fractions or choose another protocol")
     fraction_dose = bs.FractionDose
     grid = dose_grid(fraction_dose)
     if require_dose or fraction_dose.DoseValues is not None:
@@ -361,9 +367,10 @@ def gather(api: Any, config: PluginConfig, protocol: Protocol, *, require_dose: 
         if resampled:
             pdose = resample_to_grid(pdose, pgrid, grid)
         pdose, assumed = _handle_unknown_prior(pdose, name, structures, config.unknown_prior)
-        priors.append(DoseCourse(pdose, grid, fx, name, recovery=rec))
+        priors.append(DoseCourse(pdose, grid, fx, name, recovery=rec,
+                                 date=_dt.date.fromisoformat(date) if date else None))
         prior_infos.append(PriorInfo(name, fx, rec, date, source, resampled, array_digest(pdose), assumed))
-    sbrt = DoseCourse(sbrt_gy, grid, fractions, f"SBRT {bs.DicomPlanLabel}")
+    sbrt = DoseCourse(sbrt_gy, grid, fractions, f"SBRT {bs.DicomPlanLabel}", date=config.sbrt_date)
     identity = {
         "patient_name": str(getattr(ctx.patient, "Name", "")),
         "patient_id": str(getattr(ctx.patient, "PatientID", "")),

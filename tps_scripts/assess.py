@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Dict, List, Optional, Tuple
 
-from constraints.eligibility import assess_eligibility
+from constraints.eligibility import assess_eligibility, plan_evidence
+from constraints.recovery import recovery_assumptions
 from constraints.evaluation import Evaluation, dose_table, evaluate_protocol
 from constraints.protocol import Protocol, load_protocol
 
@@ -42,6 +43,8 @@ def inputs_block(g: Gathered, config: PluginConfig) -> Dict[str, Any]:
         "empty_rois": list(g.empty_rois),
         "configuration": config.source,
         "unknown_prior_policy": config.unknown_prior,
+        "sbrt_date": config.sbrt_date.isoformat() if config.sbrt_date else None,
+        "assumptions": recovery_assumptions(g.case.priors),
     }
 
 
@@ -59,11 +62,16 @@ def assessment_record(g: Gathered, protocol: Protocol, ev: Evaluation, config: P
         "evaluation": evaluation_block(ev),
         "table3": tables,
     }
-    if config.case is not None:
-        e = assess_eligibility(config.case, protocol)
-        record["eligibility"] = {"eligible": e.eligible, "recommendation": e.recommendation,
-                                 "reasons": list(e.reasons), "warnings": list(e.warnings)}
+    e = assess_eligibility(config.case, protocol, plan_evidence(g.case, protocol))   # on every assessment
+    record["eligibility"] = {"eligible": e.eligible, "recommendation": e.recommendation, "status": e.status,
+                             "route": e.route, "reasons": list(e.reasons), "warnings": list(e.warnings),
+                             "unknown": list(e.unknown)}
     return record
+
+
+def _recovery_text(r: Any) -> str:
+    """A course's recovery: one number (every organ) or ``organ r, ...``."""
+    return ", ".join(f"{k} {v:g}" for k, v in r.items()) if isinstance(r, dict) else f"{r:g}"
 
 
 def _fmt(v: Optional[float], digits: int = 2) -> str:
@@ -88,7 +96,7 @@ def assessment_report(record: Dict[str, Any], title: str = "reirrad assessment")
              "0.035 cc (no interpolation)"]
     for pr in inp["priors"]:
         lines.append(f"prior course {pr['name']!r}: {pr['fractions']} fx (from {pr['fractions_from']}), "
-                     f"recovery {pr['recovery']:g}" + (", resampled onto the SBRT dose grid" if pr["resampled_to_dose_grid"] else ""))
+                     f"recovery {_recovery_text(pr['recovery'])}" + (", resampled onto the SBRT dose grid" if pr["resampled_to_dose_grid"] else ""))
     if not inp["priors"]:
         lines.append("no prior course found: cumulative = SBRT only")
     lines.append("")

@@ -14,11 +14,13 @@ Example (TOML)::
     unknown_prior = "refuse"          # or "organ_max"
     max_optimizations = 4
 
+    sbrt_date = "2025-11-20"          # optional: planned SBRT start (intervals from course dates)
+
     [[prior]]
     name = "EBRT 2025"                # the evaluation dose's Name in RayStation
     fractions = 30
-    recovery = 0.0
-    date = "2025-03-14"
+    recovery = 0.0                    # one number for every organ, or a table: { aorta = 0.25 }
+    date = "2025-03-14"               # last fraction
 
     [roi_overrides]
     esophagus = "Esoph_new"
@@ -30,6 +32,13 @@ Example (TOML)::
     bilsky_grade = "1b"
     sins = 5
     surgery_possible = true
+    chemotherapy = true               # the seed's esophageal risk factors (unknown when not given)
+    active_esophageal_or_mediastinal_tumor = true
+    esophageal_instrumentation = false
+    prior_sbrt_same_level = false
+
+A recovery (r > 0) on an organ whose protocol limits forbid it is refused
+(:func:`constraints.recovery.check_recovery`).
 """
 from __future__ import annotations
 
@@ -38,7 +47,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Tuple
+from typing import Mapping, Optional, Tuple, Union
 
 from constraints.eligibility import CaseFacts
 from constraints.errors import InputError
@@ -56,7 +65,7 @@ class PriorConfig:
 
     name: str
     fractions: int
-    recovery: float = 0.0
+    recovery: Union[float, Mapping[str, float]] = 0.0   # every organ, or organ key -> r
     date: Optional[_dt.date] = None
 
 
@@ -71,6 +80,7 @@ class PluginConfig:
     roi_overrides: Mapping[str, str] = field(default_factory=dict)
     case: Optional[CaseFacts] = None
     source: str = "defaults"
+    sbrt_date: Optional[_dt.date] = None
 
     def output_directory(self) -> str:
         """Where records go: the configured folder, ``$REIRRAD_OUTPUT_DIR``, or ``~/reirrad_records``."""
@@ -79,7 +89,7 @@ class PluginConfig:
 
 
 _KNOWN = {"protocol", "output_dir", "show_identity", "unknown_prior", "max_optimizations", "prior",
-          "roi_overrides", "case"}
+          "roi_overrides", "case", "sbrt_date"}
 
 
 def load_config(path: Optional[str] = None) -> PluginConfig:
@@ -142,19 +152,8 @@ def load_config(path: Optional[str] = None) -> PluginConfig:
         fx = p.get("fractions")
         if isinstance(fx, bool) or not isinstance(fx, int) or fx < 1:
             raise fail(f"{where}.fractions", f"must be an integer >= 1, got {fx!r}")
-        rec = p.get("recovery", 0.0)
-        if isinstance(rec, bool) or not isinstance(rec, (int, float)) or not 0 <= rec < 1:
-            raise fail(f"{where}.recovery", f"must be in [0, 1), got {rec!r}")
-        date = p.get("date")
-        if date is not None:
-            if isinstance(date, str):
-                try:
-                    date = _dt.date.fromisoformat(date)
-                except ValueError:
-                    raise fail(f"{where}.date", f"must be an ISO date YYYY-MM-DD, got {date!r}") from None
-            elif not isinstance(date, _dt.date):
-                raise fail(f"{where}.date", f"must be an ISO date, got {date!r}")
-        priors.append(PriorConfig(name, fx, float(rec), date))
+        rec = _recovery(p.get("recovery", 0.0), f"{where}.recovery", fail)
+        priors.append(PriorConfig(name, fx, rec, _date(p.get("date"), f"{where}.date", fail)))
     overrides = data.get("roi_overrides", {}) or {}
     if not isinstance(overrides, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                                   for k, v in overrides.items()):
@@ -178,4 +177,30 @@ def load_config(path: Optional[str] = None) -> PluginConfig:
         raise fail("protocol", f"must be a protocol name or path, got {proto!r}")
     return PluginConfig(protocol=proto, output_dir=out, show_identity=show, unknown_prior=unknown_prior,
                         max_optimizations=max_opt, priors=tuple(priors), roi_overrides=dict(overrides),
-                        case=case, source=path)
+                        case=case, source=path, sbrt_date=_date(data.get("sbrt_date"), "sbrt_date", fail))
+
+
+def _recovery(rec, where: str, fail):
+    """A number in [0, 1) for every organ, or a table organ key -> number in [0, 1)."""
+    def one(v, name):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+            raise fail(name, f"must be in [0, 1), got {v!r}")
+        return float(v)
+    if isinstance(rec, dict):
+        return {str(k): one(v, f"{where}.{k}") for k, v in rec.items()}
+    return one(rec, where)
+
+
+def _date(date, where: str, fail) -> Optional[_dt.date]:
+    if date is None:
+        return None
+    if isinstance(date, str):
+        try:
+            return _dt.date.fromisoformat(date)
+        except ValueError:
+            raise fail(where, f"must be an ISO date YYYY-MM-DD, got {date!r}") from None
+    if isinstance(date, _dt.datetime):
+        return date.date()
+    if not isinstance(date, _dt.date):
+        raise fail(where, f"must be an ISO date, got {date!r}")
+    return date

@@ -17,8 +17,14 @@ def register(sub) -> None:
     show.add_argument("--json", action="store_true")
     show.add_argument("--verbatim", action="store_true", help="print the protocol file as written")
     show.set_defaults(handler=run_show)
-    cord = psub.add_parser("cord-limit", help="cord PRV SBRT-only D0.035cc limit for a prior cord BED (Gy2)")
-    cord.add_argument("--prior-bed", type=float, required=True, metavar="GY2")
+    cord = psub.add_parser("cord-limit", help="cord PRV SBRT-only D0.035cc limit for a prior cord BED (Gy2)",
+                           description="The binding limit: the lower of the protocol's table and its generalized "
+                                       "re-irradiation rule (koide2024: Sahgal 2012), with the rule that binds.")
+    cord.add_argument("--prior-bed", type=float, required=True, metavar="GY2",
+                      help="prior cord PRV Dmax BED (alpha/beta 2), summed over ALL prior courses without recovery")
+    cord.add_argument("--fractions", type=int, metavar="N", help="fractions of the new course (default: the protocol's)")
+    cord.add_argument("--interval-months", type=float, metavar="M",
+                      help="months since the last prior course (unknown when not given)")
     cord.add_argument("--protocol", default="koide2024")
     cord.add_argument("--json", action="store_true")
     cord.set_defaults(handler=run_cord_limit)
@@ -86,20 +92,45 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_cord_limit(args: argparse.Namespace) -> int:
+    from constraints.errors import InputError, ProtocolError
+    from constraints.reirradiation_rule import binding_limit
+
     proto = load_protocol(args.protocol)
-    tables = [proto.tables[c.limit_table] for c in proto.constraints
-              if c.limit_table is not None and c.organ == "spinal_cord_prv"]
-    if not tables:
-        from constraints.errors import ProtocolError
+    found = [c for c in proto.constraints if c.limit_table is not None and c.organ == "spinal_cord_prv"]
+    if not found:
         raise ProtocolError(f"protocol {proto.name!r} has no table-based cord PRV limit")
-    table = tables[0]
-    limit = table.lookup(args.prior_bed)
-    payload = {"limit_gy": limit, "prior_bed": args.prior_bed, "alpha_beta": table.input_alpha_beta_gy,
+    c = found[0]
+    table = proto.tables[c.limit_table]
+    fractions = args.fractions if args.fractions is not None else proto.prescription.fractions
+    if fractions not in proto.prescription.allowed_fractions:
+        raise InputError(f"--fractions {fractions}: protocol {proto.name!r} holds for "
+                         f"{proto.prescription.allowed_fractions} fraction(s) only")
+    if args.interval_months is not None and not args.interval_months >= 0:
+        raise InputError(f"--interval-months must be >= 0, got {args.interval_months!r}")
+    b = binding_limit(proto, c, args.prior_bed, fractions, has_prior=args.prior_bed > 0,
+                      interval_months=args.interval_months)
+    rule = proto.rule_for(c)
+    payload = {"limit_gy": b.limit_gy, "binding_rule": b.rule, "exhausted": b.exhausted,
+               "eligible": not b.exhausted and not b.conditions_failed,
+               "candidates_gy": b.candidates, "conditions": b.conditions, "table_limit_gy": b.candidates["table"],
+               "prior_bed": args.prior_bed, "alpha_beta": table.input_alpha_beta_gy, "fractions": fractions,
                "protocol": proto.name, "protocol_version": proto.version, "table": table.key,
-               "metric": "D0.035cc", "domain": "sbrt_physical"}
+               "rule": rule.key if rule else None, "rule_source": rule.source if rule else None,
+               "metric": c.metric.text, "domain": c.domain}
+    if b.exhausted:
+        payload["message"] = (f"prior cord BED {args.prior_bed:g} Gy2 reaches the cumulative limit "
+                              f"({rule.cumulative_max_eqd2_gy:g} Gy EQD2 = "
+                              f"{rule.cumulative_max_eqd2_gy * (1 + 2 / rule.alpha_beta_gy):g} Gy2 BED, {rule.label}): "
+                              "no cord tolerance left, not eligible for re-irradiation SBRT")
     if args.json:
         print_json(payload)
     else:
         print(f"prior cord BED {args.prior_bed:g} Gy{table.input_alpha_beta_gy:g} -> cord PRV SBRT-only "
-              f"D0.035cc <= {limit:g} Gy ({proto.name} v{proto.version})")
+              f"{c.metric.text} <= {b.limit_gy:.2f} Gy in {fractions} fx, binding rule: {b.rule} "
+              f"({proto.name} v{proto.version})")
+        print("  " + ", ".join(f"{k} {'-' if v is None else format(v, '.2f')} Gy" for k, v in b.candidates.items()))
+        for k, v in b.conditions.items():
+            print(f"  {k}: {v}")
+        if b.exhausted:
+            print(f"NOT ELIGIBLE: {payload['message']}")
     return 0

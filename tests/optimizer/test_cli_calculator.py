@@ -53,10 +53,75 @@ def test_limit_single_prior_and_cap(capsys):
     assert "22.04 Gy in 2 fractions" in out
 
 
-@pytest.mark.parametrize("prior_bed, limit", [(90, 12.2), (90.5, 12.1), (95.5, 11.4), (100, 10.8), (120, 10.8)])
-def test_cord_limit(capsys, prior_bed, limit):
+@pytest.mark.parametrize("prior_bed, limit, rule", [
+    (90, 12.2, "table"), (90.5, 12.1, "table"),
+    (95.5, 11.4, "table"),            # Sahgal: 2 (sqrt(1 + 44.5) - 1) = 11.49 Gy
+    (100, 10.8, "table"),             # Sahgal: 2 (sqrt(1 + 40) - 1) = 10.806 Gy
+    # 120 Gy2 = 60 Gy EQD2: 70 - 60 = 10 Gy EQD2 = 20 Gy2 left -> D = 2 (sqrt(1 + 20) - 1) = 7.1652 Gy
+    (120, 7.1652, "Sahgal-cumulative"),
+    # 107 Gy2 (the seed's evidence ends here): 33 Gy2 left -> 2 (sqrt(34) - 1) = 9.6619 Gy < 10.8
+    (107, 9.6619, "Sahgal-cumulative"),
+])
+def test_cord_limit(capsys, prior_bed, limit, rule):
     code, out, _ = run(capsys, "protocol", "cord-limit", "--prior-bed", str(prior_bed), "--json")
-    assert code == 0 and json.loads(out)["limit_gy"] == limit
+    d = json.loads(out)
+    assert code == 0 and d["limit_gy"] == pytest.approx(limit, abs=5e-5) and d["binding_rule"] == rule
+    assert d["limit_gy"] <= 7.17 or prior_bed != 120
+    assert d["eligible"] is True and d["conditions"]["interval"].startswith("unknown")
+
+
+@pytest.mark.parametrize("prior_bed", [140, 152.2, 200])
+def test_cord_limit_exhausted_is_zero_and_not_eligible(capsys, prior_bed):
+    code, out, _ = run(capsys, "protocol", "cord-limit", "--prior-bed", str(prior_bed), "--json")
+    d = json.loads(out)
+    assert code == 0 and d["limit_gy"] == 0.0 and d["exhausted"] is True and d["eligible"] is False
+    assert "no cord tolerance left" in d["message"] and "140 Gy2 BED" in d["message"]
+    code, out, _ = run(capsys, "protocol", "cord-limit", "--prior-bed", str(prior_bed))
+    assert "NOT ELIGIBLE" in out
+
+
+def test_cord_limit_interval_condition(capsys):
+    _, out, _ = run(capsys, "protocol", "cord-limit", "--prior-bed", "100", "--interval-months", "4.9", "--json")
+    d = json.loads(out)
+    assert d["eligible"] is False and d["conditions"]["interval"].startswith("NOT met")
+    _, out, _ = run(capsys, "protocol", "cord-limit", "--prior-bed", "100", "--interval-months", "5", "--json")
+    assert json.loads(out)["conditions"]["interval"].startswith("met")     # Sahgal: >= 5 months
+
+
+def test_limit_raw_warns_that_recovery_is_the_users_responsibility(capsys):
+    # the case: 60/30 @ 0.25 allows 24.87 Gy under a raw 203 Gy3 limit, above the fatal 24.77 Gy;
+    # the raw calculator still answers but warns, in text and JSON
+    code, out, _ = run(capsys, "limit", "--prior", "60/30@0.25", "--alpha-beta", "3", "--limit-bed", "203",
+                       "--fractions", "2", "--json")
+    d = json.loads(out)
+    assert code == 0 and d["limit_gy"] == pytest.approx(24.87, abs=5e-3)
+    assert "recovery" in d["warnings"][0] and "your responsibility" in d["warnings"][0]
+    code, out, _ = run(capsys, "limit", "--prior", "60/30@0.25", "--alpha-beta", "3", "--limit-bed", "203",
+                       "--fractions", "2")
+    assert "warning: raw --limit-bed" in out
+
+
+def test_limit_from_constraint_refuses_recovery_the_protocol_forbids(capsys):
+    code, out, err = run(capsys, "limit", "--prior", "60/30@0.25", "--constraint", "esophagus_cum_dmax")
+    assert code == 2 and out == ""
+    assert "esophagus_cum_dmax" in err and "forbids recovery" in err and "60/30@0.25" in err
+    # without recovery: 203 - 100 = 103 Gy3 left -> 3 (sqrt(1 + 4*103/6) - 1) = 22.04 Gy, below the fatal 24.77
+    code, out, _ = run(capsys, "limit", "--prior", "60/30", "--constraint", "esophagus_cum_dmax", "--json")
+    d = json.loads(out)
+    assert code == 0 and d["limit_gy"] == pytest.approx(22.04, abs=5e-3) and d["warnings"] == []
+    assert d["source"]["constraint"] == "esophagus_cum_dmax" and d["alpha_beta"] == 3.0 and d["fractions"] == 2
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--constraint", "nope"], "not a constraint of protocol"),
+    (["--constraint", "cord_prv_sbrt_d0035cc"], "cord-limit"),
+    (["--constraint", "esophagus_cum_dmax", "--limit-bed", "250"], "contradicts"),
+    (["--constraint", "esophagus_cum_dmax", "--fractions", "1"], "holds for"),
+    (["--alpha-beta", "3"], "give --limit-bed, --fractions"),
+])
+def test_limit_bad_constraint_use(capsys, argv, match):
+    code, _, err = run(capsys, "limit", "--prior", "60/30", *argv)
+    assert code == 2 and match in err
 
 
 def test_protocol_show(capsys):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import mock_tps
-from constraints import TpsStateError, bed
+from constraints import InputError, TpsStateError, bed
 from tps_scripts.adapter import fractions_from_name
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "tps_scripts", "reirrad_assess.py")
@@ -113,13 +113,25 @@ def test_configuration_gives_fractions_and_recovery(out_dir, tmp_path, monkeypat
     d = make_phantom_data()
     _load_variant(prior_courses=(dataclasses.replace(d.prior_courses[0], name="Old course"),))
     cfg = tmp_path / "cfg.toml"
-    cfg.write_text('[[prior]]\nname = "Old course"\nfractions = 5\nrecovery = 0.25\ndate = "2023-01-01"\n')
+    # a recovery on an organ whose limits allow it (the aorta has SBRT-only limits only) is used and listed
+    cfg.write_text('[[prior]]\nname = "Old course"\nfractions = 5\nrecovery = { aorta = 0.25 }\n'
+                   'date = "2023-01-01"\n')
     monkeypatch.setenv("REIRRAD_CONFIG", str(cfg))
     try:
         _, rec = run_script(capsys)
+        assert rec["inputs"]["priors"][0]["recovery"] == {"aorta": 0.25}
+        assert rec["inputs"]["priors"][0]["fractions_from"] == "configuration"
+        assert any("aorta r = 0.25" in a for a in rec["inputs"]["assumptions"])
+        # one number applies to every organ: the esophageal limits and the cord table forbid it -> refused
+        cfg.write_text('[[prior]]\nname = "Old course"\nfractions = 5\nrecovery = 0.25\n')
+        from tps_scripts.assess import run_assessment
+        import connect
+        with pytest.raises(InputError, match=r"prior course 'Old course' claims recovery 0.25 for organ "
+                                             r"'spinal_cord_prv'.*table input.*0.25 for organ 'esophagus', "
+                                             r"whose limit\(s\) esophagus_cum_dmax"):
+            run_assessment(api=connect)
     finally:
         mock_tps.unload()
-    assert rec["inputs"]["priors"][0]["recovery"] == 0.25 and rec["inputs"]["priors"][0]["fractions_from"] == "configuration"
 
 
 def test_prior_not_covering_an_oar(out_dir):
