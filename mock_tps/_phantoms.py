@@ -1003,8 +1003,8 @@ def build_t8_two_courses(
     *,
     grid_mm: float = 2.0,
     esophagus_gap_mm: float = 3.0,
-    prior_dose_gy: Sequence[float] = (30.0, 20.0),
-    prior_fractions: Sequence[int] = (10, 5),
+    prior_dose_gy: Sequence[float] = (20.0, 20.0),
+    prior_fractions: Sequence[int] = (5, 10),
     dose_grid_mm: float = 2.5,
     dose_margin_mm: Sequence[float] = DOSE_BOX_MARGIN_MM,
     n_beams: int = 9,
@@ -1017,10 +1017,14 @@ def build_t8_two_courses(
 
     Parameters are those of :func:`build_t4t5_esophageal` except:
 
-    prior_dose_gy : pair of float, default (30.0, 20.0)
+    prior_dose_gy : pair of float, default (20.0, 20.0)
         Course 1 (AP/PA to T7–T9) and course 2 (posterior obliques 160°/200° to
-        T8) total doses, Gy.
-    prior_fractions : pair of int, default (10, 5)
+        T8) total doses, Gy.  The default history, 5 × 4 Gy then a 10 × 2 Gy
+        re-irradiation (both common palliative regimens), leaves the cord PRV near
+        111 Gy2 BED: under the 140 Gy2 cumulative cord limit (Sahgal 2012), so
+        some cord tolerance remains (about 8.9 Gy in 2 fx).  (30, 20) Gy in
+        (10, 5) fx puts it near 152 Gy2: exhausted.
+    prior_fractions : pair of int, default (5, 10)
     """
     p = _common(grid_mm, esophagus_gap_mm, dose_grid_mm, dose_margin_mm, n_beams, bixel_mm, prior_covers_oars, seed)
     try:
