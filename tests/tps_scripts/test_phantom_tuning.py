@@ -62,8 +62,14 @@ def test_seed_failure_mode_sbrt_only_plan_breaches_cumulative_esophagus(cfg):
     finally:
         mock_tps.unload()
     res = {c["id"]: c for c in before["evaluation"]["constraints"]}
-    sbrt_only = [c for c in res.values() if c["domain"] == "sbrt_physical" and c["organ"] != "unspecified_tissue"]
+    sbrt_only = [c for c in res.values() if c["domain"] == "sbrt_physical" and c["organ"] != "unspecified_tissue"
+                 and c["id"] != "cord_prv_sbrt_d0035cc"]
     assert sbrt_only and all(c["pass"] for c in sbrt_only), [c["id"] for c in sbrt_only if not c["pass"]]
+    # the cord meets the seed's table (its prior 121 Gy2 > 100 -> 10.8 Gy), the only cord rule the seed
+    # applied; reirrad binds it to Sahgal's cumulative 70 Gy EQD2 instead: D(140 - 121.2) = 6.9 Gy
+    cord = res["cord_prv_sbrt_d0035cc"]
+    assert cord["value"] <= 10.8 and "table 10.80 Gy" in cord["note"]
+    assert cord["limit_rule"] == "Sahgal-cumulative" and cord["limit"] < 7.2
     cumulative = [res[i] for i in ("esophagus_cum_dmax", "esophagus_cum_d0035cc", "esophagus_cum_d1cc")]
     assert not all(c["pass"] for c in cumulative)
     after = {c["id"]: c for c in tuned["evaluation"]["constraints"]}
