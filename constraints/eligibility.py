@@ -29,9 +29,9 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from .accumulate import cumulative_bed
 from .dose_course import interval_months
 from .errors import InputError, ReirradError
+from .lq import _bed
 from .protocol import BILSKY_GRADES, Protocol
 
 __all__ = ["CaseFacts", "EligibilityResult", "PlanEvidence", "PriorCourseEvidence", "assess_eligibility",
@@ -160,7 +160,8 @@ def plan_evidence(case, protocol: Protocol) -> PlanEvidence:
             priors.append(PriorCourseEvidence(p.label, p.fractions,
                                               float(np.nanmax(d)) if np.isfinite(d).any() else float("nan")))
         ab = protocol.eligibility.prior_alpha_beta_gy
-        values = cumulative_bed(case.priors, ab)[inside] / (1.0 + 2.0 / ab)
+        # the prior dose as delivered (no recovery): sum of each course's BED, voxel by voxel
+        values = sum(_bed(p.dose_gy[inside], p.fractions, ab) for p in case.priors) / (1.0 + 2.0 / ab)
         if np.isfinite(values).all():
             eqd2 = float(np.median(values))
     cord, err = None, ""

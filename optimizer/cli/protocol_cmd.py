@@ -39,17 +39,26 @@ def protocol_to_dict(proto) -> dict:
         "notes": proto.notes,
         "sha256": proto.sha256,
         "prescription": {"target": proto.prescription.target, "dose_gy": proto.prescription.dose_gy,
-                         "fractions": proto.prescription.fractions},
+                         "fractions": proto.prescription.fractions,
+                         "allowed_fractions": list(proto.prescription.allowed_fractions)},
         "organs": {k: {"display_name": o.display_name, "kind": o.kind, "alpha_beta_gy": o.alpha_beta_gy,
                        "aliases": list(o.aliases)} for k, o in proto.organs.items()},
         "constraints": [{"id": c.id, "organ": c.organ, "metric": c.metric.text, "domain": c.domain,
                          "comparison": c.comparison, "limit": c.limit, "limit_table": c.limit_table,
-                         "unit": c.unit, "priority": c.priority, "advisory": c.advisory}
+                         "unit": c.unit, "priority": c.priority, "advisory": c.advisory,
+                         "recovery_allowed": c.recovery_allowed}
                         for c in proto.constraints],
         "tables": {k: {"description": t.description, "input_organ": t.input_organ,
                        "input_metric": t.input_metric.text, "input_alpha_beta_gy": t.input_alpha_beta_gy,
-                       "rows": [list(r) for r in t.rows], "above": t.above, "unit": t.unit}
+                       "rows": [list(r) for r in t.rows], "above": t.above, "unit": t.unit,
+                       "recovery_allowed": t.recovery_allowed}
                    for k, t in proto.tables.items()},
+        "reirradiation_rules": {k: {"label": r.label, "applies_to": r.applies_to, "alpha_beta_gy": r.alpha_beta_gy,
+                                    "cumulative_max_eqd2_gy": r.cumulative_max_eqd2_gy,
+                                    "sbrt_max_eqd2_gy": r.sbrt_max_eqd2_gy,
+                                    "max_sbrt_to_cumulative_ratio": r.max_sbrt_to_cumulative_ratio,
+                                    "min_interval_months": r.min_interval_months, "source": r.source}
+                                for k, r in proto.rules.items()},
         "coverage_goals": [{"id": g.id, "organ": g.organ, "metric": g.metric.text, "comparison": g.comparison,
                             "value": g.value, "unit": g.unit} for g in proto.coverage_goals],
     }
@@ -66,17 +75,28 @@ def run_show(args: argparse.Namespace) -> int:
     print(f"{proto.name} v{proto.version}: {proto.title}")
     print(f"source: {proto.source}")
     print(f"prescription: {proto.prescription.dose_gy:g} Gy in {proto.prescription.fractions} fractions "
-          f"to {proto.organs[proto.prescription.target].display_name}")
+          f"to {proto.organs[proto.prescription.target].display_name} (beam sets with other than "
+          f"{'/'.join(str(n) for n in proto.prescription.allowed_fractions)} fractions are refused)")
     print()
     print_table(["organ", "metric", "domain", "limit", "unit", "priority", "note"],
                 [[proto.organs[c.organ].display_name, c.metric.text, c.domain, f"{c.comparison} "
                   + (f"{c.limit:g}" if c.limit is not None else f"table {c.limit_table}"), c.unit, c.priority,
-                  "advisory" if c.advisory else ""] for c in proto.constraints], title="constraints")
+                  ", ".join(x for x in ("advisory" if c.advisory else "",
+                                        "recovery allowed" if c.recovery_allowed else
+                                        ("no recovery" if c.domain.startswith("cumulative_") else ""),
+                                        f"bounded by rule {proto.rule_for(c).key}" if proto.rule_for(c) else "")
+                            if x)] for c in proto.constraints], title="constraints")
     for t in proto.tables.values():
         print()
         print_table([f"prior {t.input_metric.text} BED (a/b {t.input_alpha_beta_gy:g}) <=", f"limit ({t.unit})"],
                     [[f"{b:g}", f"{v:g}"] for b, v in t.rows] + [["above", f"{t.above:g}"]],
                     title=f"table {t.key}: {t.description}")
+    for r in proto.rules.values():
+        print()
+        print(f"re-irradiation rule {r.key} ({r.label}) bounds {r.applies_to}: cumulative <= "
+              f"{r.cumulative_max_eqd2_gy:g} Gy EQD2, SBRT alone <= {r.sbrt_max_eqd2_gy:g} Gy EQD2, SBRT/cumulative "
+              f"<= {r.max_sbrt_to_cumulative_ratio:g}, >= {r.min_interval_months:g} months between courses "
+              f"(a/b {r.alpha_beta_gy:g}); the lower of table and rule binds. Source: {r.source}")
     print()
     print_table(["organ", "metric", "goal", "unit"],
                 [[proto.organs[g.organ].display_name, g.metric.text, f"{g.comparison} {g.value:g}", g.unit]

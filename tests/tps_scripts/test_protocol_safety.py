@@ -100,3 +100,24 @@ def test_t8_default_history_leaves_cord_tolerance(tmp_path):
     assert 7.0 < cord["limit"] < 10.8
     assert rec["eligibility"]["status"] != "not eligible" or "cord PRV" not in " ".join(
         r for r in rec["eligibility"]["reasons"] if "not eligible" in r)
+
+
+def test_configuration_recovery_table_dates_and_case_facts(tmp_path):
+    import datetime as dt
+    from tps_scripts.config import load_config
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('sbrt_date = "2025-11-20"\n'
+                   '[[prior]]\nname = "A"\nfractions = 30\nrecovery = { aorta = 0.25, lungs = 0.1 }\n'
+                   'date = "2025-03-14"\n'
+                   '[case]\nchemotherapy = true\nprior_sbrt_same_level = false\n')
+    c = load_config(str(cfg))
+    assert c.sbrt_date == dt.date(2025, 11, 20) and c.priors[0].date == dt.date(2025, 3, 14)
+    assert c.priors[0].recovery == {"aorta": 0.25, "lungs": 0.1}
+    assert c.case.chemotherapy is True and c.case.bilsky_grade is None      # not given: unknown
+    for text, match in [('[[prior]]\nname = "A"\nfractions = 3\nrecovery = { aorta = 1.2 }\n',
+                         r"prior\[0\].recovery.aorta'.*must be in \[0, 1\)"),
+                        ('sbrt_date = "20.11.2025"\n', "'sbrt_date'.*ISO date"),
+                        ('[case]\nchemo = true\n', "unexpected keyword argument 'chemo'")]:
+        cfg.write_text(text)
+        with pytest.raises(InputError, match=match):
+            load_config(str(cfg))

@@ -18,14 +18,17 @@ Budget: ``$REIRRAD_PROPERTY_EXAMPLES`` examples per property (default 150).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from _trust import record_count
 from constraints.accumulate import cumulative_bed
 from constraints.dose_course import DoseCourse
+from constraints.errors import InputError
 from constraints.evaluation import PlanCase, evaluate_protocol
 from constraints.grid import Grid
 from constraints.lq import bed
@@ -97,6 +100,11 @@ def test_protocol_limits_are_sound_through_organ_limits_and_evaluation(gc, u, se
     mask.flat[0] = 1.0
     eso = Structure("Esophagus", "oar", mask, grid)
     zero = DoseCourse(np.zeros(grid.shape), grid, protocol.prescription.fractions, "zero")
+    if any(c.claims_recovery for c in courses):
+        # koide2024's esophageal limits were derived without recovery: a claimed one is refused
+        with pytest.raises(InputError, match="forbid it"):
+            organ_limits(PlanCase(grid, {"esophagus": eso}, zero, tuple(courses)), protocol)
+        courses = [dataclasses.replace(c, recovery=0.0) for c in courses]
     limits = organ_limits(PlanCase(grid, {"esophagus": eso}, zero, tuple(courses)), protocol)
     strict = limits["esophagus"].strict_gy
     prior = cumulative_bed(courses, 3.0)
