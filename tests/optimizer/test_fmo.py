@@ -321,8 +321,10 @@ def test_exact_holds_and_sbrt_only_breaches_cumulative(t4t5, solver):
     # the per-voxel map agrees with the protocol's cumulative BED: Dmax < 203 Gy3
     dmax = next(r for r in exact.evaluation.results if r.constraint_id == "esophagus_cum_dmax")
     assert dmax.value < 203.0
-    # ignoring cumulative limits cannot lower the ceiling
-    assert sbrt.v_rx_percent >= exact.v_rx_percent - 1e-6
+    # ignoring cumulative limits cannot worsen the optimum: sbrt-only's feasible set contains exact's, so its
+    # (minimized) objective is no higher.  V24Gy is not the objective and need not follow: with the cord
+    # bound to Sahgal's 6.9 Gy (prior 121 Gy2) it measured 43.09 % (sbrt-only) vs 43.50 % (exact).
+    assert sbrt.result.objective <= exact.result.objective * (1 + 1e-6) + 1e-9
 
 
 def test_truncation_default_depends_on_the_solver():
