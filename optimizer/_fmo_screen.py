@@ -2,7 +2,7 @@
 
 A constraint voxel enters the problem when it is screened in at the start or when
 the full-matrix dose of a solution — or, with ``SCHUR_IPM``, of a round's iterate halfway
-(:data:`optimizer.fmo.SCREEN_CHECK_GAP`) — violates its constraint; with it enter the voxels
+(:attr:`optimizer.fmo.FmoOptions.screen_check_gap`) — violates its constraint; with it enter the voxels
 within a band below their limits (they would be the next violators).
 
 References

@@ -16,16 +16,19 @@ import cvxpy.settings as s
 from cvxpy.error import SolverError
 from cvxpy.reductions.solvers.conic_solvers.conic_solver import ConicSolver
 
-from ._schur_ipm import SOLVER_NAME, StructureError, solve_lp
+from constraints.errors import InputError
+
+from ._schur_ipm import SOLVER_NAME, IpmOptions, LpStatus, StructureError, solve_lp
 
 __all__ = ["SchurIpm"]
 
-_STATUS = {"optimal": s.OPTIMAL, "infeasible": s.INFEASIBLE, "max_iter": s.USER_LIMIT,
-           "numerical_error": s.SOLVER_ERROR}
+_STATUS = {LpStatus.OPTIMAL: s.OPTIMAL, LpStatus.INFEASIBLE: s.INFEASIBLE, LpStatus.UNBOUNDED: s.UNBOUNDED,
+           LpStatus.ITERATION_LIMIT: s.USER_LIMIT, LpStatus.NUMERICAL_ERROR: s.SOLVER_ERROR}
 
 
 class SchurIpm(ConicSolver):
-    """cvxpy interface of :func:`optimizer._schur_ipm.solve_lp` (options: its keywords)."""
+    """cvxpy interface of :func:`optimizer._schur_ipm.solve_lp` (solver options: the fields of
+    :class:`optimizer._schur_ipm.IpmOptions`)."""
 
     MIP_CAPABLE = False
 
@@ -48,7 +51,11 @@ class SchurIpm(ConicSolver):
             raise SolverError(f"{SOLVER_NAME} solves LPs with inequality rows only; the problem has {n_eq} "
                               "equality rows. Use HIGHS or CLARABEL")
         try:
-            sol = solve_lp(data[s.C], data[s.A], data[s.B], **solver_opts)
+            options = IpmOptions(**solver_opts)
+        except (TypeError, InputError) as exc:
+            raise SolverError(f"{SOLVER_NAME}: {exc}; the options are the fields of IpmOptions") from exc
+        try:
+            sol = solve_lp(data[s.C], data[s.A], data[s.B], options=options)
         except StructureError as exc:
             raise SolverError(f"{SOLVER_NAME}: {exc}. Use HIGHS") from exc
         return {"status": _STATUS[sol.status], "value": sol.objective, "primal": sol.z,

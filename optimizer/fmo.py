@@ -77,7 +77,8 @@ from constraints.errors import InfeasibleError, InputError
 
 from ._fmo_build import BuiltProblem, build_problem, constraint_items, objective_matrices, objective_regions
 from ._fmo_screen import add_violators, initial_active, weighted_cvar
-from ._schur_ipm import SOLVER_NAME as SCHUR_IPM
+from ._schur_ipm_options import SOLVER_NAME as SCHUR_IPM
+from ._schur_ipm_options import IpmOptions, LpStatus
 
 _log = logging.getLogger(__name__)
 
@@ -89,7 +90,6 @@ SOLVER_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
     "CLARABEL": {"tol_gap_abs": 1e-7, "tol_gap_rel": 1e-7, "tol_feas": 1e-8, "max_iter": 200},
     "HIGHS": {"solver": "ipm", "run_crossover": "off", "primal_feasibility_tolerance": 1e-8,
               "dual_feasibility_tolerance": 1e-8, "random_seed": 0, "output_flag": False},
-    "OSQP": {"eps_abs": 1e-6, "eps_rel": 1e-6, "max_iter": 200000, "polish": True},
     "SCS": {"eps_abs": 1e-6, "eps_rel": 1e-6, "max_iters": 200000},
     SCHUR_IPM: {"tol_feas": 1e-8, "tol_gap": 1e-8, "max_iter": 100},
 }
@@ -197,7 +197,7 @@ class FmoOptions:
 
     Attributes
     ----------
-    solver : {'SCHUR_IPM', 'HIGHS', 'CLARABEL', 'OSQP', 'SCS'}
+    solver : {'SCHUR_IPM', 'HIGHS', 'CLARABEL', 'SCS'}
         ``SCHUR_IPM`` (default): this project's primal–dual interior point for LPs with
         dense beamlet columns (:mod:`optimizer._schur_ipm`), on the LP assembled directly
         (:mod:`optimizer._fmo_lp`; cvxpy can also drive it as a custom solver); same optimum
@@ -236,6 +236,14 @@ class FmoOptions:
         target or ring enter from the first round, since their rows are in the LP
         already (2 mm dose grid T4–T5: 2 rounds with 26 violators after the first,
         against 4 rounds with 1 936, 1 146 and 9).  Needs ``screen_fraction > 0``.
+    screen_check_gap : float or None
+        With ``SCHUR_IPM``, screening and full objective rows: when a round's relative gap
+        first reaches this, the full-matrix dose of its iterate is screened like a solution's;
+        the voxels it finds enter and the solve goes on from that iterate (a warm start), so
+        most cases need one round.  None: no mid-round check.
+    screen_check_band : float in [0, 1)
+        The band of that check (wider than ``screen_band_fraction``: the iterate's dose is not
+        yet the optimum's).
     max_rounds : int
         Rounds of screening/correction (each one solve).
     correction_tol_gy : float, Gy
@@ -435,6 +443,8 @@ class FmoOptions:
     screen_fraction: float = float("inf")
     screen_band_fraction: float = 0.05
     screen_objective_voxels: bool = True
+    screen_check_gap: Optional[float] = 0.3
+    screen_check_band: float = 0.3
     max_rounds: int = 12
     correction_tol_gy: float = 0.1
     solver_options: Optional[Mapping[str, Any]] = None
@@ -446,7 +456,9 @@ class FmoOptions:
             raise InputError(f"underdose must be 'linear' or 'quadratic', got {self.underdose!r}")
         if self.solver in LP_SOLVERS and self.underdose == "quadratic":
             raise InputError(f"solver {self.solver} takes LPs only: use underdose='linear' or another solver")
-        for name in ("objective_truncation", "screen_band_fraction"):
+        if self.screen_check_gap is not None and not self.screen_check_gap > 0:
+            raise InputError(f"screen_check_gap must be > 0 or None, got {self.screen_check_gap!r}")
+        for name in ("objective_truncation", "screen_band_fraction", "screen_check_band"):
             value = getattr(self, name)
             if not (value is None and name == "objective_truncation") and not 0.0 <= value < 1.0:
                 raise InputError(f"{name} must be in [0, 1), got {value!r}")
@@ -647,35 +659,9 @@ def _cvxpy_solver(name: str) -> Any:
     return SchurIpm()
 
 
-#: ``SCHUR_IPM``'s tolerances (feasibility and gap) in the first round when more rounds are
-#: allowed.  A first round so solved is never the last: it only finds the violators, the first
-#: correction and the beamlets to start the next round with (:data:`HINT_REDUCED_COST`), which a
-#: 1e-4 solution gives as well; the next round, at the full tolerance, starts from those beamlets.
-#: None: every round at the solver's tolerances.
-FIRST_ROUND_TOL: Optional[float] = 1e-4
-#: Beamlets a ``SCHUR_IPM`` round starts with: those non-zero in the previous round, and those at
-#: zero whose reduced cost is below this multiple of the median over the zero ones (the others
-#: start out of the system and are priced; :func:`optimizer._schur_ipm.solve_lp`'s ``columns_hint``).
-HINT_REDUCED_COST = 2.0
-
-#: ``SCHUR_IPM`` with screening and full objective rows: when a round's relative gap first
-#: reaches this, the full-matrix dose of its iterate is checked like a solution's
-#: (:func:`~optimizer._fmo_screen.add_violators`, band :data:`SCREEN_CHECK_BAND`); when voxels
-#: enter, the round goes on from that iterate on the LP with their rows (a warm start; rows and
-#: variables matched by key, :func:`_warm_start`), and a later round, needed when the optimum
-#: still violates, starts from it too.  None: no check (a first round to
-#: :data:`FIRST_ROUND_TOL`, later ones from Mehrotra's point with the previous beamlets).
-#: 2 mm dose grid T4–T5 (band 0.15): 0.1 → 59.5 s, 0.2 → 41–44 s, 0.3 → 39 s, 0.4 → 38.6 s (one
-#: round each); 0.6 and 0.8 missed 9 violators (a second round).
-SCREEN_CHECK_GAP: Optional[float] = 0.3
-#: The band of the mid-round check (wider than ``screen_band_fraction``: the iterate's dose is
-#: not yet the optimum's).  0.15 left violators for a second round on C7–T1 at 2 mm (50 s) and
-#: T4–T5 at the default size (35 s); 0.3 needed one round on all three (28 s, 25 s; 2 mm T4–T5
-#: 42 s against 39 s, for 14 000 rows more against 4 700).
-SCREEN_CHECK_BAND = 0.3
-
 #: cvxpy's status names for :func:`optimizer._schur_ipm.solve_lp`'s.
-_LP_STATUS = {"optimal": "optimal", "infeasible": "infeasible", "max_iter": "user_limit"}
+_LP_STATUS = {LpStatus.OPTIMAL: "optimal", LpStatus.INFEASIBLE: "infeasible", LpStatus.UNBOUNDED: "unbounded",
+              LpStatus.ITERATION_LIMIT: "user_limit"}
 
 
 #: A new CVaR excess below its cap's tail starts at this fraction of its centred value μ/τ.
@@ -736,35 +722,29 @@ def _warm_start(old: Any, new: Any, point: Tuple[np.ndarray, np.ndarray, np.ndar
 _Point = Tuple[Any, Tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
-def _solve_lp_round(spec: FmoSpec, options: FmoOptions, settings: Mapping[str, Any],
-                    columns_hint: Optional[np.ndarray], check: Optional[Any] = None, resume: Optional[_Point] = None,
-                    **lp_args: Any) -> Tuple[str, Optional[np.ndarray], Optional[float], Tuple[int, int], float, float,
-                                             Optional[np.ndarray], Optional[_Point]]:
+def _solve_lp_round(spec: FmoSpec, options: FmoOptions, settings: Mapping[str, Any], check: Optional[Any] = None,
+                    resume: Optional[_Point] = None, **lp_args: Any
+                    ) -> Tuple[str, Optional[np.ndarray], Optional[float], Tuple[int, int], float, float, Optional[_Point]]:
     """One round with ``SCHUR_IPM`` on the directly assembled LP (:mod:`optimizer._fmo_lp`).
 
-    From ``resume`` when given (a warm start; no hint, no check), else from Mehrotra's point
-    with ``columns_hint``.  ``check(y) -> bool`` screens the iterate at
-    :data:`SCREEN_CHECK_GAP`; when it added voxels (to ``lp_args['active']``), the LP is
-    assembled again and the solve goes on from that iterate.  Returns status (cvxpy's
-    names), ``y``, objective, (influence rows, non-zeros), the round's time (assembly +
-    solve, s), the assembly's (s), the beamlets to start a next round with
-    (:data:`HINT_REDUCED_COST`) and the resume point for a next round (the check's iterate,
-    or ``resume``).
+    From ``resume`` when given (a warm start; no check), else from Mehrotra's point.
+    ``check(y) -> bool`` screens the iterate at ``options.screen_check_gap``; when it added
+    voxels (to ``lp_args['active']``), the LP is assembled again and the solve goes on from that
+    iterate.  Returns status (cvxpy's names), ``y``, objective, (influence rows, non-zeros), the
+    round's time (assembly + solve, s), the assembly's (s) and the resume point for a next round
+    (the check's iterate, or ``resume``).
     """
     from ._fmo_lp import assemble_lp
     from ._schur_ipm import StructureError, solve_lp
 
     t0 = time.perf_counter()
+    ipm_options = _ipm_options(settings)
     lp = assemble_lp(spec, options, **lp_args)
     assemble_s = lp.assemble_s
     start = None
     if resume is not None:
-        start, columns_hint, check = _warm_start(resume[0], lp, resume[1]), None, None
+        start, check = _warm_start(resume[0], lp, resume[1]), None
     while True:
-        hint = None
-        if columns_hint is not None:                # the beamlets; every other variable starts in
-            hint = np.ones(lp.c.size, bool)
-            hint[:lp.n_beamlets] = columns_hint
         at_check = None
 
         def on_check(z: np.ndarray, s: np.ndarray, lam: np.ndarray, lp: Any = lp) -> bool:
@@ -773,13 +753,13 @@ def _solve_lp_round(spec: FmoSpec, options: FmoOptions, settings: Mapping[str, A
             return bool(check(z[:lp.n_beamlets]))
 
         try:
-            sol = solve_lp(lp.c, lp.a, lp.b, shared=lp.shared, columns_hint=hint, start=start,
-                           check=None if check is None else on_check, check_gap=SCREEN_CHECK_GAP or 0.0, **settings)
+            sol = solve_lp(lp.c, lp.a, lp.b, shared=lp.shared, start=start, check=None if check is None else on_check,
+                           check_gap=options.screen_check_gap or 0.0, options=ipm_options)
         except StructureError as exc:
             return (f"solver_error: {SCHUR_IPM}: {exc}; use solver HIGHS", None, None, (lp.n_opt_rows, lp.opt_nnz),
-                    0.0, assemble_s, None, None)
+                    0.0, assemble_s, None)
         resume = at_check or resume
-        if sol.status != "interrupted":
+        if sol.status != LpStatus.INTERRUPTED:
             break
         new = assemble_lp(spec, options, **lp_args)
         assemble_s += new.assemble_s
@@ -788,13 +768,16 @@ def _solve_lp_round(spec: FmoSpec, options: FmoOptions, settings: Mapping[str, A
         start, lp, check = _warm_start(lp, new, (sol.z, sol.s, sol.lam)), new, None
     round_s = time.perf_counter() - t0
     status = _LP_STATUS.get(sol.status, f"solver_error: {SCHUR_IPM} ended with {sol.status}")
-    y = sol.z[:lp.n_beamlets]
-    reduced = sol.lam[-lp.n_beamlets:]          # duals of −y ≤ 0: the reduced costs of the beamlets at 0
-    zero = y == 0.0
-    next_hint = ~zero
-    if zero.any():
-        next_hint |= reduced < HINT_REDUCED_COST * float(np.median(reduced[zero]))
-    return status, y, sol.objective, (lp.n_opt_rows, lp.opt_nnz), round_s, assemble_s, next_hint, resume
+    return status, sol.z[:lp.n_beamlets], sol.objective, (lp.n_opt_rows, lp.opt_nnz), round_s, assemble_s, resume
+
+
+def _ipm_options(settings: Mapping[str, Any]) -> IpmOptions:
+    """``SCHUR_IPM``'s settings (:data:`SOLVER_DEFAULTS` and ``solver_options``) as its options."""
+    try:
+        return IpmOptions(**settings)
+    except TypeError as exc:
+        raise InputError(f"solver_options for {SCHUR_IPM}: {exc}; the names are the fields of "
+                         "optimizer._schur_ipm.IpmOptions") from exc
 
 
 def _solve_cvxpy_round(built: BuiltProblem, options: FmoOptions
@@ -866,28 +849,22 @@ def solve_fmo(spec: FmoSpec, options: FmoOptions = FmoOptions()) -> FmoResult:
     truncated = options.truncation > 0
     violated = rounds = 0
     change = 0.0
-    hint: Optional[np.ndarray] = None
     resume: Optional[_Point] = None
 
     def screen(y: np.ndarray) -> bool:
         """Screen an iterate's ``y`` (the mid-round check); True when voxels entered ``active``."""
         before = sum(int(v.sum()) for v in active.values())
         add_violators(spec, items, np.asarray(a @ (np.maximum(y, 0.0) * scale)).ravel(), active,
-                      backoff_gy=options.bound_backoff_gy, tol_gy=1e-6, band_fraction=SCREEN_CHECK_BAND)
+                      backoff_gy=options.bound_backoff_gy, tol_gy=1e-6, band_fraction=options.screen_check_band)
         return sum(int(v.sum()) for v in active.values()) > before
 
-    use_check = options.solver == SCHUR_IPM and active is not None and SCREEN_CHECK_GAP is not None and not truncated
+    use_check = (options.solver == SCHUR_IPM and active is not None and options.screen_check_gap is not None
+                 and not truncated)
     check = screen if use_check else None
     for rounds in range(1, max(1, options.max_rounds) + 1):
-        loose = False
         if options.solver == SCHUR_IPM:
-            round_settings = settings
-            loose = FIRST_ROUND_TOL is not None and check is None and rounds == 1 and options.max_rounds > 1
-            if loose:
-                round_settings = dict(settings, **{k: max(FIRST_ROUND_TOL, settings[k])     # not the last round
-                                                   for k in ("tol_feas", "tol_gap")})
-            status, y, value, size, round_s, round_compile_s, hint, resume = _solve_lp_round(
-                spec, options, round_settings, hint, check, resume, a_total=a, scale=scale, a_obj=a_obj,
+            status, y, value, size, round_s, round_compile_s, resume = _solve_lp_round(
+                spec, options, settings, check, resume, a_total=a, scale=scale, a_obj=a_obj,
                 active=active, offsets_gy=offsets)
         else:
             built = build_problem(spec, options, a_total=a, scale=scale, a_obj=a_obj, active=active,
@@ -915,7 +892,7 @@ def solve_fmo(spec: FmoSpec, options: FmoOptions = FmoOptions()) -> FmoResult:
         build_s += time.perf_counter() - t0
         _log.info("FMO round %d: %d rows, %d nnz, solve %.1f s, %d violators, correction change %.3g Gy, "
                   "status %s", rounds, size[0], size[1], round_s, violated, change, status)
-        if not violated and change <= options.correction_tol_gy and not loose:
+        if not violated and change <= options.correction_tol_gy:
             break
     else:
         if violated:

@@ -149,35 +149,26 @@ def test_schur_ipm_limits_reported_as_statuses():
     assert r.status.startswith("solver_error: SCHUR_IPM:") and r.status.endswith("use solver HIGHS")
     assert not r.has_plan
 
-def test_loose_first_round_is_never_the_last(monkeypatch):
-    """Without the screening check (objective truncation, or SCREEN_CHECK_GAP None), SCHUR_IPM solves the first
-    round to FIRST_ROUND_TOL when more rounds are allowed, and such a round is never the last: the next one, at the
-    full tolerance, starts from its beamlets (columns_hint) even when nothing was violated.  A first round that is
-    also the last (max_rounds = 1) gets the full tolerance and no hint."""
+def test_rounds_without_the_check_solve_cold_to_full_tolerance(monkeypatch):
+    """Without the screening check (objective truncation, or screen_check_gap None), every SCHUR_IPM round is solved
+    from Mehrotra's point (no start, no check) to the full tolerances of SOLVER_DEFAULTS, and the plan is
+    optimal."""
     import optimizer._schur_ipm as ipm
-    from optimizer import fmo
 
     calls = []
     solve = ipm.solve_lp
 
     def spy(c, a, b, **kw):
-        calls.append(((kw["tol_feas"], kw["tol_gap"]), kw.get("columns_hint")))
-        assert kw.get("check") is None and kw.get("start") is None
+        calls.append((kw["options"].tol_feas, kw["options"].tol_gap, kw.get("check"), kw.get("start")))
         return solve(c, a, b, **kw)
 
     monkeypatch.setattr(ipm, "solve_lp", spy)
-    spec, full, loose = _random_spec(0), SOLVER_DEFAULTS_SCHUR["tol_gap"], fmo.FIRST_ROUND_TOL
-    for truncation, check_gap in ((0.2, fmo.SCREEN_CHECK_GAP), (0.0, None)):
-        monkeypatch.setattr(fmo, "SCREEN_CHECK_GAP", check_gap)
+    spec, full = _random_spec(0), SOLVER_DEFAULTS_SCHUR["tol_gap"]
+    for opts in (FmoOptions(objective_truncation=0.2), FmoOptions(screen_check_gap=None)):
         calls.clear()
-        r = solve_fmo(spec, FmoOptions(objective_truncation=truncation))
-        assert r.status == "optimal" and r.rounds == len(calls) >= 2
-        assert calls[0] == ((loose, loose), None)
-        assert {tol for tol, _ in calls[1:]} == {(full, full)}
-        assert all(hint is not None and hint.dtype == bool for _, hint in calls[1:])
-    calls.clear()
-    assert solve_fmo(spec, FmoOptions(max_rounds=1)).rounds == 1
-    assert calls == [((full, full), None)]
+        r = solve_fmo(spec, opts)
+        assert r.status == "optimal" and r.rounds == len(calls) >= 1
+        assert calls == [(full, full, None, None)] * len(calls)
 
 
 def _spy_solves(monkeypatch):
@@ -198,20 +189,17 @@ def _spy_solves(monkeypatch):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_screening_check_goes_on_from_its_iterate(seed, monkeypatch):
-    """SCHUR_IPM screens the iterate at SCREEN_CHECK_GAP; the voxels it adds enter the LP and the solve goes on from
+    """SCHUR_IPM screens the iterate at screen_check_gap; the voxels it adds enter the LP and the solve goes on from
     that iterate (one round).  With a band too narrow to catch them all (0), the optimum still violates, and the
     second round starts from the same iterate, not from Mehrotra's point.  Either way the answer is HiGHS's on the
     whole problem, and every bound holds on the full matrix."""
-    from optimizer import fmo
-
     spec = _overlap_spec(seed)
     ref = solve_fmo(spec, FmoOptions(solver="HIGHS", objective_truncation=0.0, screen_fraction=0.0))
     calls = _spy_solves(monkeypatch)
     r = solve_fmo(spec, FmoOptions())
     assert calls == [(False, True, "interrupted"), (True, False, "optimal")] and r.rounds == 1
-    monkeypatch.setattr(fmo, "SCREEN_CHECK_BAND", 0.0)
     calls.clear()
-    narrow = solve_fmo(spec, FmoOptions())
+    narrow = solve_fmo(spec, FmoOptions(screen_check_band=0.0))
     assert narrow.rounds == 2
     assert calls == [(False, True, "interrupted"), (True, False, "optimal"), (True, False, "optimal")]
     for res in (r, narrow):

@@ -15,7 +15,10 @@ cp = pytest.importorskip("cvxpy")
 
 from optimizer import _fmo_terms as terms  # noqa: E402
 from optimizer import _schur_ipm as ipm  # noqa: E402
-from optimizer._schur_ipm import StructureError, find_structure, solve_lp  # noqa: E402
+from optimizer import _schur_ipm_iterate as ipm_iterate  # noqa: E402
+from optimizer import _schur_ipm_newton as ipm_newton  # noqa: E402
+from optimizer import _schur_ipm_products as ipm_products  # noqa: E402
+from optimizer._schur_ipm import IpmOptions, StructureError, find_structure, solve_lp  # noqa: E402
 from optimizer._schur_ipm_cvxpy import SchurIpm  # noqa: E402
 
 
@@ -122,10 +125,14 @@ def test_correctors_and_equilibration_change_the_path_not_the_optimum():
     prob, _, _ = _fmo_like(4)
     data, _, _ = prob.get_problem_data(cp.CLARABEL)
     ref = solve_lp(data["c"], data["A"], data["b"])
-    plain = solve_lp(data["c"], data["A"], data["b"], max_correctors=0, ruiz_passes=0)
+    plain = solve_lp(data["c"], data["A"], data["b"], options=IpmOptions(max_correctors=0, ruiz_passes=0))
     assert ref.status == plain.status == "optimal"
     assert plain.objective == pytest.approx(ref.objective, rel=1e-6)
     assert ref.iterations < 60 and plain.iterations < 100
+
+
+#: Beamlets dropped eagerly: any bound row below half the largest s/λ, 5 % of them suffice, from the start.
+EAGER = IpmOptions(drop_ratio=0.5, drop_min_fraction=0.05, drop_gap=np.inf)
 
 
 def _lp_data(seed: int):
@@ -135,18 +142,14 @@ def _lp_data(seed: int):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_column_generation_same_optimum_as_whole_lp(seed, monkeypatch):
+def test_column_generation_same_optimum_as_whole_lp(seed):
     """Beamlets dropped too eagerly (any bound row below half the largest s/λ, 5 % suffice) are
     priced back in: the optimum is the whole LP's (HiGHS, and SCHUR_IPM with no drop)."""
     prob, _, c, a, b = _lp_data(seed)
     prob.solve(solver="HIGHS")
     ref_value = prob.value
-    monkeypatch.setattr(ipm, "DROP_MIN_FRACTION", np.inf)
-    whole = solve_lp(c, a, b)
-    monkeypatch.setattr(ipm, "DROP_RATIO", 0.5)
-    monkeypatch.setattr(ipm, "DROP_MIN_FRACTION", 0.05)
-    monkeypatch.setattr(ipm, "DROP_GAP", np.inf)
-    eager = solve_lp(c, a, b)
+    whole = solve_lp(c, a, b, options=IpmOptions(drop_min_fraction=np.inf))
+    eager = solve_lp(c, a, b, options=EAGER)
     assert whole.status == eager.status == "optimal"
     assert whole.columns_out == 0
     assert eager.objective == pytest.approx(whole.objective, rel=1e-6, abs=1e-9)
@@ -158,9 +161,6 @@ def test_column_generation_prices_back_and_returns_a_full_dual(monkeypatch):
     """With eager drops, some beamlets come back by pricing (many at once: back to before the first
     drop; few: resumed late in the restricted run); the columns left out are exactly 0, and the
     assembled (z, s, λ) is primal and dual feasible for the whole LP."""
-    monkeypatch.setattr(ipm, "DROP_RATIO", 0.5)
-    monkeypatch.setattr(ipm, "DROP_MIN_FRACTION", 0.05)
-    monkeypatch.setattr(ipm, "DROP_GAP", np.inf)
     resumed = []
     warm_run = ipm._warm_run
 
@@ -172,7 +172,7 @@ def test_column_generation_prices_back_and_returns_a_full_dual(monkeypatch):
     priced = 0
     for seed in range(4):
         _, _, c, a, b = _lp_data(seed)
-        sol = solve_lp(c, a, b)
+        sol = solve_lp(c, a, b, options=EAGER)
         assert sol.status == "optimal" and sol.columns_out > 0
         priced += sol.columns_priced_in
         assert np.count_nonzero(sol.z == 0.0) >= sol.columns_out
@@ -190,31 +190,31 @@ def test_restriction_recycles_an_earlier_one_into_the_same_values():
     _, _, c, a, b = _lp_data(0)
     st = find_structure(a)
     u32 = st.u.astype(np.float32)
-    whole = ipm._Lp(b, c, st, np.arange(a.shape[1]), np.arange(a.shape[0]), np.empty_like(st.u), u32,
+    whole = ipm_products._Lp(b, c, st, np.arange(a.shape[1]), np.arange(a.shape[0]), np.empty_like(st.u), u32,
                     np.empty_like(u32))
-    bcols, brows, _ = ipm._bounded_columns(st, b, a.shape[1])
+    bcols, brows, _ = ipm_products._bounded_columns(st, b, a.shape[1])
     bound_row = np.full(a.shape[1], -1, dtype=np.int64)
     bound_row[bcols] = brows
     out_a = np.zeros(a.shape[1], bool)
     out_a[bcols[::3]] = True
     out_b = out_a.copy()
     out_b[bcols[1::3]] = True                      # fewer columns: fits into the first one's arrays
-    first = ipm._restrict(whole, out_a, bound_row)
-    fresh = ipm._restrict(whole, out_b, bound_row)
-    reused = ipm._restrict(whole, out_b, bound_row, first)
+    first = ipm_products._restrict(whole, out_a, bound_row)
+    fresh = ipm_products._restrict(whole, out_b, bound_row)
+    reused = ipm_products._restrict(whole, out_b, bound_row, first)
     assert np.shares_memory(reused.st.u, first.st.u) and np.shares_memory(reused.u32, first.u32)
     np.testing.assert_array_equal(reused.st.u, fresh.st.u)
     np.testing.assert_array_equal(reused.u32, fresh.u32)
     np.testing.assert_array_equal(reused.row_sq, fresh.row_sq)
     assert reused.work.shape == fresh.work.shape and reused.work32.shape == fresh.work32.shape
     assert not np.shares_memory(reused.st.u, reused.work) and not np.shares_memory(reused.u32, reused.work32)
-    back = ipm._restrict(whole, out_a, bound_row, reused)   # more columns than it holds: new arrays
+    back = ipm_products._restrict(whole, out_a, bound_row, reused)   # more columns than it holds: new arrays
     assert not np.shares_memory(back.st.u, reused.st.u)
-    np.testing.assert_array_equal(back.st.u, ipm._restrict(whole, out_a, bound_row).st.u)
+    np.testing.assert_array_equal(back.st.u, ipm_products._restrict(whole, out_a, bound_row).st.u)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_restriction_exact_for_rows_left_with_one_or_no_beamlet(seed, monkeypatch):
+def test_restriction_exact_for_rows_left_with_one_or_no_beamlet(seed):
     """Hinge rows over only 1–2 beamlets each: when eager drops remove those beamlets, the restricted
     LP's structure (the whole one's, sub-set) keeps rows with one or no dense entry; the optimum is
     still HiGHS's."""
@@ -228,16 +228,13 @@ def test_restriction_exact_for_rows_left_with_one_or_no_beamlet(seed, monkeypatc
     prob = cp.Problem(cp.Minimize(cp.sum(cp.pos(1.0 - a @ y)) / m + cost @ y), [cp.sum(y) <= 0.5 * n])
     prob.solve(solver="HIGHS")
     ref = prob.value
-    monkeypatch.setattr(ipm, "DROP_RATIO", 0.5)
-    monkeypatch.setattr(ipm, "DROP_MIN_FRACTION", 0.05)
-    monkeypatch.setattr(ipm, "DROP_GAP", np.inf)
     data, _, _ = prob.get_problem_data(cp.CLARABEL)
-    sol = solve_lp(data["c"], sp.csr_matrix(data["A"]), data["b"])
+    sol = solve_lp(data["c"], sp.csr_matrix(data["A"]), data["b"], options=EAGER)
     assert sol.status == "optimal"
     assert sol.objective + float(data.get("offset", 0.0)) == pytest.approx(ref, rel=1e-6, abs=1e-8)
     big = sp.csr_matrix(data["A"])
     st = find_structure(big)
-    beamlets = ipm._bounded_columns(st, data["b"], big.shape[1])[0]
+    beamlets = ipm_products._bounded_columns(st, data["b"], big.shape[1])[0]
     dropped = beamlets[sol.z[beamlets] == 0.0]
     assert sol.columns_out > 0 and dropped.size == sol.columns_out
     kept = np.setdiff1d(st.dense_cols, dropped)
@@ -311,12 +308,12 @@ def test_float32_products_within_range_else_float64():
     rng = np.random.default_rng(0)
     u = rng.random((300, 40))
     x, v = rng.random(40), rng.random(300)
-    single = ipm._Rows(u.astype(np.float32))
+    single = ipm_products._Rows(u.astype(np.float32))
     np.testing.assert_allclose(single.dot(u, x), u @ x, rtol=1e-6)
     np.testing.assert_allclose(single.tdot(u, v), u.T @ v, rtol=1e-6)
     assert not np.array_equal(single.dot(u, x), u @ x)             # float32 indeed
     double = np.arange(0, 300, 7)
-    mixed = ipm._Rows(u.astype(np.float32), double, u[double])
+    mixed = ipm_products._Rows(u.astype(np.float32), double, u[double])
     np.testing.assert_array_equal(mixed.dot(u, x)[double], u[double] @ x)
     np.testing.assert_allclose(mixed.dot(u, x), u @ x, rtol=1e-6)
     only = np.zeros(300)
@@ -333,9 +330,9 @@ def test_float32_products_within_range_else_float64():
         np.testing.assert_array_equal(out, u.T @ (v * 1e39))
 
 
-def test_mixed_precision_sum_keeps_float64_where_the_trace_is(monkeypatch):
+def test_mixed_precision_sum_keeps_float64_where_the_trace_is():
     """Below the single-precision gap, H = Σ ω_g u_gᵀu_g is summed in float64 over the rows carrying all but
-    DOUBLE_PRECISION_SHARE of its trace and in float32 over the rest: within float64's error of the float64
+    double_precision_share of its trace and in float32 over the rest: within float64's error of the float64
     sum, far inside float32's; share 0 is the float64 sum itself."""
     from types import SimpleNamespace
 
@@ -346,24 +343,23 @@ def test_mixed_precision_sum_keeps_float64_where_the_trace_is(monkeypatch):
     u32 = u.astype(np.float32)
     lp = SimpleNamespace(st=SimpleNamespace(u=u), work=np.empty_like(u), u32=u32, work32=np.empty_like(u32),
                          row_sq=np.einsum("ij,ij->i", u, u))
-    exact, none = ipm._sum_h(lp, omega, "double")
+    exact, none = ipm_newton._sum_h(lp, omega, "double")
     assert none is None
     upper = np.triu_indices(n)
     h64 = exact[upper]
-    single, _ = ipm._sum_h(lp, omega, "single")
+    single, _ = ipm_newton._sum_h(lp, omega, "single")
     err_single = np.abs(single[upper] - h64).max() / np.abs(h64).max()
     assert 1e-9 < err_single < 1e-5
-    mixed, rows = ipm._sum_h(lp, omega, "mixed")
+    mixed, rows = ipm_newton._sum_h(lp, omega, "mixed")
     err_mixed = np.abs(mixed[upper] - h64).max() / np.abs(h64).max()
     assert err_mixed < 1e-13 and err_mixed < 1e-4 * err_single
     share = omega * lp.row_sq
     in32 = np.ones(k, bool)
     in32[rows.double] = False
     assert 0 < in32.sum() < k
-    assert share[in32].sum() <= ipm.DOUBLE_PRECISION_SHARE * share.sum()
+    assert share[in32].sum() <= IpmOptions().double_precision_share * share.sum()
     assert share[in32].max() <= share[rows.double].min()           # the smallest shares go to float32
-    monkeypatch.setattr(ipm, "DOUBLE_PRECISION_SHARE", 0.0)
-    same, none = ipm._sum_h(lp, omega, "mixed")
+    same, none = ipm_newton._sum_h(lp, omega, "mixed", 0.0)
     assert none is None
     np.testing.assert_array_equal(same[upper], h64)
 
@@ -384,30 +380,6 @@ def test_shared_rows_checked():
         find_structure(whole, None, np.ones(3))
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_columns_hint_wrong_or_right_gives_the_whole_optimum(seed):
-    """A hint that leaves out beamlets the optimum needs restarts with them (priced in); a right one converges
-    without; both give the whole LP's optimum."""
-    _, _, c, a, b = _lp_data(seed)
-    whole = solve_lp(c, a, b)
-    st = find_structure(a)
-    beamlets = ipm._bounded_columns(st, b, a.shape[1])[0]
-    used = beamlets[whole.z[beamlets] > 1e-6 * whole.z[beamlets].max()]
-    wrong = np.ones(a.shape[1], bool)
-    wrong[beamlets] = False
-    wrong[used[::2]] = True                      # half of the beamlets the optimum uses
-    right = np.ones(a.shape[1], bool)
-    right[beamlets] = False
-    right[used] = True
-    miss = solve_lp(c, a, b, columns_hint=wrong)
-    hit = solve_lp(c, a, b, columns_hint=right)
-    assert miss.status == hit.status == "optimal"
-    assert miss.columns_priced_in > 0
-    assert miss.objective == pytest.approx(whole.objective, rel=1e-6, abs=1e-9)
-    assert hit.objective == pytest.approx(whole.objective, rel=1e-6, abs=1e-9)
-    assert hit.columns_out >= beamlets.size - used.size
-
-
 @pytest.mark.parametrize("seed", [0, 3])
 def test_single_precision_early_iterations_same_optimum(seed, monkeypatch):
     """H summed in float32 while the gap is large (inexact directions), and in part after it, reaches the
@@ -415,26 +387,21 @@ def test_single_precision_early_iterations_same_optimum(seed, monkeypatch):
     _, _, c, a, b = _lp_data(seed)
     used = []
 
-    class Spy(ipm._Newton):
-        def __init__(self, lp, s, lam, reg, precision="double"):
+    class Spy(ipm_newton._Newton):
+        def __init__(self, lp, s, lam, reg, precision="double", double_share=1e-7):
             used.append(precision == "single")
-            super().__init__(lp, s, lam, reg, precision)
+            super().__init__(lp, s, lam, reg, precision, double_share)
 
-    monkeypatch.setattr(ipm, "_Newton", Spy)
-    monkeypatch.setattr(ipm, "SINGLE_PRECISION_GAP", np.inf)            # float64 throughout
-    monkeypatch.setattr(ipm, "DOUBLE_PRECISION_SHARE", 0.0)
-    exact = solve_lp(c, a, b)
-    assert not any(used)
-    monkeypatch.setattr(ipm, "DOUBLE_PRECISION_SHARE", 1e-7)
+    monkeypatch.setattr(ipm_iterate, "_Newton", Spy)
+    exact = solve_lp(c, a, b, options=IpmOptions(single_precision_gap=np.inf, double_precision_share=0.0))
+    assert not any(used)                                                # float64 throughout
     for gap in (1e-2, 1e-4):
         used.clear()
-        monkeypatch.setattr(ipm, "SINGLE_PRECISION_GAP", gap)
-        sol = solve_lp(c, a, b)
+        sol = solve_lp(c, a, b, options=IpmOptions(single_precision_gap=gap))
         assert sol.status == "optimal" and any(used) and not all(used)
         assert sol.objective == pytest.approx(exact.objective, rel=1e-7, abs=1e-9)
     for share in (0.0, 1e-3):                   # float64 tail; a tail with 0.1 % of H's trace in float32
-        monkeypatch.setattr(ipm, "DOUBLE_PRECISION_SHARE", share)
-        sol = solve_lp(c, a, b)
+        sol = solve_lp(c, a, b, options=IpmOptions(double_precision_share=share))
         assert sol.status == "optimal"
         assert sol.objective == pytest.approx(exact.objective, rel=1e-7, abs=1e-9)
 
