@@ -72,7 +72,7 @@ def portpy_style_solve(spec, solver: str, options) -> dict:
 def main() -> None:
     from constraints import load_protocol
     from optimizer.fmo import FmoOptions, solve_fmo
-    from optimizer.fmo_case import case_from_phantom
+    from optimizer.cli.phantom_case import case_from_phantom
     from optimizer.fmo_strategies import build_spec, evaluate_dose
 
     ap = argparse.ArgumentParser()

@@ -199,7 +199,7 @@ def main() -> int:
                     help="a Python >= 3.12 with portpy 1.2.0 installed")
     args = ap.parse_args()
     from constraints.protocol import load_protocol
-    from optimizer.fmo_case import case_from_phantom
+    from optimizer.cli.phantom_case import case_from_phantom
     from optimizer.fmo_strategies import build_spec
 
     protocol = load_protocol("koide2024")

@@ -79,7 +79,7 @@ def tps_rows(name: str, data) -> list:
 def fmo_rows(name: str, data, solver: str, strategies: tuple, truncation=None) -> list:
     from constraints.protocol import load_protocol
     from optimizer.fmo import FmoOptions
-    from optimizer.fmo_case import case_from_phantom_data
+    from optimizer.cli.phantom_case import case_from_phantom_data
     from optimizer.fmo_strategies import plan_strategy
 
     protocol = load_protocol("koide2024")

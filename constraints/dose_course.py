@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import re
 import types
 from dataclasses import dataclass
 from typing import Mapping, Optional, Union
@@ -12,10 +13,20 @@ from ._validate import as_dose_array, fraction_count, recovery_fraction
 from .errors import InputError
 from .grid import Grid
 
-__all__ = ["DoseCourse", "months_between", "interval_months", "DAYS_PER_MONTH"]
+__all__ = ["DoseCourse", "months_between", "interval_months", "DAYS_PER_MONTH", "fractions_from_name"]
 
 #: mean Gregorian month, days (365.25 / 12): intervals in months are days / this
 DAYS_PER_MONTH = 365.25 / 12.0
+
+#: "60Gy/30fx", "60 Gy in 30 fractions", "20Gy/5fr", "50.4Gy/28F"
+_FRACTIONS_IN_NAME = re.compile(
+    r"(\d+(?:[.,]\d+)?)\s*Gy\s*(?:/|in|x)\s*(\d+)\s*(?:fx|fr|fractions?|f)\b", re.IGNORECASE)
+
+
+def fractions_from_name(name: str) -> Optional[int]:
+    """Fraction count stated in a dose's name (``"Prior EBRT 60Gy/30fx"`` → 30), or None."""
+    m = _FRACTIONS_IN_NAME.search(name or "")
+    return int(m.group(2)) if m else None
 
 
 @dataclass(frozen=True, eq=False)

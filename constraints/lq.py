@@ -35,7 +35,8 @@ import numpy as np
 
 from ._validate import alpha_beta, as_dose_array, fraction_count
 
-__all__ = ["bed", "eqd2", "dose_from_bed", "eqd2_from_bed", "bed_from_eqd2", "dose_from_eqd2"]
+__all__ = ["bed", "eqd2", "dose_from_bed", "eqd2_from_bed", "bed_from_eqd2", "dose_from_eqd2", "bed_unchecked",
+           "dose_from_bed_unchecked"]
 
 
 def bed(dose_gy, fractions, alpha_beta_gy):
@@ -147,9 +148,20 @@ def dose_from_eqd2(eqd2_gy, fractions, alpha_beta_gy):
 
 # Unchecked kernels for callers that validated once at their boundary.
 
-def _bed(dose_gy, n, ab):
-    return dose_gy * (1.0 + dose_gy / (n * ab))
+def bed_unchecked(dose_gy, fractions, alpha_beta_gy):
+    """:func:`bed`'s formula ``D (1 + D / (n α/β))`` without its input checks (Gy; arrays broadcast).
+
+    For callers that validated their inputs once at their boundary and evaluate many voxels or
+    organs (validation per call would dominate); garbage in gives garbage out.
+    """
+    return dose_gy * (1.0 + dose_gy / (fractions * alpha_beta_gy))
 
 
-def _dose_from_bed(bed_gy, n, ab):
-    return 2.0 * bed_gy / (1.0 + np.sqrt(1.0 + 4.0 * bed_gy / (n * ab)))
+def dose_from_bed_unchecked(bed_gy, fractions, alpha_beta_gy):
+    """:func:`dose_from_bed`'s formula, the root ``D = 2 BED / (1 + √(1 + 4 BED / (n α/β)))`` of
+    ``D (1 + D / (n α/β)) = BED``, without its input checks (Gy; arrays broadcast)."""
+    return 2.0 * bed_gy / (1.0 + np.sqrt(1.0 + 4.0 * bed_gy / (fractions * alpha_beta_gy)))
+
+
+_bed = bed_unchecked                    # the names constraints/ uses internally
+_dose_from_bed = dose_from_bed_unchecked

@@ -26,6 +26,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
+from constraints.dose_course import fractions_from_name
 from constraints.errors import InputError
 from constraints.grid import Grid
 
@@ -172,7 +173,6 @@ def export_patient(directory: Any, *, bits: int = 32) -> ExportedFiles:
                                          description="plan total dose", bits=bits, study_instance_uid=study,
                                          patient=patient)
     priors = []
-    from tps_scripts.adapter import fractions_from_name
     for fe in case.TreatmentDelivery.FractionEvaluations:
         for doe in fe.DoseOnExaminations:
             for k, ev in enumerate(doe.DoseEvaluations):

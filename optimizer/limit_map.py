@@ -36,7 +36,7 @@ from constraints._validate import alpha_beta, as_dose_array, fraction_count, pos
 from constraints.accumulate import cumulative_bed
 from constraints.dose_course import DoseCourse
 from constraints.errors import InputError, NotEvaluableError
-from constraints.lq import _bed, _dose_from_bed
+from constraints.lq import bed_unchecked as _bed, dose_from_bed_unchecked as _dose_from_bed
 
 __all__ = ["LimitMap", "sbrt_limit_map", "limit_from_prior_bed", "UNKNOWN_PRIOR_POLICIES"]
 

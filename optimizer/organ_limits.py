@@ -24,8 +24,8 @@ import numpy as np
 
 from constraints.errors import InputError
 from constraints.evaluation import PlanCase, organ_structure, table_limit
+from constraints.lq import dose_from_bed_unchecked as _dose_from_bed
 from constraints.recovery import check_recovery
-from constraints.lq import _dose_from_bed
 from constraints.protocol import Constraint, Protocol
 
 from .limit_map import sbrt_limit_map

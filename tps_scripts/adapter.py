@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from constraints.dose_course import DoseCourse
+from constraints.dose_course import DoseCourse, fractions_from_name
 from constraints.errors import InputError, TpsStateError
 from constraints.evaluation import PlanCase
 from constraints.grid import Grid
@@ -33,10 +32,6 @@ from .units import cgy_to_gy, cm_to_mm, mm_to_cm
 __all__ = ["get_api", "TpsContext", "current_context", "dose_grid", "read_dose_gy", "roi_mask",
            "PriorInfo", "find_prior_doses", "Gathered", "gather", "fractions_from_name", "array_digest",
            "roi_coverage_on", "roi_bounding_box_mm"]
-
-#: "60Gy/30fx", "60 Gy in 30 fractions", "20Gy/5fr", "50.4Gy/28F"
-_FRACTIONS_IN_NAME = re.compile(
-    r"(\d+(?:[.,]\d+)?)\s*Gy\s*(?:/|in|x)\s*(\d+)\s*(?:fx|fr|fractions?|f)\b", re.IGNORECASE)
 
 ORGAN_KIND_FROM_TPS = {"Target": "target", "OrganAtRisk": "oar", "Other": "other", "Unknown": "other"}
 
@@ -161,12 +156,6 @@ def roi_bounding_box_mm(geometry: Any) -> Tuple[Tuple[float, float, float], Tupl
     """``GetBoundingBox()`` as ((x, y, z) min, (x, y, z) max) in mm."""
     lo, hi = geometry.GetBoundingBox()
     return ((cm_to_mm(lo.x), cm_to_mm(lo.y), cm_to_mm(lo.z)), (cm_to_mm(hi.x), cm_to_mm(hi.y), cm_to_mm(hi.z)))
-
-
-def fractions_from_name(name: str) -> Optional[int]:
-    """Fraction count stated in a dose's name (``"Prior EBRT 60Gy/30fx"`` → 30), or None."""
-    m = _FRACTIONS_IN_NAME.search(name or "")
-    return int(m.group(2)) if m else None
 
 
 @dataclass(frozen=True)

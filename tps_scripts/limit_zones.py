@@ -20,7 +20,7 @@ import numpy as np
 
 from constraints.evaluation import PlanCase
 from constraints.grid import Grid
-from constraints.lq import _bed
+from constraints.lq import bed_unchecked as _bed
 from constraints.protocol import Protocol
 from optimizer.organ_limits import OrganLimits
 from optimizer.zones import band_thresholds, hot_region_margin_mm

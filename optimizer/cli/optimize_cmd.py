@@ -104,7 +104,7 @@ def _rtdose(out: str, tag: str, fcase: Any, r: Any) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from constraints.protocol import load_protocol
-    from optimizer.fmo_case import case_from_phantom
+    from optimizer.cli.phantom_case import case_from_phantom
     from optimizer.sweep import DEFAULT_MARGINS_GY
 
     from mock_tps._phantoms import PHANTOM_BUILDERS

@@ -116,3 +116,17 @@ def test_input_error_is_value_error():
 def test_integral_float_fractions_accepted():
     assert bed(10.0, 2.0, 2.0) == bed(10.0, 2, 2.0)
     assert math.isclose(bed(10.0, np.int64(2), 2.0), 35.0)
+
+
+def test_unchecked_formulas_match_the_checked_ones():
+    """The public unchecked forms (for callers that validated once): 50 Gy / 25 fx at α/β 2 is
+    50 · (1 + 2/2) = 100 Gy₂ (Nieder 2006), and back; arrays broadcast."""
+    import numpy as np
+
+    from constraints.lq import bed_unchecked, dose_from_bed_unchecked
+
+    assert float(bed_unchecked(50.0, 25, 2.0)) == pytest.approx(100.0)
+    assert float(dose_from_bed_unchecked(100.0, 25, 2.0)) == pytest.approx(50.0)
+    d = np.array([0.0, 12.0, 24.0])
+    np.testing.assert_allclose(bed_unchecked(d, 2, 3.0), bed(d, 2, 3.0))
+    np.testing.assert_allclose(dose_from_bed_unchecked(bed(d, 2, 3.0), 2, 3.0), d)

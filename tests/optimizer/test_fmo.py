@@ -282,7 +282,7 @@ def test_bad_options_raise():
 
 @pytest.fixture(scope="module")
 def t4t5():
-    from optimizer.fmo_case import case_from_phantom
+    from optimizer.cli.phantom_case import case_from_phantom
     proto = load_protocol("koide2024")
     return proto, case_from_phantom("t4t5_esophageal", proto, grid_mm=4.0, dose_grid_mm=6.0, bixel_mm=10.0)
 

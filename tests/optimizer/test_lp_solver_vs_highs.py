@@ -155,7 +155,7 @@ def test_coarse_phantom_fmo_lp_matches_highs(monkeypatch):
     import optimizer._fmo_lp as fmo_lp
     from constraints.protocol import load_protocol
     from optimizer.fmo import FmoOptions, solve_fmo
-    from optimizer.fmo_case import case_from_phantom
+    from optimizer.cli.phantom_case import case_from_phantom
     from optimizer.fmo_strategies import build_spec
 
     protocol = load_protocol("koide2024")
