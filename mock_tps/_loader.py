@@ -149,12 +149,10 @@ def load_patient_data(data: PhantomData, *, initial_plan: str = "sbrt_only",
     plan._mock_user_made = True
     case.TreatmentPlans._append(plan)
     imported = data.influence_gy is None
-    if imported:
-        import scipy.sparse
-
+    if imported:                          # no beamlets: an empty (voxels × 0) influence, no scipy to import
         from . import _dicom_plan
         bs = _dicom_plan.BeamSet(plan, BEAM_SET_NAME, data.fractions, data.beams,
-                                 scipy.sparse.csr_matrix((data.dose_grid.n_voxels, 0)), np.zeros(0, dtype=int),
+                                 np.zeros((data.dose_grid.n_voxels, 0)), np.zeros(0, dtype=int),
                                  data.dose_grid, ss, exam)
     else:
         bs = BeamSet(plan, BEAM_SET_NAME, data.fractions, data.beams, data.influence_gy,

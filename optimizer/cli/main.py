@@ -3,19 +3,35 @@
 Each sub-command lives in its own module with a ``register(subparsers)`` function;
 this module only assembles them, turns reirrad's documented errors into one line on
 stderr with exit status 2, and turns Ctrl-C into exit status 130 without a traceback.
+A command line that names a sub-command imports that sub-command's module only, so that
+``reirrad dvh`` does not pay for the optimizer's imports (``bench/bench_dvh_process.py``).
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from typing import List, Optional
+from types import ModuleType
+from typing import Any, List, Optional, Sequence
 
 from constraints.errors import ReirradError
 
-from . import assess_cmd, calculator, demo_cmd, dvh_cmd, optimize_cmd, protocol_cmd
+#: Modules (in this package) that add sub-commands, in the order ``--help`` lists them.
+MODULE_NAMES = ("calculator", "protocol_cmd", "demo_cmd", "assess_cmd", "dvh_cmd", "optimize_cmd")
+#: Each sub-command's module.
+COMMANDS = {"bio": "calculator", "limit": "calculator", "protocol": "protocol_cmd", "demo": "demo_cmd",
+            "assess": "assess_cmd", "dvh": "dvh_cmd", "optimize": "optimize_cmd"}
 
-#: Modules that add sub-commands, in the order ``--help`` lists them.
-COMMAND_MODULES = (calculator, protocol_cmd, demo_cmd, assess_cmd, dvh_cmd, optimize_cmd)
+
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(f"optimizer.cli.{name}")
+
+
+def __getattr__(name: str) -> Any:
+    """``COMMAND_MODULES``: every sub-command's module (imported when first asked for)."""
+    if name == "COMMAND_MODULES":
+        return tuple(_module(m) for m in MODULE_NAMES)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -25,21 +41,29 @@ class _OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(modules: Sequence[str] = MODULE_NAMES) -> argparse.ArgumentParser:
+    """The ``reirrad`` parser with the sub-commands of ``modules`` (default: all)."""
     parser = _OneLineParser(
         prog="reirrad",
         description="Re-irradiation spine SBRT: LQ calculator, per-voxel limits, protocols, assessment.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_OneLineParser)
     sub.required = True
-    for module in COMMAND_MODULES:
-        module.register(sub)
+    for name in modules:
+        _module(name).register(sub)
     return parser
+
+
+def _named_command(argv: Sequence[str]) -> Optional[str]:
+    """The sub-command ``argv`` names first, when it is one (options before it would need the full parser)."""
+    return argv[0] if argv and argv[0] in COMMANDS else None
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run ``reirrad`` with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    named = _named_command(argv)
+    parser = build_parser((COMMANDS[named],) if named else MODULE_NAMES)
     try:
         try:
             args = parser.parse_args(argv)

@@ -27,7 +27,7 @@ import time
 from typing import Any, Dict, List, Tuple
 
 from constraints.errors import InputError
-from optimizer.fmo import SOLVER_DEFAULTS, FmoOptions
+from optimizer._fmo_options import SOLVER_DEFAULTS, FmoOptions   # not optimizer.fmo: light to import for --help
 
 from ._output import print_json, print_table, progress_to_stderr, say
 
