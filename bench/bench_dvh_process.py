@@ -35,11 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_dvh_dicom import DATA, DC_SCRIPT, VENV_PY  # noqa: E402
 
 
-def _timed(cmd: list, env: dict) -> "tuple[float, float]":
+def _timed(cmd: list, env: dict, cwd: "Path | None" = None) -> "tuple[float, float]":
     """Wall and CPU (user + system) seconds of one child process running ``cmd``."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(cmd, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -49,24 +49,25 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5, help="runs of each side (interleaved)")
     ap.add_argument("--data", type=Path, default=DATA, help=f"dicompyler-core's example (default {DATA})")
+    ap.add_argument("--repo", type=Path, default=ROOT, help="the reirrad checkout to time (default: this one)")
     args = ap.parse_args()
     if not args.data.is_dir():
         print(f"dicompyler example data not found at {args.data} (--data)")
         return 1
     cache = tempfile.mkdtemp(prefix="reirrad_pycache_")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OPENBLAS_NUM_THREADS="1", PYTHONPYCACHEPREFIX=cache)
+    env = dict(os.environ, PYTHONPATH=str(args.repo), OPENBLAS_NUM_THREADS="1", PYTHONPYCACHEPREFIX=cache)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     rtss, rtdose = str(args.data / "rtss.dcm"), str(args.data / "rtdose.dcm")
     ours_cmd = [sys.executable, "-m", "optimizer.cli.main", "dvh", "--rtstruct", rtss, "--dose", rtdose, "--json"]
     dc_cmd = [str(VENV_PY), "-c", DC_SCRIPT, rtss, rtdose] if VENV_PY.exists() else None
     bare_cmd = [sys.executable, "-c", "pass"]
-    for cmd in (ours_cmd, dc_cmd):                       # untimed: writes the bytecode caches
-        if cmd:
-            _timed(cmd, env)
+    _timed(ours_cmd, env, args.repo)                     # untimed: write the bytecode caches
+    if dc_cmd:
+        _timed(dc_cmd, env)
     ours, dc, bare = [], [], []
     for _ in range(args.repeat):
         bare.append(_timed(bare_cmd, env))
-        ours.append(_timed(ours_cmd, env))
+        ours.append(_timed(ours_cmd, env, args.repo))
         if dc_cmd:
             dc.append(_timed(dc_cmd, env))
     best = lambda runs, k: min(r[k] for r in runs)      # noqa: E731
