@@ -113,9 +113,12 @@ def _warm_start(old: Any, new: Any, point: Tuple[np.ndarray, np.ndarray, np.ndar
 _Point = Tuple[Any, Tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
+#: What a SCHUR_IPM round returns (see :func:`_solve_lp_round`).
+_LpRound = Tuple[str, Optional[np.ndarray], Optional[float], Tuple[int, int], float, float, Optional[_Point]]
+
+
 def _solve_lp_round(spec: FmoSpec, options: FmoOptions, settings: Mapping[str, Any], check: Optional[Any] = None,
-                    resume: Optional[_Point] = None, **lp_args: Any
-                    ) -> Tuple[str, Optional[np.ndarray], Optional[float], Tuple[int, int], float, float, Optional[_Point]]:
+                    resume: Optional[_Point] = None, **lp_args: Any) -> _LpRound:
     """One round with ``SCHUR_IPM`` on the directly assembled LP (:mod:`optimizer._fmo_lp`).
 
     From ``resume`` when given (a warm start; no check), else from Mehrotra's point.
