@@ -38,7 +38,7 @@ class FmoOptions:
         dense beamlet columns (:mod:`optimizer._schur_ipm`), on the LP assembled directly
         (:mod:`optimizer._fmo_lp`): HiGHS's optimum (tested) in a fraction of its time, since
         it factorizes in beamlet space.  ``HIGHS`` is the reference LP solver; ``CLARABEL``
-        also takes the quadratic under-dose.  Measurements: ``docs/decisions/001``.
+        also takes the quadratic under-dose.  Measurements: ``docs/decisions/fmo-formulation-and-solver.md``.
     underdose : {'linear', 'quadratic'}
         Linear keeps an LP (HiGHS-capable); quadratic is a QP.
     coverage_headroom_gy : float, Gy
@@ -68,7 +68,7 @@ class FmoOptions:
         With ``SCHUR_IPM`` and full objective rows: the constraint voxels inside the
         target or ring enter from the first round, since their rows are in the LP
         already (2 mm dose grid T4–T5: 2 rounds with 26 violators after the first,
-        against 4 rounds; ``docs/decisions/005``).  Needs ``screen_fraction > 0``.
+        against 4 rounds; ``docs/decisions/fmo-shared-rows-and-direct-lp.md``).  Needs ``screen_fraction > 0``.
     screen_check_gap : float or None
         With ``SCHUR_IPM``, screening and full objective rows: when a round's relative gap
         first reaches this, the full-matrix dose of its iterate is screened like a solution's;
