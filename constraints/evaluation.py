@@ -14,7 +14,7 @@ constraint: never a silent pass.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -31,6 +31,7 @@ from .protocol import Constraint, Protocol
 from .recovery import check_recovery
 from .reirradiation_rule import BindingLimit, binding_limit
 from .structure import Structure
+from .subvoxel_rule import SUBVOXEL_METRIC_KINDS, FieldCache, FineCoverage, subvoxel_dvh, subvoxel_value
 
 __all__ = ["PlanCase", "ConstraintResult", "GoalResult", "Evaluation", "evaluate_protocol", "domain_dose",
            "organ_structure", "dose_table", "table_input", "table_limit", "TABLE3_METRICS", "TABLE3_ALPHA_BETAS"]
@@ -52,12 +53,19 @@ class PlanCase:
         The new course's total physical dose.
     priors : tuple of DoseCourse
         Prior courses mapped onto the same grid.
+    fine_coverage : mapping organ key → FineCoverage, optional
+        ROI coverages on refined grids.  When given (non-empty), every Dmax and D_V
+        constraint is also read by the sub-voxel rule (:mod:`constraints.subvoxel_rule`;
+        organs without an entry on their dose-grid coverage) and passes only when both
+        rules pass.  A derived organ (``exclude_target_margin_mm``, e.g. unspecified tissue) is
+        a set of dose-voxel centres and is read by the voxel rule alone.
     """
 
     grid: Grid
     structures: Mapping[str, Structure]
     sbrt: DoseCourse
     priors: Tuple[DoseCourse, ...] = ()
+    fine_coverage: Mapping[str, FineCoverage] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.sbrt, DoseCourse):
@@ -95,6 +103,7 @@ class ConstraintResult:
     priority: int
     note: str = ""
     limit_rule: str = "fixed"
+    value_subvoxel: Optional[float] = None   # the sub-voxel rule's value (Dmax, D_V), when read
 
 
 @dataclass(frozen=True)
@@ -128,6 +137,11 @@ class Evaluation:
     @property
     def all_pass(self) -> bool:
         return all(r.passed for r in self.results if not r.advisory)
+
+    @property
+    def coverage_goals_met(self) -> bool:
+        """True when every coverage goal is met (a goal not evaluable is not met)."""
+        return all(g.met for g in self.goals)
 
     def failures(self) -> Tuple[ConstraintResult, ...]:
         return tuple(r for r in self.results if not r.passed and not r.advisory)
@@ -205,6 +219,17 @@ def _compare(value: float, comparison: str, limit: float) -> bool:
     return {"<": value < limit, "<=": value <= limit, ">": value > limit, ">=": value >= limit}[comparison]
 
 
+def _both_rules(comparison: str, limit: float, value: float, value_subvoxel: Optional[float]) -> Tuple[bool, float]:
+    """Pass and margin over both DVH rules: the pass needs both, the margin is the smaller one."""
+    passed = _compare(value, comparison, limit)
+    margin = limit - value
+    if value_subvoxel is not None:
+        passed = passed and _compare(value_subvoxel, comparison, limit)
+        sv_margin = limit - value_subvoxel
+        margin = min(margin, sv_margin) if comparison in ("<", "<=") else max(margin, sv_margin)
+    return passed, margin
+
+
 def evaluate_protocol(case: PlanCase, protocol: Protocol) -> Evaluation:
     """Evaluate every constraint and coverage goal of ``protocol`` on ``case``.
 
@@ -230,6 +255,25 @@ def evaluate_protocol(case: PlanCase, protocol: Protocol) -> Evaluation:
                 cache[key] = exc
         return cache[key]
 
+    fields = FieldCache(case.grid)
+    sv_cache: Dict[Tuple[str, str], object] = {}
+
+    def subvoxel_of(organ_key: str, domain: str, metric: Metric) -> Optional[float]:
+        """The sub-voxel rule's value, or None when the case carries no fine coverage or the metric is not a dose level."""
+        if not case.fine_coverage or metric.kind not in SUBVOXEL_METRIC_KINDS:
+            return None
+        organ = protocol.organs[organ_key]
+        if organ.exclude_target_margin_mm is not None:
+            # a derived organ (External − (targets + margin)) is a set of dose-voxel centres: it has no sub-voxel
+            # geometry, and a whole voxel's spread would reach into the excluded margin
+            return None
+        key = (organ_key, domain)
+        if key not in sv_cache:
+            s = case.structures[organ_key]
+            f = fields.get((domain, organ.alpha_beta_gy), lambda: domain_dose(case, domain, organ.alpha_beta_gy))
+            sv_cache[key] = subvoxel_dvh(s.name, f, case.fine_coverage.get(organ_key) or FineCoverage.on_dose_grid(s))
+        return subvoxel_value(metric, sv_cache[key])
+
     for c in protocol.constraints:
         if c.organ not in case.structures:
             not_applicable.append(c.id)
@@ -249,16 +293,18 @@ def evaluate_protocol(case: PlanCase, protocol: Protocol) -> Evaluation:
             if isinstance(dvh, Exception):
                 raise dvh
             value = c.metric.evaluate(dvh)
+            value_sv = subvoxel_of(c.organ, c.domain, c.metric)
         except ReirradError as exc:
             results.append(ConstraintResult(c.id, c.organ, roi, c.metric.text, c.domain, c.comparison, c.unit,
                                             c.limit, None, None, False, c.advisory, c.priority,
                                             f"not evaluable: {exc}", rule))
             continue
-        passed = _compare(value, c.comparison, limit) and not conditions_failed
+        passed, margin = _both_rules(c.comparison, limit, value, value_sv)
+        passed = passed and not conditions_failed
         if conditions_failed:
             note += "; FAIL: the rule's condition(s) " + ", ".join(conditions_failed) + " not met"
         results.append(ConstraintResult(c.id, c.organ, roi, c.metric.text, c.domain, c.comparison, c.unit,
-                                        limit, value, limit - value, passed, c.advisory, c.priority, note, rule))
+                                        limit, value, margin, passed, c.advisory, c.priority, note, rule, value_sv))
     goals = []
     for g in protocol.coverage_goals:
         if g.organ not in case.structures:

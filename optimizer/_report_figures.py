@@ -119,13 +119,15 @@ def tuning_figure(log: Sequence[Mapping[str, object]], rx_gy: float) -> bytes:
     """Coverage (V_rx, %) and worst margin per organ across the tuning iterations."""
     plt = _plt()
     it = [int(e["iteration"]) for e in log]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    a1.plot(it, [e["ptv_eval"]["v_rx_percent"] for e in log], "o-", label=f"V{rx_gy:g}Gy (%)")
+    # the twin axis's label sits right of the left panel: room between the panels keeps it clear of the right
+    # panel's tick labels and label (they overlapped at the default spacing)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"wspace": 0.55})
+    a1.plot(it, [e["ptv_eval"]["v_rx_percent"] for e in log], "o-", color="#1f77b4", label=f"V{rx_gy:g}Gy (%)")
     a1b = a1.twinx()
     a1b.plot(it, [e["ptv_eval"]["d95_gy"] for e in log], "s--", color="#d62728", label="D95 (Gy)")
     a1.set_xlabel("optimization")
-    a1.set_ylabel(f"PTVeval V{rx_gy:g}Gy (%)")
-    a1b.set_ylabel("PTVeval D95 (Gy)")
+    a1.set_ylabel(f"PTVeval V{rx_gy:g}Gy (%)", color="#1f77b4")
+    a1b.set_ylabel("PTVeval D95 (Gy)", color="#d62728")
     a1.set_xticks(it)
     a1.grid(alpha=0.3)
     a1.set_title("coverage", fontsize=9)

@@ -62,12 +62,51 @@ def _constraint_table(ev: Mapping[str, Any]) -> str:
         cls = "pass" if c["pass"] else ("advisory" if c["advisory"] else "fail")
         verdict = ("PASS" if c["pass"] else "FAIL") + (" (advisory)" if c["advisory"] else "")
         rows.append(f'<tr class="{cls}"><td>{_f(c["roi"])}</td><td>{_f(c["metric"])}</td><td>{_f(c["domain"])}</td>'
-                    f'<td class="num">{_f(c["value"])}</td><td class="num">{_f(c["comparison"])} {_f(c["limit"])}</td>'
+                    f'<td class="num">{_f(c["value"])}</td><td class="num">{_f(c.get("value_subvoxel"))}</td>'
+                    f'<td class="num">{_f(c["comparison"])} {_f(c["limit"])}</td>'
                     f'<td class="num">{_f(c["margin"])}</td><td>{_f(c["unit"])}</td><td>{verdict}</td>'
                     f'<td class="note">{_f(c["note"])}</td></tr>')
-    head = ("<tr><th>ROI</th><th>metric</th><th>domain</th><th>value</th><th>limit</th><th>margin</th><th>unit</th>"
-            "<th>result</th><th>note</th></tr>")
+    head = ("<tr><th>ROI</th><th>metric</th><th>domain</th><th>value (voxel rule)</th><th>value (sub-voxel rule)</th>"
+            "<th>limit</th><th>margin</th><th>unit</th><th>result</th><th>note</th></tr>")
     return f'<table id="constraints">{head}{"".join(rows)}</table>'
+
+
+def _banners(rec: Mapping[str, Any]) -> str:
+    """The verdict's two headlines: protocol constraints, target coverage (with its numbers and the GTV's)."""
+    ev = rec["evaluation"]
+    ok = ev["all_pass"]
+    fails = [c["id"] for c in ev["constraints"] if not c["pass"] and not c["advisory"]]
+    met = ev.get("coverage_goals_met", all(g["met"] for g in ev["coverage_goals"]))
+    goals = "; ".join(f"{html.escape(str(g['metric']))} {_f(g['value'], 1)} {html.escape(str(g['unit']))} "
+                      f"(goal {html.escape(str(g['comparison']))} {g['goal']:g}{'' if g['met'] else ', not met'})"
+                      for g in ev["coverage_goals"])
+    gtv = "".join(f"<br><span class='gtv'>{html.escape(str(g['roi']))} (GTV): D98 {_f(g.get('d98_gy'))} Gy, D95 "
+                  f"{_f(g.get('d95_gy'))} Gy, Dmin {_f(g.get('dmin_gy'))} Gy (reported; no protocol goal)</span>"
+                  for g in rec.get("gtv", []))
+    return (f'<div id="verdict-constraints" class="banner {"ok" if ok else "bad"}">'
+            + ("Protocol constraints: all pass" if ok else
+               f"Protocol constraints: {len(fails)} FAIL ({html.escape(', '.join(fails))})") + "</div>"
+            + f'<div id="verdict-coverage" class="banner {"ok" if met else "warn"}">'
+            + f"Target coverage: {'goals met' if met else 'goals NOT met'}: {goals or 'no goal in the protocol'}"
+            + gtv + "</div>")
+
+
+def _findings(rec: Mapping[str, Any]) -> str:
+    parts = []
+    if rec.get("geometry"):
+        parts.append("<h2>Geometry findings</h2><p>Warnings: they do not change the verdict.</p><ul id='geometry'>"
+                     + "".join(f"<li>{html.escape(f['message'])}</li>" for f in rec["geometry"]) + "</ul>")
+    reg = rec.get("registration_uncertainty")
+    if reg:
+        rows = "".join(f"<tr class='{'pass' if r['pass_with'] else 'fail'}'><td>{html.escape(r['id'])}</td>"
+                       f"<td class='num'>{_f(r['margin_with'])}</td><td class='num'>{_f(r['margin_without'])}</td>"
+                       f"<td>{'pass' if r['pass_with'] else 'FAIL'} / {'pass' if r['pass_without'] else 'FAIL'}</td></tr>"
+                       for r in reg["constraints"])
+        radii = ", ".join(f"{html.escape(k)} {v:g} mm" for k, v in reg["radius_mm"].items())
+        parts.append(f"<h2>Registration uncertainty</h2><p>{html.escape(reg['rule'])}: {radii}.</p>"
+                     f"<table id='registration'><tr><th>constraint</th><th>margin with (verdict)</th>"
+                     f"<th>margin without</th><th>with / without</th></tr>{rows}</table>")
+    return "".join(parts)
 
 
 def _goal_table(ev: Mapping[str, Any]) -> str:
@@ -97,7 +136,8 @@ h1{font-size:20px}h2{font-size:16px;border-bottom:1px solid #999;margin-top:28px
 table{border-collapse:collapse;font-size:12px;margin:8px 0}td,th{border:1px solid #bbb;padding:3px 6px}
 td.num{text-align:right;font-variant-numeric:tabular-nums}td.note{font-size:10px;color:#444}
 tr.fail td{background:#fde0e0}tr.pass td{background:#e6f4e6}tr.advisory td{background:#fff4d6}
-.banner{padding:8px 12px;font-weight:bold;font-size:15px}.ok{background:#d7efd7}.bad{background:#f8caca}
+.banner{padding:8px 12px;font-weight:bold;font-size:15px;margin:4px 0}.ok{background:#d7efd7}.bad{background:#f8caca}
+.warn{background:#fde9b8}.gtv{font-weight:normal;font-size:12px}
 figure{margin:10px 0;page-break-inside:avoid}figure img{max-width:100%}figcaption{font-size:11px;color:#444}
 ul.assume li{font-size:12px}.foot{font-size:11px;color:#555;margin-top:30px}
 @media print{body{margin:8mm}h2{page-break-after:avoid}table,figure{page-break-inside:avoid}}
@@ -128,9 +168,7 @@ def render_report(inp: ReportInputs) -> str:
     parts.append(f"<h1>{html.escape(inp.title)}</h1>{ident}"
                  f"<p>case {html.escape(str(tps.get('case')))}, plan <b>{html.escape(str(tps.get('plan')))}</b>, beam set "
                  f"{html.escape(str(tps.get('beam_set')))} on {html.escape(str(tps.get('examination')))}</p>")
-    ok = ev["all_pass"]
-    parts.append(f'<div class="banner {"ok" if ok else "bad"}">'
-                 f'{"All protocol constraints pass" if ok else "Protocol constraints FAIL"}</div>')
+    parts.append(_banners(rec))
     grid = inputs["dose_grid"]
     assumptions = [
         f"protocol {p.name} v{p.version} (SHA-256 {p.sha256[:16]}…): {html.escape(p.title)}",
@@ -141,19 +179,28 @@ def render_report(inp: ReportInputs) -> str:
         f"dose grid {grid['shape_zyx']} voxels (z, y, x), spacing {grid['spacing_mm']} mm",
         "D0.035cc / D1cc rule: the dose of the voxel at which the hottest voxels' covered volume first "
         "reaches the volume (no interpolation; partial voxels weighted by coverage)",
+        "a Dmax or D_V limit passes only when that voxel rule and the sub-voxel rule of reirrad dvh (ROI on "
+        "~0.5 mm sub-voxels, dose interpolated and spread) both pass; the margin shown is the smaller",
         f"unknown prior dose policy: {inputs['unknown_prior_policy']}",
     ]
     for pr in inputs["priors"]:
         assumptions.append(f"prior course {html.escape(pr['name'])}: {pr['fractions']} fx (from {pr['fractions_from']}),"
                            f" recovery {pr['recovery'] if isinstance(pr['recovery'], dict) else format(pr['recovery'], 'g')}" + (", resampled to the dose grid (trilinear)"
                                                               if pr["resampled_to_dose_grid"] else "")
-                           + ", registration: as mapped in the planning system")
+                           + (f", registration uncertainty {pr['uncertainty_mm']:g} mm (dose replaced by its maximum "
+                              "over a sphere of that radius)" if pr.get("uncertainty_mm") else
+                              ", registration: as mapped in the planning system")
+                           + (f"; mapped maximum {pr['mapped_max_gy']:.1f} Gy for a stated total of "
+                              f"{pr['total_gy']:g} Gy" if pr.get("total_gy") else ""))
+    for name in inputs.get("excluded_doses", []):
+        assumptions.append(f"evaluation dose {html.escape(name)}: excluded by the configuration (not a prior course)")
     if not inputs["priors"]:
         assumptions.append("no prior course: cumulative dose = SBRT dose")
     if p.notes:
         assumptions.append(html.escape(p.notes))
     parts.append("<h2>Assumptions</h2><ul class='assume'>" + "".join(f"<li>{a}</li>" for a in assumptions) + "</ul>")
     parts.append("<h2>Constraints (failures first)</h2>" + _constraint_table(ev) + _goal_table(ev))
+    parts.append(_findings(rec))
     if rec.get("eligibility"):
         e = rec["eligibility"]
         parts.append(f"<h2>Eligibility</h2><p><b>{html.escape(e['recommendation'])}</b></p><ul>"

@@ -14,14 +14,17 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
 from constraints.dose_course import DoseCourse, fractions_from_name
 from constraints.errors import InputError, TpsStateError
 from constraints.evaluation import PlanCase
+from constraints.geometry_checks import Finding, overlap_findings, prv_margin_findings
 from constraints.grid import Grid
+from constraints.morphology import max_over_sphere
+from constraints.subvoxel_rule import FineCoverage, fine_box
 from constraints.protocol import Protocol, RoiMatch, match_roi_names
 from constraints.resample import resample_to_grid
 from constraints.structure import Structure
@@ -31,7 +34,8 @@ from .units import cgy_to_gy, cm_to_mm, mm_to_cm
 
 __all__ = ["get_api", "TpsContext", "current_context", "dose_grid", "read_dose_gy", "roi_mask",
            "PriorInfo", "find_prior_doses", "Gathered", "gather", "fractions_from_name", "array_digest",
-           "roi_coverage_on", "roi_bounding_box_mm"]
+           "roi_coverage_on", "roi_bounding_box_mm", "FoundPrior", "check_prior_total", "total_from_name",
+           "PRIOR_MAX_TO_TOTAL", "GTV_ALIASES"]
 
 ORGAN_KIND_FROM_TPS = {"Target": "target", "OrganAtRisk": "oar", "Other": "other", "Unknown": "other"}
 
@@ -170,6 +174,9 @@ class PriorInfo:
     resampled: bool
     dose_digest: str
     assumed_voxels: int = 0     # voxels outside the prior grid given the organ's highest prior dose
+    total_gy: Optional[float] = None        # stated total (name or configuration), Gy
+    mapped_max_gy: Optional[float] = None   # maximum of the mapped dose, Gy
+    uncertainty_mm: float = 0.0             # registration uncertainty radius, mm
 
 
 def _evaluation_doses(case: Any, exam_name: str) -> List[Any]:
@@ -191,42 +198,127 @@ def _is_of_beam_set(dose: Any, beam_set: Any) -> bool:
     return bs is not None and getattr(bs, "DicomPlanLabel", None) == getattr(beam_set, "DicomPlanLabel", object())
 
 
-def find_prior_doses(ctx: TpsContext, config: PluginConfig) -> List[Tuple[Any, str, int, float, Optional[str], str]]:
-    """Prior courses among the evaluation doses on the planning examination.
+#: A mapped prior dose's maximum must lie within these multiples of the course's stated total
+#: (docs/decisions/prior-total-check.md): a conventional course peaks at 1.0-1.1 x its total, a
+#: prior SBRT at up to 2 x (prescribed to the 50 % isodose); a per-fraction map of n >= 2
+#: fractions peaks at <= hot spot / n x the total, below 0.9 for any hot spot up to 1.8.
+PRIOR_MAX_TO_TOTAL = (0.9, 2.0)
 
-    Without configured priors: every *named* evaluation dose on the planning
-    examination that is not a dose of the SBRT beam set, its fraction count read from
-    its name.  With configured priors: exactly those, by name.
 
-    Returns
-    -------
-    list of (dose object, name, fractions, recovery, date or None, source of the fraction count)
+def total_from_name(name: str) -> Optional[float]:
+    """Total dose (Gy) stated in a dose's name (``"Prior EBRT 60Gy/30fx"`` → 60.0), or None."""
+    m = _FRACTIONS_IN_NAME.search(name or "")
+    return float(m.group(1).replace(",", ".")) if m else None
+
+
+@dataclass(frozen=True)
+class FoundPrior:
+    """A prior course among the evaluation doses, with what the name or configuration says of it."""
+
+    dose: Any
+    name: str
+    fractions: int
+    recovery: float
+    date: Optional[str]
+    fractions_source: str          # "name" or "configuration"
+    total_gy: Optional[float]      # stated total (configuration, else name), Gy
+    uncertainty_mm: float = 0.0
+
+
+def find_prior_doses(ctx: TpsContext, config: PluginConfig) -> List[FoundPrior]:
+    """Every prior course among the evaluation doses on the planning examination.
+
+    Rule: every evaluation dose on the planning examination that is not a dose of
+    the SBRT beam set is a prior course, unless the configuration excludes it by
+    name (``exclude_doses``).  Without configured priors a course's fraction count
+    and total are read from its name; with configured priors every such dose must
+    be listed (a course left out would be silently dropped: the patient would look
+    less irradiated than they are).
 
     Raises
     ------
+    constraints.errors.InputError
+        An evaluation dose without a name, or one that is neither a configured prior
+        nor excluded, or an excluded/configured name that is not there.
     constraints.errors.TpsStateError
         A configured prior is not there, or a prior's fraction count is unknown.
     """
-    doses = [d for d in _evaluation_doses(ctx.case, ctx.examination.Name) if not _is_of_beam_set(d, ctx.beam_set)]
-    named = {d.Name: d for d in doses if getattr(d, "Name", "")}
-    out = []
+    exam = ctx.examination.Name
+    doses = [d for d in _evaluation_doses(ctx.case, exam) if not _is_of_beam_set(d, ctx.beam_set)]
+    unnamed = [d for d in doses if not str(getattr(d, "Name", "") or "").strip()]
+    if unnamed:
+        raise InputError(
+            f"{len(unnamed)} evaluation dose(s) on examination {exam!r} have no name: reirrad cannot tell whether "
+            "they are prior courses. Name each one like 'Prior EBRT 60Gy/30fx' (or list it under [[prior]]), "
+            "or delete it if it is not a prior course; never assume it is none")
+    names = [d.Name for d in doses]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise InputError(f"evaluation doses on examination {exam!r} share the name(s) {twice}: reirrad tells courses "
+                         "apart by name. Give each evaluation dose its own name")
+    named: Dict[str, Any] = {d.Name: d for d in doses}
+    absent = [n for n in config.exclude_doses if n not in named]
+    if absent:
+        raise InputError(f"exclude_doses names {absent}, not among the evaluation doses on examination {exam!r}; "
+                         f"found: {sorted(named)}")
+    candidates = {n: d for n, d in named.items() if n not in set(config.exclude_doses)}
+    out: List[FoundPrior] = []
     if config.priors:
         for p in config.priors:
             if p.name not in named:
                 raise TpsStateError(
                     f"configured prior course {p.name!r} is not among the evaluation doses on examination "
-                    f"{ctx.examination.Name!r}; found: {sorted(named)}")
-            out.append((named[p.name], p.name, p.fractions, p.recovery,
-                        p.date.isoformat() if p.date else None, "configuration"))
+                    f"{exam!r}; found: {sorted(named)}")
+        listed = {p.name for p in config.priors}
+        left = sorted(n for n in candidates if n not in listed)
+        if left:
+            raise InputError(
+                f"evaluation dose(s) {left} on examination {exam!r} are neither configured prior courses nor "
+                "excluded: every course the patient had counts. List each under [[prior]] in the configuration, "
+                "or under exclude_doses if it is not a prior course (e.g. a sum or a copy of the SBRT dose)")
+        for p in config.priors:
+            out.append(FoundPrior(named[p.name], p.name, p.fractions, p.recovery,
+                                  p.date.isoformat() if p.date else None, "configuration",
+                                  p.total_gy if p.total_gy is not None else total_from_name(p.name),
+                                  p.uncertainty_mm))
         return out
-    for name, dose in named.items():
+    for name, dose in candidates.items():
         fx = fractions_from_name(name)
         if fx is None:
             raise TpsStateError(
                 f"the fraction count of evaluation dose {name!r} is unknown: RayStation does not store it for a "
                 "mapped dose; name it like 'Prior 60Gy/30fx' or list it under [[prior]] in the configuration")
-        out.append((dose, name, fx, 0.0, None, "name"))
+        out.append(FoundPrior(dose, name, fx, 0.0, None, "name", total_from_name(name)))
     return out
+
+
+def check_prior_total(name: str, dose_gy: np.ndarray, total_gy: Optional[float], fractions: int) -> float:
+    """Check a mapped prior dose's maximum against the course's stated total.
+
+    Returns the maximum (Gy, over the known voxels).
+
+    Raises
+    ------
+    constraints.errors.InputError
+        No total stated, or the maximum outside :data:`PRIOR_MAX_TO_TOTAL` × total
+        (a per-fraction map, a map of another quantity, or the wrong course).
+    """
+    known = dose_gy[np.isfinite(dose_gy)]
+    dmax = float(known.max()) if known.size else 0.0
+    if total_gy is None:
+        raise InputError(
+            f"prior course {name!r}: its total dose is not stated, so its mapped dose cannot be checked; name it "
+            "like 'Prior EBRT 60Gy/30fx' or give total_gy under its [[prior]] in the configuration")
+    lo, hi = PRIOR_MAX_TO_TOTAL
+    if not lo * total_gy <= dmax <= hi * total_gy:
+        per_fraction = abs(dmax - total_gy / fractions) <= 0.5 * total_gy / fractions if fractions > 1 else False
+        raise InputError(
+            f"prior course {name!r}: the mapped dose's maximum {dmax:.2f} Gy is {dmax / total_gy:.2f} x its stated "
+            f"total {total_gy:g} Gy, outside [{lo:g}, {hi:g}] x"
+            + (f" (it looks like one fraction of {fractions})" if per_fraction else "")
+            + ": map the course's total physical dose (Gy) onto the planning CT, or correct the total in its name "
+              "or configuration")
+    return dmax
 
 
 def _handle_unknown_prior(dose_gy: np.ndarray, name: str, structures: Dict[str, Structure],
@@ -281,6 +373,78 @@ class Gathered:
     sbrt_digest: str
     identity: Dict[str, str]
     prior_objects: Tuple[Any, ...] = ()
+    nominal_case: Optional[PlanCase] = None     # priors without registration uncertainty (None: none claimed)
+    gtvs: Tuple[Structure, ...] = ()            # ROIs of type GTV or named like one (reported, not protocol organs)
+    geometry: Tuple[Finding, ...] = ()          # geometry findings (warnings)
+
+
+#: A GTV is an ROI of RayStation type 'Gtv' or one whose name starts with one of these (any case).
+GTV_ALIASES = ("gtv",)
+
+
+def _gtvs(pm: Any, ss: Any, fraction_dose: Any, grid: Grid, match: RoiMatch) -> Tuple[Structure, ...]:
+    """The GTVs with contours on the dose grid (for the coverage headline; no protocol limit)."""
+    out = []
+    for r in pm.RegionsOfInterest:
+        is_gtv = str(getattr(r, "Type", "")).lower() == "gtv" or r.Name.strip().lower().startswith(GTV_ALIASES)
+        if not is_gtv or r.Name in match.organ_to_roi.values() or not ss.RoiGeometries[r.Name].HasContours():
+            continue
+        mask = roi_mask(ss, r.Name, fraction_dose, grid)
+        if mask.any():
+            out.append(Structure(r.Name, "target", mask, grid))
+    return tuple(out)
+
+
+def _fine_coverages(ss: Any, structures: Mapping[str, Structure], grid: Grid,
+                    protocol: Protocol) -> Dict[str, FineCoverage]:
+    """Each organ's coverage on the refined box of its dose voxels, for the sub-voxel rule
+    (organs with a Dmax or D_V constraint; derived organs are read on the dose grid)."""
+    wanted = {c.organ for c in protocol.constraints if c.metric.kind in ("max", "d_cc", "d_percent")}
+    out: Dict[str, FineCoverage] = {}
+    for key, s in structures.items():
+        if key not in wanted or protocol.organs[key].exclude_target_margin_mm is not None:
+            continue
+        lo, factors, fine = fine_box(s.mask, grid)
+        cov = roi_coverage_on(ss.RoiGeometries[s.name], fine, f"ROI {s.name!r}")
+        out[key] = FineCoverage(cov.astype(np.float32), lo, factors)
+    return out
+
+
+#: Organ keys and margin of the seed's cord PRV (Koide 2024: cord + 1.5 mm).
+CORD_KEY, CORD_PRV_KEY, CORD_PRV_MARGIN_MM = "spinal_cord", "spinal_cord_prv", 1.5
+#: Sub-voxel size (mm) of the PRV margin check (its tolerance) and its budget of sub-voxels.
+_MARGIN_CHECK_MM, _MARGIN_CHECK_BUDGET = 0.5, 4_000_000
+
+
+def _geometry_findings(ss: Any, structures: Mapping[str, Structure], grid: Grid, protocol: Protocol) -> List[Finding]:
+    """Target–PRV overlap and OARs inside the target (on 0.5 mm sub-voxels of the dose voxels they share) and
+    the cord PRV margin (0.5 mm sub-voxels of the cord and PRV)."""
+    target_key = protocol.prescription.target
+    out: List[Finding] = []
+    if target_key in structures:
+        t = structures[target_key]
+        for k, o in structures.items():
+            if protocol.organs[k].kind != "oar" or protocol.organs[k].exclude_target_margin_mm is not None:
+                continue
+            both = (t.mask > 0) & (o.mask > 0)
+            if not both.any():
+                continue
+            # the shared dose voxels, voxelized again on 0.5 mm sub-voxels: the bounds then hold to a sub-voxel
+            _, _, fine = fine_box(both, grid, target_mm=_MARGIN_CHECK_MM, max_subvoxels=_MARGIN_CHECK_BUDGET)
+            tf = roi_coverage_on(ss.RoiGeometries[t.name], fine, f"ROI {t.name!r}")
+            of = roi_coverage_on(ss.RoiGeometries[o.name], fine, f"ROI {o.name!r}")
+            if k == CORD_PRV_KEY:
+                out += overlap_findings(t.name, tf, o.name, of, {}, fine.voxel_volume_cc)
+            else:
+                out += overlap_findings(t.name, tf, None, None, {o.name: of}, fine.voxel_volume_cc)
+    if CORD_KEY in structures and CORD_PRV_KEY in structures:
+        cord, prv = structures[CORD_KEY], structures[CORD_PRV_KEY]
+        union = Structure("cord and PRV", "oar", np.maximum(cord.mask, prv.mask), grid)
+        _, _, fine = fine_box(union.mask, grid, target_mm=_MARGIN_CHECK_MM, max_subvoxels=_MARGIN_CHECK_BUDGET)
+        out += prv_margin_findings(cord.name, roi_coverage_on(ss.RoiGeometries[cord.name], fine, f"ROI {cord.name!r}"),
+                                   prv.name, roi_coverage_on(ss.RoiGeometries[prv.name], fine, f"ROI {prv.name!r}"),
+                                   fine, margin_mm=CORD_PRV_MARGIN_MM)
+    return out
 
 
 def _prescription_gy(beam_set: Any) -> Optional[float]:
@@ -348,17 +512,26 @@ def gather(api: Any, config: PluginConfig, protocol: Protocol, *, require_dose: 
     priors = []
     prior_infos = []
     prior_objects = []
-    for dose_obj, name, fx, rec, date, source in find_prior_doses(ctx, config):
+    nominal = []
+    for fp in find_prior_doses(ctx, config):
+        dose_obj, name, fx, rec, date, source = (fp.dose, fp.name, fp.fractions, fp.recovery, fp.date,
+                                                 fp.fractions_source)
         prior_objects.append(dose_obj)
         pgrid = dose_grid(dose_obj)
         pdose = read_dose_gy(dose_obj, f"prior course {name!r}", pgrid, allow_unknown=True)
+        mapped_max = check_prior_total(name, pdose, fp.total_gy, fx)
         resampled = not pgrid.same_as(grid)
         if resampled:
             pdose = resample_to_grid(pdose, pgrid, grid)
         pdose, assumed = _handle_unknown_prior(pdose, name, structures, config.unknown_prior)
-        priors.append(DoseCourse(pdose, grid, fx, name, recovery=rec,
-                                 date=_dt.date.fromisoformat(date) if date else None))
-        prior_infos.append(PriorInfo(name, fx, rec, date, source, resampled, array_digest(pdose), assumed))
+        course_date = _dt.date.fromisoformat(date) if date else None
+        nominal.append(DoseCourse(pdose, grid, fx, name, recovery=rec, date=course_date))
+        if fp.uncertainty_mm > 0:
+            # max over a sphere of the dose = max of its BED (BED rises with dose): see max_over_sphere
+            pdose = max_over_sphere(pdose, grid, fp.uncertainty_mm)
+        priors.append(DoseCourse(pdose, grid, fx, name, recovery=rec, date=course_date))
+        prior_infos.append(PriorInfo(name, fx, rec, date, source, resampled, array_digest(pdose), assumed,
+                                     fp.total_gy, mapped_max, fp.uncertainty_mm))
     sbrt = DoseCourse(sbrt_gy, grid, fractions, f"SBRT {bs.DicomPlanLabel}", date=config.sbrt_date)
     identity = {
         "patient_name": str(getattr(ctx.patient, "Name", "")),
@@ -368,6 +541,11 @@ def gather(api: Any, config: PluginConfig, protocol: Protocol, *, require_dose: 
         "beam_set": str(bs.DicomPlanLabel),
         "examination": str(ctx.examination.Name),
     }
-    return Gathered(ctx, PlanCase(grid, structures, sbrt, tuple(priors)), match, kinds, tuple(empty),
+    uncertain = any(p.uncertainty_mm > 0 for p in prior_infos)
+    fine = _fine_coverages(ss, structures, grid, protocol)
+    return Gathered(ctx, PlanCase(grid, structures, sbrt, tuple(priors), fine), match, kinds, tuple(empty),
                     tuple(prior_infos), fractions, _prescription_gy(bs), array_digest(sbrt_gy), identity,
-                    tuple(prior_objects))
+                    tuple(prior_objects),
+                    PlanCase(grid, structures, sbrt, tuple(nominal), fine) if uncertain else None,
+                    _gtvs(pm, ss, fraction_dose, grid, match),
+                    tuple(_geometry_findings(ss, structures, grid, protocol)))

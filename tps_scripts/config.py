@@ -15,12 +15,15 @@ Example (TOML)::
     max_optimizations = 4
 
     sbrt_date = "2025-11-20"          # optional: planned SBRT start (intervals from course dates)
+    exclude_doses = ["Sum of all"]    # evaluation doses that are not prior courses
 
     [[prior]]
     name = "EBRT 2025"                # the evaluation dose's Name in RayStation
     fractions = 30
     recovery = 0.0                    # one number for every organ, or a table: { aorta = 0.25 }
     date = "2025-03-14"               # last fraction
+    total_gy = 60                     # optional: the course's total, when its name does not state it
+    uncertainty_mm = 3                # optional: registration uncertainty of the mapped dose
 
     [roi_overrides]
     esophagus = "Esoph_new"
@@ -67,6 +70,8 @@ class PriorConfig:
     fractions: int
     recovery: Union[float, Mapping[str, float]] = 0.0   # every organ, or organ key -> r
     date: Optional[_dt.date] = None
+    total_gy: Optional[float] = None
+    uncertainty_mm: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,7 @@ class PluginConfig:
     case: Optional[CaseFacts] = None
     source: str = "defaults"
     sbrt_date: Optional[_dt.date] = None
+    exclude_doses: Tuple[str, ...] = ()
 
     def output_directory(self) -> str:
         """Where records go: the configured folder, ``$REIRRAD_OUTPUT_DIR``, or ``~/reirrad_records``."""
@@ -89,7 +95,7 @@ class PluginConfig:
 
 
 _KNOWN = {"protocol", "output_dir", "show_identity", "unknown_prior", "max_optimizations", "prior",
-          "roi_overrides", "case", "sbrt_date"}
+          "roi_overrides", "case", "sbrt_date", "exclude_doses"}
 
 
 def load_config(path: Optional[str] = None) -> PluginConfig:
@@ -142,8 +148,8 @@ def load_config(path: Optional[str] = None) -> PluginConfig:
     for i, p in enumerate(data.get("prior", []) or []):
         where = f"prior[{i}]"
         if not isinstance(p, dict):
-            raise fail(where, "must be a table with name, fractions[, recovery, date]")
-        extra = sorted(set(p) - {"name", "fractions", "recovery", "date"})
+            raise fail(where, "must be a table with name, fractions[, recovery, date, total_gy, uncertainty_mm]")
+        extra = sorted(set(p) - {"name", "fractions", "recovery", "date", "total_gy", "uncertainty_mm"})
         if extra:
             raise fail(where, f"unknown field(s) {extra}")
         name = p.get("name")
@@ -153,7 +159,25 @@ def load_config(path: Optional[str] = None) -> PluginConfig:
         if isinstance(fx, bool) or not isinstance(fx, int) or fx < 1:
             raise fail(f"{where}.fractions", f"must be an integer >= 1, got {fx!r}")
         rec = _recovery(p.get("recovery", 0.0), f"{where}.recovery", fail)
-        priors.append(PriorConfig(name, fx, rec, _date(p.get("date"), f"{where}.date", fail)))
+        total = p.get("total_gy")
+        if total is not None and (isinstance(total, bool) or not isinstance(total, (int, float))
+                                  or not 0 < total < 1000):
+            raise fail(f"{where}.total_gy", f"must be the course's total dose in Gy (0-1000), got {total!r}")
+        unc = p.get("uncertainty_mm", 0.0)
+        if isinstance(unc, bool) or not isinstance(unc, (int, float)) or not 0 <= unc <= 20:
+            raise fail(f"{where}.uncertainty_mm", f"must be a radius in mm, 0-20, got {unc!r}")
+        priors.append(PriorConfig(name, fx, rec, _date(p.get("date"), f"{where}.date", fail),
+                                  None if total is None else float(total), float(unc)))
+    names = [p.name for p in priors]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise fail("prior", f"evaluation dose(s) {dup} listed more than once")
+    excl = data.get("exclude_doses", []) or []
+    if not isinstance(excl, list) or not all(isinstance(x, str) and x for x in excl):
+        raise fail("exclude_doses", f"must be a list of evaluation dose names, got {excl!r}")
+    both = sorted(set(excl) & set(names))
+    if both:
+        raise fail("exclude_doses", f"{both} also listed as prior course(s): a dose is either a prior or excluded")
     overrides = data.get("roi_overrides", {}) or {}
     if not isinstance(overrides, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                                   for k, v in overrides.items()):
@@ -177,7 +201,8 @@ def load_config(path: Optional[str] = None) -> PluginConfig:
         raise fail("protocol", f"must be a protocol name or path, got {proto!r}")
     return PluginConfig(protocol=proto, output_dir=out, show_identity=show, unknown_prior=unknown_prior,
                         max_optimizations=max_opt, priors=tuple(priors), roi_overrides=dict(overrides),
-                        case=case, source=path, sbrt_date=_date(data.get("sbrt_date"), "sbrt_date", fail))
+                        case=case, source=path, sbrt_date=_date(data.get("sbrt_date"), "sbrt_date", fail),
+                        exclude_doses=tuple(excl))
 
 
 def _recovery(rec, where: str, fail):

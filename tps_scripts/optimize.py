@@ -85,6 +85,16 @@ def _worst_margins(ev) -> Dict[str, float]:
     return out
 
 
+def _subvoxel_excess(ev) -> Dict[str, float]:
+    """Per organ, how far the sub-voxel rule's value of a failing SBRT-only physical limit lies above it (Gy):
+    the voxel doses a zone sees may all be below its level while the sub-voxel reading fails."""
+    out: Dict[str, float] = {}
+    for r in ev.failures():
+        if r.domain == "sbrt_physical" and r.value_subvoxel is not None and r.limit is not None:
+            out[r.organ] = max(out.get(r.organ, 0.0), r.value_subvoxel - r.limit)
+    return out
+
+
 def _setup_functions(po: Any, zones: List[Zone], case: PlanCase, protocol: Protocol, s: TuningSettings) -> None:
     rx = protocol.prescription.dose_gy
     target = case.structures[protocol.prescription.target].name
@@ -162,6 +172,7 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
             po.OptimizationParameters.Algorithm.MaxNumberOfIterations = settings.max_iterations
         _setup_functions(po, zones, g.case, protocol, settings)
         best: Optional[Dict[str, Any]] = None
+        floors: Dict[str, float] = {}     # zone margins the sub-voxel rule showed are needed
         stop_reason = "maximum number of optimizations reached"
         def run_and_evaluate(it: int) -> Dict[str, Any]:
             nonlocal calls
@@ -172,14 +183,17 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
                 po.RunOptimization()
             calls += 1
             dose = read_dose_gy(new_bs.FractionDose, f"beam set {new_bs.DicomPlanLabel!r} of {new_name!r}", grid) * fx
-            case_it = PlanCase(grid, g.case.structures, DoseCourse(dose, grid, fx, new_name), g.case.priors)
+            case_it = PlanCase(grid, g.case.structures, DoseCourse(dose, grid, fx, new_name), g.case.priors,
+                              g.case.fine_coverage)
             ev = evaluate_protocol(case_it, protocol)
             cov = _coverage(dose, g.case, protocol)
             entry = {"iteration": it, "run_optimization_calls": calls, "all_pass": ev.all_pass,
+                     "coverage_goals_met": ev.coverage_goals_met,
                      "ptv_eval": cov, "worst_margin": _worst_margins(ev),
                      "zone_levels_gy": {z.roi_name: z.level_gy() for z in zones},
                      "zone_excess_gy": {z.roi_name: z.excess_gy(dose) for z in zones},
-                     "failures": [r.constraint_id for r in ev.failures()], "changes": []}
+                     "failures": [r.constraint_id for r in ev.failures()], "changes": [],
+                     "subvoxel_excess_gy": _subvoxel_excess(ev)}
             log.append(entry)
             _LOG.info("optimization %d: PTVeval V%gGy %.1f %%, D95 %.2f Gy, protocol %s", it,
                       protocol.prescription.dose_gy, cov["v_rx_percent"], cov["d95_gy"],
@@ -196,6 +210,10 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
                     if excess[z.roi_name] > -0.02:
                         z.margin_gy += excess[z.roi_name] + settings.tighten_extra_gy
                         entry["changes"].append(f"tighten {z.roi_name} to {z.level_gy():.2f} Gy")
+                    elif entry["subvoxel_excess_gy"].get(z.organ, 0.0) > 0:     # only the sub-voxel rule fails
+                        z.margin_gy += entry["subvoxel_excess_gy"][z.organ] + settings.tighten_extra_gy
+                        floors[z.roi_name] = z.margin_gy      # never relaxed below: the relaxed level failed
+                        entry["changes"].append(f"tighten {z.roi_name} to {z.level_gy():.2f} Gy (sub-voxel rule)")
                 if not entry["changes"]:
                     stop_reason = "a constraint fails that no zone controls: " + ", ".join(entry["failures"])
                     break
@@ -209,8 +227,9 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
                     break
                 for z in zones:
                     binding = excess[z.roi_name] > -(z.margin_gy + 0.05)
-                    if binding and z.margin_gy > settings.min_margin_gy:
-                        z.margin_gy = max(settings.min_margin_gy, z.margin_gy / 2.0)
+                    floor = max(settings.min_margin_gy, floors.get(z.roi_name, 0.0))
+                    if binding and z.margin_gy > floor:
+                        z.margin_gy = max(floor, z.margin_gy / 2.0)
                         entry["changes"].append(f"relax {z.roi_name} to {z.level_gy():.2f} Gy")
                 if not entry["changes"]:
                     stop_reason = "all constraints pass; nothing left to relax"

@@ -36,9 +36,15 @@ def protocol_block(protocol: Protocol) -> Dict[str, Any]:
 def evaluation_block(ev: Evaluation) -> Dict[str, Any]:
     return {
         "all_pass": ev.all_pass,
+        "coverage_goals_met": ev.coverage_goals_met,
+        "dvh_rules": "Dmax and D_V pass only when both the dose-grid voxel rule ('value') and the sub-voxel rule "
+                     "('value_subvoxel', when read) pass; 'margin' is the smaller of the two. Derived organs (unspecified "
+                     "tissue = External - (targets + margin), a set of dose-voxel centres) are read by the voxel "
+                     "rule alone",
         "constraints": [
             {"id": r.constraint_id, "organ": r.organ, "roi": r.roi_name, "metric": r.metric, "domain": r.domain,
-             "comparison": r.comparison, "unit": r.unit, "limit": r.limit, "value": r.value, "margin": r.margin,
+             "comparison": r.comparison, "unit": r.unit, "limit": r.limit, "value": r.value,
+             "value_subvoxel": r.value_subvoxel, "margin": r.margin,
              "pass": r.passed, "advisory": r.advisory, "priority": r.priority, "note": r.note,
              "limit_rule": r.limit_rule}
             for r in ev.sorted_failures_first()],

@@ -109,7 +109,7 @@ def run_assess(args: argparse.Namespace) -> int:
     from optimizer.organ_limits import organ_limits
     from optimizer.report import ReportInputs, write_report
     from tps_scripts.adapter import gather
-    from tps_scripts.assess import run_assessment
+    from tps_scripts.assess import headlines, run_assessment
     from tps_scripts.config import PluginConfig, PriorConfig
 
     protocol = load_protocol(args.protocol)
@@ -146,14 +146,19 @@ def run_assess(args: argparse.Namespace) -> int:
                                        show_identity=args.show_identity, identity=g.identity),
                           os.path.join(out, "report.html"))
     ev = record["evaluation"]
-    payload = {"all_pass": bool(ev["all_pass"]), "record": path, "report": report, "rtdose_files": files,
+    payload = {"all_pass": bool(ev["all_pass"]), "coverage_goals_met": bool(ev["coverage_goals_met"]),
+               "gtv": record.get("gtv", []), "geometry": [f["message"] for f in record.get("geometry", [])],
+               "record": path, "report": report, "rtdose_files": files,
                "constraints": [{"roi": c["roi"], "metric": c["metric"], "domain": c["domain"], "limit": c["limit"],
-                                "value": c["value"], "pass": c["pass"]} for c in ev["constraints"]],
+                                "value": c["value"], "value_subvoxel": c["value_subvoxel"], "pass": c["pass"]}
+                              for c in ev["constraints"]],
                "unmatched_rois": record["inputs"]["unmatched_rois"]}
     if args.json:
         print_json(payload)
     else:
-        print(f"{'all constraints pass' if payload['all_pass'] else 'constraints FAIL'}; report {report}")
+        for line in headlines(record):
+            print(line)
+        print(f"report {report}")
         for c in payload["constraints"]:
             print(f"  {'pass' if c['pass'] else 'FAIL'}  {c['roi']} {c['metric']} {c['domain']}: "
                   f"{'-' if c['value'] is None else format(c['value'], '.2f')} vs {c['limit']}")

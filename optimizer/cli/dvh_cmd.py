@@ -201,6 +201,10 @@ def dvh_report(args: argparse.Namespace) -> Dict[str, Any]:
             rois.append(entry)
     finally:
         mock_tps.unload()
+    if not any("reason" not in r for r in rois):
+        raise InputError(f"no ROI of RTSTRUCT {args.rtstruct!r} could be evaluated: "
+                         + "; ".join(f"{r['name']!r} {r['reason']}" for r in rois)
+                         + ". Check that the RTSTRUCT has closed planar contours inside the RTDOSE grid")
     return {"dose_file": str(args.dose), "rtstruct": str(args.rtstruct), "quantity": quantity,
             "fractions": n, "fractions_source": imported.fractions_source, "dose_summation": imported.plan_dose_note,
             "rois": rois}

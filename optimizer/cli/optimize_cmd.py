@@ -68,7 +68,9 @@ def _payload(phantom: str, plan: Any) -> Dict[str, Any]:
                          "value": c.value, "pass": bool(c.passed)})
     return {"phantom": phantom, "strategy": plan.strategy, "status": r.status, "solve_s": round(r.solve_s, 3),
             "voxels": r.n_voxels, "beamlets": r.n_beamlets,
-            "ptv_eval": {"v24gy_percent": plan.v_rx_percent, "d95_gy": plan.d95_gy}, "constraints": cons}
+            "ptv_eval": {"v24gy_percent": plan.v_rx_percent, "d95_gy": plan.d95_gy}, "all_pass": plan.all_pass,
+            "coverage_goals_met": None if plan.evaluation is None else plan.evaluation.coverage_goals_met,
+            "constraints": cons}
 
 
 def _write_plan(out: str, fcase: Any, plan: Any, payload: Dict[str, Any]) -> None:
@@ -79,7 +81,8 @@ def _write_plan(out: str, fcase: Any, plan: Any, payload: Dict[str, Any]) -> Non
     record = dict(payload, margin_gy=plan.margin_gy, rounds=plan.rounds, build_s=r.build_s, nnz=r.nnz,
                   n_opt_rows=r.n_opt_rows, objective=r.objective, solver=r.solver,
                   solver_settings={k: v for k, v in r.solver_settings}, params=fcase.params,
-                  all_pass=plan.all_pass, cumulative_pass=plan.cumulative_pass)
+                  all_pass=plan.all_pass, cumulative_pass=plan.cumulative_pass,
+                  coverage_goals_met=None if plan.evaluation is None else plan.evaluation.coverage_goals_met)
     if r.has_plan:
         g = fcase.case.grid
         path = os.path.join(out, f"plan_{tag}.npz")

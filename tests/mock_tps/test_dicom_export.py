@@ -90,11 +90,19 @@ def _round_trip(tmp_path, rois, volume_rel=0.02):
 
 def test_phantom_round_trip(tmp_path):
     """Synthetic phantom (2 mm CT): measured volume changes External −0.1 %, PTVeval −0.4 %,
-    Esophagus −1.0 %, Cube2cm −0.5 %; means ≤ 0.1 %.  Not asserted: Cube3cm (−7.5 %: its ends
-    cut CT slices in half, and a 0.5-coverage contour per slice cannot carry half a slice) and
-    SpinalCord_PRV (−3.7 %: marching squares at 0.5 cuts the corners of a 3-pixel radius)."""
+    Esophagus −1.0 %, Cube2cm −0.5 %, SpinalCord_PRV −3.7 %; means ≤ 0.1 %.
+
+    The cord PRV's bound, and why: the synthetic ROIs are voxel coverages without contours, so the
+    export traces each slice's 0.5-coverage isoline (marching squares, linear between pixel
+    centres); on a disc of 3.25 pixels radius (r 6.5 mm, 2 mm pixels) those chords cut inside the
+    circle and lose 3.7 % of its area.  Contoured ROIs (every built-in phantom) come back exactly
+    (``test_real_phantom_round_trip_is_exact``).  Asserted for the PRV: volume within 4 %, its
+    mean and D95 within 1 % and its maximum within the dose scaling, as for the others (its dose
+    metrics are what the verdict reads).  Not asserted: Cube3cm (−7.5 %: its ends cut CT slices in
+    half, and a 0.5-coverage contour per slice cannot carry half a slice; no protocol organ)."""
     load_patient_data(make_phantom_data(), initial_plan="none")
-    case, files = _round_trip(tmp_path, ["External", "PTVeval", "Esophagus", "Cube2cm"])
+    case, files = _round_trip(tmp_path, ["External", "PTVeval", "Esophagus", "Cube2cm", "SpinalCord_PRV"],
+                              volume_rel={"SpinalCord_PRV": 0.04})
     assert case.fractions == 2 and case.prescription_gy == pytest.approx(24.0)
     assert [(p.fractions, p.registered) for p in case.priors] == [(5, False)]
     import connect

@@ -45,6 +45,7 @@ def test_assess_dicom_matches_in_tps_assessment(exported, capsys):
                  "--prior", f"{files.priors[0][0]}:{files.priors[0][1]}", "--out", str(out / "cli"), "--json"])
     d = json.loads(capsys.readouterr().out)
     assert code == 0 and os.path.exists(d["report"]) and os.path.exists(d["record"])
+    assert d["coverage_goals_met"] is tps["evaluation"]["coverage_goals_met"] and isinstance(d["all_pass"], bool)
     assert len(d["rtdose_files"]) >= 4 and all(os.path.exists(p) for p in d["rtdose_files"])
     ref = {(c["roi"], c["metric"], c["domain"]): c["value"] for c in tps["evaluation"]["constraints"]}
     got = {(c["roi"], c["metric"], c["domain"]): c["value"] for c in d["constraints"]}

@@ -15,7 +15,13 @@ def test_demo_json(tmp_path, capsys):
     out, err = capsys.readouterr()
     d = json.loads(out)
     assert code == 0 and d["all_pass"] is True and d["phantom"] == "t4t5_esophageal"
-    assert set(d) >= {"phantom", "all_pass", "run_optimization_calls", "ptv_eval", "constraints", "report"}
+    assert set(d) >= {"phantom", "all_pass", "coverage_goals_met", "run_optimization_calls", "ptv_eval",
+                      "constraints", "report"}
+    # coverage is its own headline: the coarse T4-T5 tuned plan meets its limits, not its coverage goals
+    assert d["coverage_goals_met"] is False and d["ptv_eval"]["v24gy_percent"] < 90.0
+    text = open(d["report"], encoding="utf-8").read()
+    assert 'id="verdict-constraints" class="banner ok"' in text and "Target coverage: goals NOT met" in text
+    assert d["gtv"] and {"roi", "d98_gy", "d95_gy", "dmin_gy"} <= set(d["gtv"][0])
     assert set(d["ptv_eval"]) == {"v24gy_percent", "d95_gy"}
     assert all(set(c) == {"roi", "metric", "domain", "limit", "value", "pass"} for c in d["constraints"])
     assert os.path.exists(d["report"])

@@ -91,6 +91,24 @@ def test_bad_files_exit_2(files, tmp_path, capsys):
     assert code == 2 and err.count("\n") == 1 and "has Modality 'RTDOSE'; expected 'RTSTRUCT'" in err
 
 
+def test_no_evaluable_roi_is_one_line_and_exit_2(tmp_path, capsys):
+    # an RTSTRUCT whose only ROIs have no contours: nothing could be evaluated, so no table and exit 2
+    _, rd = write_case(tmp_path, CYL, grid_mm=2.0, axis=0, gradient_gy_per_mm=0.0, base_gy=20.0)
+    rs = w.write_rtstruct(tmp_path / "RS_empty.dcm", [("Empty", "Organ", []), ("Empty2", "Organ", [])],
+                          frame_uid="1.2.3.4.5.6", study_uid="1.2", patient=PATIENT)
+    code, out, err = _run(capsys, ["dvh", "--rtstruct", str(rs), "--dose", str(rd)])
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "no ROI of RTSTRUCT" in err and "'Empty' no contours" in err and "'Empty2' no contours" in err
+
+
+def test_only_unevaluable_rois_chosen_is_exit_2(files, capsys):
+    # the file has a good ROI, but the ones asked for cannot be evaluated: no contours, outside the dose grid
+    rs, rd = files
+    code, out, err = _run(capsys, ["dvh", "--rtstruct", str(rs), "--dose", str(rd), "--roi", "Empty", "Far"])
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "'Empty' no contours" in err and "'Far' outside the dose grid" in err
+
+
 def test_help_states_the_rule(capsys):
     assert main(["dvh", "--help"]) == 0
     out = " ".join(capsys.readouterr().out.split())

@@ -40,7 +40,9 @@ def test_json_shape_and_files(capsys, tmp_path):
     payload = json.loads(capsys.readouterr().out)
     assert rc == 0
     assert list(payload) == ["phantom", "strategy", "status", "solve_s", "voxels", "beamlets", "ptv_eval",
-                             "constraints"]
+                             "all_pass", "coverage_goals_met", "constraints"]
+    # the SBRT-only plan breaches a cumulative limit; coverage is its own verdict
+    assert payload["all_pass"] is False and isinstance(payload["coverage_goals_met"], bool)
     assert payload["phantom"] == "t4t5_esophageal" and payload["strategy"] == "sbrt-only"
     assert payload["status"] == "optimal"
     assert set(payload["ptv_eval"]) == {"v24gy_percent", "d95_gy"}

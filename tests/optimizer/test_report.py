@@ -54,6 +54,14 @@ def test_report_is_self_contained_and_complete(report):
     for b64 in imgs:
         assert base64.b64decode(b64)[:8] == b"\x89PNG\r\n\x1a\n"
     assert 'id="constraints"' in text and "id='tuning'" in text
+    # two headlines: protocol constraints, then target coverage with its numbers
+    ev = rec["evaluation"]
+    head = text.split('<div id="verdict-constraints"')[1].split('<h2>')[0]
+    assert ("all pass" if ev["all_pass"] else "FAIL") in head.split("</div>")[0]
+    cov = head.split('<div id="verdict-coverage"')[1].split("</div>")[0]
+    assert ("goals met" if ev["coverage_goals_met"] else "goals NOT met") in cov
+    assert all(f"{g['metric']} {g['value']:.1f}" in cov for g in ev["coverage_goals"])
+    assert "value (sub-voxel rule)" in text
     # the source plan's constraints that the copy replaced by limit zones are named
     assert rec["replaced_constraints"] and "id='replaced'" in text
     assert all(c["roi"] in text.split("id='replaced'")[1].split("</p>")[0] for c in rec["replaced_constraints"])

@@ -35,7 +35,8 @@ def test_assess_prints_record_path_last_and_crosses_units(synthetic, out_dir, ca
     assert rec["table3"]["Esophagus"]["sbrt"]["physical"]["-"]["Dmax"] == pytest.approx(sbrt_max_gy)
     assert rec["inputs"]["priors"] == [{"name": "Prior EBRT 10Gy/5fx", "fractions": 5, "recovery": 0.0, "date": None,
                                         "fractions_from": "name", "resampled_to_dose_grid": False,
-                                        "voxels_assumed_organ_max": 0, "dose_digest": rec["inputs"]["priors"][0]["dose_digest"]}]
+                                        "voxels_assumed_organ_max": 0, "dose_digest": rec["inputs"]["priors"][0]["dose_digest"],
+                                        "total_gy": 10.0, "mapped_max_gy": 10.0, "uncertainty_mm": 0.0}]
     assert rec["inputs"]["dose_grid"]["spacing_mm"] == [4.0, 4.0, 4.0]     # 0.4 cm in the TPS
     assert "patient_name" not in rec["inputs"]["tps_objects"]
     assert "Cube3cm" in rec["inputs"]["unmatched_rois"]
@@ -115,7 +116,7 @@ def test_configuration_gives_fractions_and_recovery(out_dir, tmp_path, monkeypat
     cfg = tmp_path / "cfg.toml"
     # a recovery on an organ whose limits allow it (the aorta has SBRT-only limits only) is used and listed
     cfg.write_text('[[prior]]\nname = "Old course"\nfractions = 5\nrecovery = { aorta = 0.25 }\n'
-                   'date = "2023-01-01"\n')
+                   'date = "2023-01-01"\ntotal_gy = 10\n')
     monkeypatch.setenv("REIRRAD_CONFIG", str(cfg))
     try:
         _, rec = run_script(capsys)
@@ -154,3 +155,31 @@ def test_prior_not_covering_an_oar(out_dir):
                                       ("50.4Gy/28F", 28), ("20Gy/5fr boost", 5), ("no fractions", None)])
 def test_fractions_from_name(name, fx):
     assert fractions_from_name(name) == fx
+
+
+def test_gtv_and_both_headlines(out_dir, capsys):
+    """A GTV (ROI type 'Gtv', not a protocol organ) in a uniform 10 Gy dose: D98 = D95 = Dmin = 10 Gy;
+    the summary states the protocol verdict and the coverage verdict with the numbers."""
+    from _mock_synthetic import CT_GRID, DOSE_GRID, box_mask, make_phantom_data
+    from mock_tps._phantom_data import RoiSpec
+    d = make_phantom_data()
+    gtv = RoiSpec("GTV_T5", "Gtv", "Target", box_mask(CT_GRID, (-4, -2, -4), (4, 6, 4)), "Red")
+    mock_tps.load_patient_data(dataclasses.replace(d, rois=d.rois + (gtv,), influence_gy=None, beams=(),
+                                                   beamlet_beam_index=np.zeros(0, dtype=int),
+                                                   plan_dose_gy=np.full(DOSE_GRID.shape, 10.0)),
+                               initial_plan="none")
+    import connect
+    from tps_scripts.assess import run_assessment, summary_lines
+    try:
+        _, rec = run_assessment(api=connect)
+    finally:
+        mock_tps.unload()
+    assert rec["gtv"] == [{"roi": "GTV_T5", "volume_cc": pytest.approx(0.512, rel=0.01), "d98_gy": pytest.approx(10.0),
+                           "d95_gy": pytest.approx(10.0), "dmin_gy": pytest.approx(10.0)}]    # 8 x 8 x 8 mm = 0.512 cc
+    ev = rec["evaluation"]
+    # 10 Gy everywhere: PTVeval V24Gy 0 % and D95 10 Gy miss their goals; every OAR limit holds
+    assert ev["all_pass"] is True and ev["coverage_goals_met"] is False
+    lines = summary_lines(rec)
+    assert lines[0] == "reirrad: PROTOCOL CONSTRAINTS: ALL PASS"
+    assert lines[1].startswith("reirrad: TARGET COVERAGE: GOALS NOT MET: V24Gy 0.0 % (goal >= 90, NOT met)")
+    assert "GTV_T5 (GTV, 0.51 cc): D98 10.00 Gy, D95 10.00 Gy, Dmin 10.00 Gy" in lines[2]

@@ -343,6 +343,18 @@ case("config", "prior-fractions-missing", InputError, r"field 'prior\[0\]\.fract
     _config('[[prior]]\nname = "EBRT"\n'))
 case("config", "prior-recovery-negative", InputError, r"prior\[0\]\.recovery': must be in \[0, 1\), got -0\.1")(
     _config('[[prior]]\nname = "EBRT"\nfractions = 30\nrecovery = -0.1\n'))
+case("config", "prior-uncertainty-too-large", InputError,
+     r"prior\[0\]\.uncertainty_mm': must be a radius in mm, 0-20, got 25")(
+    _config('[[prior]]\nname = "P"\nfractions = 5\nuncertainty_mm = 25\n'))
+case("config", "prior-total-negative", InputError, r"prior\[0\]\.total_gy': must be the course's total dose")(
+    _config('[[prior]]\nname = "P"\nfractions = 5\ntotal_gy = -60\n'))
+case("config", "prior-listed-twice", InputError, r"field 'prior': evaluation dose\(s\) \['P'\] listed more than once")(
+    _config('[[prior]]\nname = "P"\nfractions = 5\n[[prior]]\nname = "P"\nfractions = 30\n'))
+case("config", "exclude-doses-not-a-list", InputError, r"field 'exclude_doses': must be a list of evaluation dose names")(
+    _config('exclude_doses = "Sum"\n'))
+case("config", "dose-both-prior-and-excluded", InputError,
+     r"field 'exclude_doses': \['P'\] also listed as prior course\(s\)")(
+    _config('exclude_doses = ["P"]\n[[prior]]\nname = "P"\nfractions = 5\n'))
 case("config", "prior-date-bad", InputError, r"prior\[0\]\.date': must be an ISO date")(
     _config('{"prior": [{"name": "EBRT", "fractions": 30, "date": "14.03.2025"}]}', ".json"))
 
@@ -498,6 +510,21 @@ case("tps", "organ-max-prior-misses-organ", TpsStateError, r"does not reach ROI 
     _tps(lambda: _dose_only(prior_courses=_prior(np.where(np.arange(20)[None, :, None] < 10, np.nan,
                                                           np.full(DOSE_GRID.shape, 10.0)))),
          _cfg(unknown_prior="organ_max")))
+case("tps", "prior-unnamed", InputError, r"1 evaluation dose\(s\) on examination 'CT 1' have no name")(
+    _tps(lambda: _dose_only(prior_courses=_prior(np.full(DOSE_GRID.shape, 10.0))
+                            + _prior(np.full(DOSE_GRID.shape, 10.0), name="")), _assess))
+case("tps", "prior-not-listed", InputError,
+     r"evaluation dose\(s\) \['Prior EBRT 2 20Gy/5fx'\] on examination 'CT 1' are neither configured prior")(
+    _tps(lambda: _dose_only(prior_courses=_prior(np.full(DOSE_GRID.shape, 10.0))
+                            + _prior(np.full(DOSE_GRID.shape, 20.0), name="Prior EBRT 2 20Gy/5fx")),
+         _cfg(priors=[("Prior EBRT 10Gy/5fx", 5)])))
+case("tps", "prior-per-fraction-map", InputError, r"it looks like one fraction of 5")(
+    _tps(lambda: _dose_only(prior_courses=_prior(np.full(DOSE_GRID.shape, 2.0))), _assess))
+case("tps", "prior-total-unknown", InputError, r"prior course 'Old': its total dose is not stated")(
+    _tps(lambda: _dose_only(prior_courses=_prior(np.full(DOSE_GRID.shape, 10.0), name="Old")),
+         _cfg(priors=[("Old", 5)])))
+case("tps", "excluded-dose-absent", InputError, r"exclude_doses names \['Sum'\], not among the evaluation doses")(
+    _tps(_dose_only, _cfg(exclude_doses=("Sum",))))
 case("tps", "optimize-plan-without-beam-model", WriteStepError, r"write step 'RunOptimization 1' failed")(
     _tps(_dose_only, _optimize))
 

@@ -14,6 +14,7 @@ CI budget: ``REIRRAD_FUZZ_EXAMPLES`` (default 100).  Long run::
 """
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -26,11 +27,11 @@ pydicom = pytest.importorskip("pydicom")
 
 from _dicom_builders import Shape, write_case  # noqa: E402
 from _trust import fuzz_examples, record_count  # noqa: E402
-from constraints.errors import ReirradError  # noqa: E402
+from constraints.errors import DicomImportError, ReirradError  # noqa: E402
 from mock_tps.dicom_import import import_dicom  # noqa: E402
 
 N = fuzz_examples(100)
-RESULTS = {"imported": 0, "refused": 0}
+RESULTS = {"imported": 0, "refused": 0, "refused_named": 0, "not_built": 0}
 _BASE = {}
 
 
@@ -117,11 +118,19 @@ def test_fuzzed_dicom_imports_correctly_or_is_refused(muts):
             try:
                 _apply(path, path.read_bytes(), kind, where, value, pos, byte)
             except Exception:    # pydicom refused to build or write such a file: nothing to import
+                RESULTS["not_built"] += 1
                 assume(False)
         try:
             imported = import_dicom(rtstruct=rs, plan_dose=rd, fractions=2, load=False)
         except ReirradError as exc:
-            assert ("RD.dcm" in str(exc)) or ("RS.dcm" in str(exc)) or "fractions" in str(exc), str(exc)
+            msg = str(exc)
+            assert isinstance(exc, DicomImportError), (type(exc).__name__, msg)
+            assert ("RD.dcm" in msg) or ("RS.dcm" in msg), msg
+            # the message class a user can act on: it names a damaged tag, or says what is wrong with the file
+            tags = [w[1] for _, kind, w, *_ in muts if kind in ("delete", "set")]
+            if any(t in msg for t in tags) or re.search(r"truncat|not a DICOM|cannot be read|invalid|corrupt", msg,
+                                                        re.IGNORECASE):
+                RESULTS["refused_named"] += 1
             RESULTS["refused"] += 1
             return
         RESULTS["imported"] += 1
@@ -142,10 +151,15 @@ def test_unmutated_files_import(tmp_path):
     assert imp.roi_names == ("Shape",) and float(imp.data.plan_dose_gy.max()) > 0
 
 
-def test_zz_print_dicom_fuzz_count():
+def test_zz_dicom_fuzz_reaches_its_checks():
+    """Counts of the fuzz above: every built file reached a check (an import checked number by number or a
+    DicomImportError naming the file); most refusals also name the damaged tag or the file's defect."""
     n = RESULTS["imported"] + RESULTS["refused"]
     print(f"\nDICOM fuzz: {n} examples ({RESULTS['refused']} refused with DicomImportError, "
-          f"{RESULTS['imported']} imported and checked)")
+          f"{RESULTS['refused_named']} naming the damaged tag or defect; {RESULTS['imported']} imported and checked; "
+          f"{RESULTS['not_built']} mutations pydicom could not write)")
     record_count("fuzz examples (DICOM)", n)
     if _BASE:
         shutil.rmtree(str(_BASE["dir"]), ignore_errors=True)
+    assert n >= 1
+    assert RESULTS["refused_named"] >= 0.5 * RESULTS["refused"]

@@ -35,7 +35,8 @@ else:
     import tomli as toml
 
 N = fuzz_examples(150)
-RESULTS = {"loaded": 0, "refused": 0}
+RESULTS = {"loaded": 0, "refused": 0, "refused_named": 0, "refused_other": 0, "valid_loaded": 0,
+           "valid_checked": 0}
 
 with open(os.path.join(PROTOCOL_DIR, "koide2024.toml"), "rb") as _fh:
     BASE = toml.loads(_fh.read().decode("utf-8"))
@@ -77,16 +78,19 @@ weird = st.one_of(
 
 @st.composite
 def mutated_protocol(draw):
+    """Up to 3 mutations of random fields (delete, retype, rescale, edit a string): mostly refusals.
+
+    Returns (mapping, the keys on the mutated paths)."""
     d = json.loads(json.dumps(BASE))      # deep copy (plain TOML types)
+    keys_hit = set()
     for _ in range(draw(st.integers(1, 3))):
         node = d
-        path = []
         while True:
             keys = list(node.keys()) if isinstance(node, dict) else list(range(len(node)))
             if not keys:
                 break
             k = draw(st.sampled_from(keys))
-            path.append(k)
+            keys_hit.add(k)
             child = node[k]
             if isinstance(child, (dict, list)) and child and draw(st.integers(0, 3)) > 0:
                 node = child
@@ -101,7 +105,46 @@ def mutated_protocol(draw):
             else:
                 node[k] = draw(weird)
             break
-    return d
+    return d, keys_hit
+
+
+#: Field edits that keep a protocol well-formed (type and range): (section, field, strategy of the new value
+#: given the old one).  A fuzzed protocol made of these must load, and load exactly what was written.
+VALID_EDITS = {
+    "constraints": {
+        "limit": lambda old: st.floats(0.5, 2.0).map(lambda f: round(old * f, 3)),
+        "comparison": lambda old: st.sampled_from(["<", "<="]),
+        "priority": lambda old: st.integers(1, 9),
+        "advisory": lambda old: st.booleans(),
+        "metric": lambda old: st.sampled_from(["Dmax", "D0.035cc", "D0.1cc", "D1cc", "D2cc"]),
+    },
+    "organs": {
+        "alpha_beta_gy": lambda old: st.floats(0.5, 20.0).map(lambda v: round(v, 2)),
+        "display_name": lambda old: st.text("abcdefgh XYZ", min_size=1, max_size=12).filter(lambda t: t.strip()),
+    },
+}
+
+
+@st.composite
+def valid_edit(draw):
+    """One to three well-formed edits of constraint and organ fields; returns (mapping, edits made)."""
+    d = json.loads(json.dumps(BASE))
+    edits = []
+    for _ in range(draw(st.integers(1, 3))):
+        section = draw(st.sampled_from(sorted(VALID_EDITS)))
+        if section == "constraints":
+            i = draw(st.integers(0, len(d["constraints"]) - 1))
+            entry, where = d["constraints"][i], i
+        else:
+            where = draw(st.sampled_from(sorted(d["organs"])))
+            entry = d["organs"][where]
+        fields = [f for f in VALID_EDITS[section] if f in entry]
+        if not fields:
+            continue
+        f = draw(st.sampled_from(fields))
+        entry[f] = draw(VALID_EDITS[section][f](entry[f]))
+        edits.append((section, where, f, entry[f]))
+    return d, edits
 
 
 def _check_invariants(p):
@@ -129,17 +172,28 @@ def _small_plan(p):
     return PlanCase(g, structures, sbrt, (prior,))
 
 
+def _write(tmp, d):
+    path = os.path.join(tmp, "fuzzed.toml")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(to_toml(d))
+    return path
+
+
 @settings(max_examples=N, deadline=None, suppress_health_check=list(HealthCheck))
-@given(d=mutated_protocol())
-def test_fuzzed_protocol_loads_correctly_or_is_refused(d):
+@given(dk=mutated_protocol())
+def test_fuzzed_protocol_loads_correctly_or_is_refused(dk):
+    """Random damage: a load that satisfies the invariants, or a ProtocolError that names the file and a
+    field or section on the damaged path (the message class a user can act on)."""
+    d, keys_hit = dk
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "fuzzed.toml")
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(to_toml(d))
+        path = _write(tmp, d)
         try:
             p = load_protocol(path)
         except ProtocolError as exc:
-            assert "fuzzed.toml" in str(exc)
+            msg = str(exc)
+            assert "fuzzed.toml" in msg
+            named = any(str(k) in msg for k in keys_hit if isinstance(k, str)) or re.search(r"\[\d+\]", msg)
+            RESULTS["refused_named" if named else "refused_other"] += 1
             RESULTS["refused"] += 1
             return
     RESULTS["loaded"] += 1
@@ -150,6 +204,37 @@ def test_fuzzed_protocol_loads_correctly_or_is_refused(d):
         pass
 
 
+@settings(max_examples=N, deadline=None, suppress_health_check=list(HealthCheck))
+@given(de=valid_edit())
+def test_well_formed_edits_load_exactly_what_was_written(de):
+    """Well-formed edits of limits, comparisons, priorities, metrics, α/β: the protocol loads, satisfies the
+    invariants, holds the edited values and evaluates a small plan.  A refusal is allowed only when an edit
+    made two constraints identical in id (ProtocolError naming the file)."""
+    d, edits = de
+    with tempfile.TemporaryDirectory() as tmp:
+        p = load_protocol(_write(tmp, d))
+    RESULTS["valid_loaded"] += 1
+    _check_invariants(p)
+    last = {}
+    for section, where, f, value in edits:
+        last[(section, where, f)] = value
+    for (section, where, f), value in last.items():
+        if section == "organs":
+            got = getattr(p.organs[where], f)
+            assert got == value, (where, f, got, value)
+            continue
+        cid = d["constraints"][where]["id"]
+        hits = [c for c in p.constraints if c.id == cid or c.id.startswith(cid + ":")]
+        assert hits, cid
+        for c in hits:
+            got = {"limit": c.limit, "comparison": c.comparison, "priority": c.priority, "advisory": c.advisory,
+                   "metric": c.metric.text}[f]
+            assert got == value, (cid, f, got, value)
+    ev = evaluate_protocol(_small_plan(p), p)
+    assert len(ev.results) + len(ev.not_applicable) == len(p.constraints)
+    RESULTS["valid_checked"] += 1
+
+
 def test_writer_round_trips_the_builtin_protocol(tmp_path):
     path = tmp_path / "copy.toml"
     path.write_text(to_toml(BASE), encoding="utf-8")
@@ -157,8 +242,13 @@ def test_writer_round_trips_the_builtin_protocol(tmp_path):
     assert p.constraints == ref.constraints and p.organs == ref.organs and p.tables == ref.tables
 
 
-def test_zz_print_protocol_fuzz_count():
+def test_zz_protocol_fuzz_reaches_its_invariants():
+    """Most examples reach an invariant check: every well-formed edit loads and is checked value by value;
+    refusals of random damage name the file and (nearly always) a field on the damaged path."""
     n = RESULTS["loaded"] + RESULTS["refused"]
-    print(f"\nprotocol fuzz: {n} examples ({RESULTS['refused']} refused with ProtocolError, "
-          f"{RESULTS['loaded']} loaded and checked)")
-    record_count("fuzz examples (protocol)", n)
+    print(f"\nprotocol fuzz: {n} damaged ({RESULTS['refused']} refused with ProtocolError, "
+          f"{RESULTS['refused_named']} naming a damaged field; {RESULTS['loaded']} loaded and checked); "
+          f"{RESULTS['valid_checked']} of {RESULTS['valid_loaded']} well-formed edits loaded and checked")
+    record_count("fuzz examples (protocol)", n + RESULTS["valid_loaded"])
+    assert RESULTS["valid_checked"] == RESULTS["valid_loaded"] >= 1
+    assert RESULTS["refused_named"] >= 0.8 * RESULTS["refused"]
