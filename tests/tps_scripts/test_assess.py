@@ -124,7 +124,7 @@ def test_configuration_gives_fractions_and_recovery(out_dir, tmp_path, monkeypat
         assert rec["inputs"]["priors"][0]["fractions_from"] == "configuration"
         assert any("aorta r = 0.25" in a for a in rec["inputs"]["assumptions"])
         # one number applies to every organ: the esophageal limits and the cord table forbid it -> refused
-        cfg.write_text('[[prior]]\nname = "Old course"\nfractions = 5\nrecovery = 0.25\n')
+        cfg.write_text('[[prior]]\nname = "Old course"\nfractions = 5\nrecovery = 0.25\ntotal_gy = 10\n')
         from tps_scripts.assess import run_assessment
         import connect
         with pytest.raises(InputError, match=r"prior course 'Old course' claims recovery 0.25 for organ "
@@ -158,7 +158,7 @@ def test_fractions_from_name(name, fx):
 
 
 def test_gtv_and_both_headlines(out_dir, capsys):
-    """A GTV (ROI type 'Gtv', not a protocol organ) in a uniform 10 Gy dose: D98 = D95 = Dmin = 10 Gy;
+    """A GTV (ROI type 'Gtv', not a protocol organ) in a uniform 5 Gy dose: D98 = D95 = Dmin = 5 Gy;
     the summary states the protocol verdict and the coverage verdict with the numbers."""
     from _mock_synthetic import CT_GRID, DOSE_GRID, box_mask, make_phantom_data
     from mock_tps._phantom_data import RoiSpec
@@ -166,7 +166,7 @@ def test_gtv_and_both_headlines(out_dir, capsys):
     gtv = RoiSpec("GTV_T5", "Gtv", "Target", box_mask(CT_GRID, (-4, -2, -4), (4, 6, 4)), "Red")
     mock_tps.load_patient_data(dataclasses.replace(d, rois=d.rois + (gtv,), influence_gy=None, beams=(),
                                                    beamlet_beam_index=np.zeros(0, dtype=int),
-                                                   plan_dose_gy=np.full(DOSE_GRID.shape, 10.0)),
+                                                   plan_dose_gy=np.full(DOSE_GRID.shape, 5.0)),
                                initial_plan="none")
     import connect
     from tps_scripts.assess import run_assessment, summary_lines
@@ -174,12 +174,13 @@ def test_gtv_and_both_headlines(out_dir, capsys):
         _, rec = run_assessment(api=connect)
     finally:
         mock_tps.unload()
-    assert rec["gtv"] == [{"roi": "GTV_T5", "volume_cc": pytest.approx(0.512, rel=0.01), "d98_gy": pytest.approx(10.0),
-                           "d95_gy": pytest.approx(10.0), "dmin_gy": pytest.approx(10.0)}]    # 8 x 8 x 8 mm = 0.512 cc
+    assert rec["gtv"] == [{"roi": "GTV_T5", "volume_cc": pytest.approx(0.512, rel=0.01), "d98_gy": pytest.approx(5.0),
+                           "d95_gy": pytest.approx(5.0), "dmin_gy": pytest.approx(5.0)}]    # 8 x 8 x 8 mm = 0.512 cc
     ev = rec["evaluation"]
-    # 10 Gy everywhere: PTVeval V24Gy 0 % and D95 10 Gy miss their goals; every OAR limit holds
+    # 5 Gy everywhere: PTVeval V24Gy 0 % and D95 5 Gy miss their goals; every OAR limit holds (the cord's
+    # binding limit after the 10 Gy/5 fx prior is 7.17 Gy)
     assert ev["all_pass"] is True and ev["coverage_goals_met"] is False
     lines = summary_lines(rec)
     assert lines[0] == "reirrad: PROTOCOL CONSTRAINTS: ALL PASS"
     assert lines[1].startswith("reirrad: TARGET COVERAGE: GOALS NOT MET: V24Gy 0.0 % (goal >= 90, NOT met)")
-    assert "GTV_T5 (GTV, 0.51 cc): D98 10.00 Gy, D95 10.00 Gy, Dmin 10.00 Gy" in lines[2]
+    assert "GTV_T5 (GTV, 0.51 cc): D98 5.00 Gy, D95 5.00 Gy, Dmin 5.00 Gy" in lines[2]
