@@ -13,7 +13,8 @@ from ._validate import as_dose_array, fraction_count, recovery_fraction
 from .errors import InputError
 from .grid import Grid
 
-__all__ = ["DoseCourse", "months_between", "interval_months", "DAYS_PER_MONTH", "fractions_from_name"]
+__all__ = ["DoseCourse", "months_between", "interval_months", "DAYS_PER_MONTH", "fractions_from_name",
+           "total_from_name"]
 
 #: mean Gregorian month, days (365.25 / 12): intervals in months are days / this
 DAYS_PER_MONTH = 365.25 / 12.0
@@ -27,6 +28,12 @@ def fractions_from_name(name: str) -> Optional[int]:
     """Fraction count stated in a dose's name (``"Prior EBRT 60Gy/30fx"`` → 30), or None."""
     m = _FRACTIONS_IN_NAME.search(name or "")
     return int(m.group(2)) if m else None
+
+
+def total_from_name(name: str) -> Optional[float]:
+    """Total dose (Gy) stated in a dose's name (``"Prior EBRT 60Gy/30fx"`` → 60.0), or None."""
+    m = _FRACTIONS_IN_NAME.search(name or "")
+    return float(m.group(1).replace(",", ".")) if m else None
 
 
 @dataclass(frozen=True, eq=False)

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from constraints.dose_course import DoseCourse, fractions_from_name
+from constraints.dose_course import DoseCourse, fractions_from_name, total_from_name
 from constraints.errors import InputError, TpsStateError
 from constraints.evaluation import PlanCase
 from constraints.geometry_checks import Finding, overlap_findings, prv_margin_findings
@@ -203,12 +203,6 @@ def _is_of_beam_set(dose: Any, beam_set: Any) -> bool:
 #: prior SBRT at up to 2 x (prescribed to the 50 % isodose); a per-fraction map of n >= 2
 #: fractions peaks at <= hot spot / n x the total, below 0.9 for any hot spot up to 1.8.
 PRIOR_MAX_TO_TOTAL = (0.9, 2.0)
-
-
-def total_from_name(name: str) -> Optional[float]:
-    """Total dose (Gy) stated in a dose's name (``"Prior EBRT 60Gy/30fx"`` → 60.0), or None."""
-    m = _FRACTIONS_IN_NAME.search(name or "")
-    return float(m.group(1).replace(",", ".")) if m else None
 
 
 @dataclass(frozen=True)
