@@ -15,6 +15,17 @@ class TestKoide2024:
         assert len(KOIDE.sha256) == 64
         assert "koide2024" in builtin_protocols()
 
+    def test_notes_state_the_seeds_20_gy_contradiction(self):
+        # Table 3: SBRT-only esophageal D0.035cc 114 Gy3 BED (fatal case), 106 (others), 2 fx.
+        # D = (n a/b / 2)(sqrt(1 + 4 BED / (n a/b)) - 1) = 3 (sqrt(1 + 114/1.5) - 1) = 23.32 Gy;
+        # 3 (sqrt(1 + 106/1.5) - 1) = 22.40 Gy: both above the 20 Gy cap the text says was met.
+        from constraints.lq import dose_from_bed_unchecked
+        assert round(float(dose_from_bed_unchecked(114.0, 2, 3.0)), 1) == 23.3
+        assert round(float(dose_from_bed_unchecked(106.0, 2, 3.0)), 1) == 22.4
+        notes = " ".join(KOIDE.notes.split())
+        assert "114 Gy3 BED for the fatal case (23.3 Gy in 2 fx)" in notes
+        assert "up to 106 Gy3 BED (22.4 Gy)" in notes
+
     def test_prescription(self):
         p = KOIDE.prescription
         assert (p.target, p.dose_gy, p.fractions) == ("ptv_eval", 24.0, 2)
