@@ -265,8 +265,10 @@ class _Parser:
                 organ_keys = [self.organ_ref(t, entry, "organ", organs)]
             else:
                 organ_keys = self.get(t, entry, "organs", list)
+                if not organ_keys:
+                    raise self.fail(entry, "field 'organs' must name at least one organ")
                 for k in organ_keys:
-                    if k not in organs:
+                    if not isinstance(k, str) or k not in organs:
                         raise self.fail(entry, f"field 'organs' names unknown organ {k!r}; known organs: {sorted(organs)}")
             domain = self.get(t, entry, "domain", str, allowed=tuple(DOMAINS))
             unit = self.get(t, entry, "unit", str)

@@ -99,6 +99,13 @@ def mutate(tmp_path, old, new, count=1):
     ('aliases = ["Trachea"]', 'aliases = ["Esoph"]', "alias 'Esoph' is also an alias of organ 'esophagus'"),
     ('unit = "%"', 'unit = "Gy"', "unit 'Gy' does not fit metric 'V24Gy'"),
     ('version = "1.0.0"', 'version = ""', r"\[protocol\]: field 'version' must be a non-empty string"),
+    # a list entry, not an organ key: once a bare TypeError (unhashable), found by the fuzzer
+    ('organs = ["esophagus", "pharynx"', 'organs = [{}, "pharynx"',
+     r"'other_oars_sbrt_d0035cc': field 'organs' names unknown organ \{\}"),
+    # an empty list: once loaded with the limit silently dropped
+    ('organs = ["esophagus", "pharynx", "larynx", "trachea", "main_bronchus", "stomach", "lungs", '
+     '"carotid_arteries", "aorta", "unspecified_tissue"]', 'organs = []',
+     r"'other_oars_sbrt_d0035cc': field 'organs' must name at least one organ"),
 ])
 def test_invalid_protocol_names_file_entry_field(tmp_path, old, new, match):
     path = mutate(tmp_path, old, new)
