@@ -17,10 +17,10 @@ from typing import Any, List, Optional, Sequence
 from constraints.errors import ReirradError
 
 #: Modules (in this package) that add sub-commands, in the order ``--help`` lists them.
-MODULE_NAMES = ("calculator", "protocol_cmd", "demo_cmd", "assess_cmd", "dvh_cmd", "optimize_cmd")
+MODULE_NAMES = ("calculator", "protocol_cmd", "demo_cmd", "assess_cmd", "dvh_cmd", "optimize_cmd", "cohort_cmd")
 #: Each sub-command's module.
 COMMANDS = {"bio": "calculator", "limit": "calculator", "protocol": "protocol_cmd", "demo": "demo_cmd",
-            "assess": "assess_cmd", "dvh": "dvh_cmd", "optimize": "optimize_cmd"}
+            "assess": "assess_cmd", "dvh": "dvh_cmd", "optimize": "optimize_cmd", "cohort": "cohort_cmd"}
 
 
 def _module(name: str) -> ModuleType:
