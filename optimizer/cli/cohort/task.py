@@ -120,6 +120,24 @@ def _summary(evaluation: Dict[str, Any]) -> Dict[str, Any]:
             "ptv_v24gy_percent": v24}
 
 
+def _configured_protocol(config_path: Optional[str]) -> Optional[str]:
+    """The ``protocol`` a patient's configuration file states, or None (the file was validated before)."""
+    if config_path is None:
+        return None
+    with open(config_path, "rb") as fh:
+        raw = fh.read().decode("utf-8")
+    if config_path.lower().endswith(".json"):
+        data = json.loads(raw)
+    elif sys.version_info >= (3, 11):
+        import tomllib as toml  # novermin (guarded)
+        data = toml.loads(raw)
+    else:
+        import tomli as toml
+        data = toml.loads(raw)
+    value = data.get("protocol")
+    return value if isinstance(value, str) else None
+
+
 def _assess(folder: str, options: TaskOptions) -> Dict[str, Any]:
     import mock_tps  # noqa: F401 - installs the ``connect`` module
     from constraints.protocol import load_protocol
@@ -133,9 +151,9 @@ def _assess(folder: str, options: TaskOptions) -> Dict[str, Any]:
     inputs = read_patient(folder)
     protocol = load_protocol(options.protocol)
     user = load_config(inputs.config_path) if inputs.config_path else PluginConfig()
-    if inputs.config_path and user.protocol != PluginConfig.protocol \
-            and load_protocol(user.protocol).sha256 != protocol.sha256:
-        raise InputError(f"configuration {inputs.config_path!r} names protocol {user.protocol!r}; the cohort runs "
+    named = _configured_protocol(inputs.config_path)
+    if named is not None and load_protocol(named).sha256 != protocol.sha256:
+        raise InputError(f"configuration {inputs.config_path!r} names protocol {named!r}; the cohort runs "
                          f"{options.protocol!r}: run the patient in a cohort of its protocol")
     imported = import_dicom(rtstruct=inputs.rtstruct, plan_dose=inputs.plan_dose, plan=inputs.rtplan,
                             ct_dir=inputs.ct_dir, registration=inputs.registration,

@@ -1,0 +1,155 @@
+"""``reirrad cohort`` on a real ``distributed.LocalCluster`` with worker processes.
+
+Three synthetic patients (coarse phantoms: T4–T5 abutting esophagus after 60 Gy/30 fx,
+C3 after 50 Gy/25 fx, T8 after two courses with a prior grid that misses organs and
+``unknown_prior = "organ_max"``) plus one corrupt folder (a truncated RTSTRUCT).
+"""
+import csv
+import json
+import os
+import shutil
+import signal
+
+import pytest
+
+pytest.importorskip("distributed")
+pytest.importorskip("pyRadPlan")
+
+from optimizer.cli.cohort.engine import EngineOptions  # noqa: E402
+from optimizer.cli.cohort.run import CohortOptions, run_cohort  # noqa: E402
+from optimizer.cli.cohort.synthetic import COARSE, SyntheticPatient, write_patient  # noqa: E402
+from optimizer.cli.main import main  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+SPECS = (
+    SyntheticPatient("P0001", "t4t5_esophageal", tuple(sorted(dict(COARSE, esophagus_gap_mm=0.0, prior_dose_gy=60.0,
+                                                                   prior_fractions=30).items())), 0.0, "refuse"),
+    SyntheticPatient("P0002", "c3_cervical", tuple(sorted(dict(COARSE, esophagus_gap_mm=2.0).items())), 0.1,
+                     "refuse"),
+    SyntheticPatient("P0003", "t8_two_courses", tuple(sorted(dict(COARSE, esophagus_gap_mm=3.0,
+                                                                  prior_covers_oars=False).items())), 0.0,
+                     "organ_max"),
+)
+TABLES = ("cohort.csv", "table3.csv", "patients.csv")
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    """{'good': folder of the 3 patients, 'mixed': the 3 plus P0004 with a truncated RTSTRUCT}."""
+    root = tmp_path_factory.mktemp("cohort")
+    good, mixed = root / "good", root / "mixed"
+    good.mkdir()
+    mixed.mkdir()
+    for s in SPECS:
+        write_patient(s, str(good))
+        os.symlink(good / s.patient_id, mixed / s.patient_id)
+    shutil.copytree(good / "P0002", mixed / "P0004")
+    rs = mixed / "P0004" / "RS.dcm"
+    rs.write_bytes(rs.read_bytes()[: rs.stat().st_size // 2])
+    return {"good": str(good), "mixed": str(mixed), "root": root}
+
+
+@pytest.fixture(scope="module")
+def two_worker_run(cohort):
+    """The issue's command on the mixed cohort: 2 workers, --json."""
+    out = str(cohort["root"] / "r2")
+    import io
+    from contextlib import redirect_stdout
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        code = main(["cohort", "--patients", cohort["mixed"], "--out", out, "--workers", "2", "--json",
+                     "--no-progress"])
+    return code, json.loads(buf.getvalue()), out
+
+
+def _read(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_corrupt_patient_is_an_error_row_and_the_others_complete(two_worker_run):
+    code, summary, out = two_worker_run
+    assert code == 1
+    assert {k: summary[k] for k in ("patients", "completed", "failed")} == {"patients": 4, "completed": 3, "failed": 1}
+    assert set(summary) >= {"patients", "completed", "failed", "outputs", "wall_s"}
+    assert list(summary["failures"]) == ["P0004"]
+    assert summary["failures"]["P0004"].startswith("DicomImportError: RTSTRUCT") and "RS.dcm" in \
+        summary["failures"]["P0004"]
+    for name in TABLES + ("cohort.parquet", "cohort.html"):
+        assert os.path.isfile(summary["outputs"][name]), name
+    rows = _read(summary["outputs"]["cohort.csv"])
+    assert [r for r in rows if r["patient"] == "P0004"] == [
+        dict({k: "" for k in rows[0]}, patient="P0004", status="failed", error=summary["failures"]["P0004"])]
+    # 3 completed patients x organs x (2 scopes x (1 physical + 2 kinds x 3 a/b)) x 3 metrics
+    per_patient = {}
+    for r in rows:
+        per_patient.setdefault(r["patient"], set()).add((r["organ"], r["domain"], r["alpha_beta_gy"], r["metric"]))
+    assert all(len(v) % (2 * 7 * 3) == 0 and len(v) >= 42 * 4 for p, v in per_patient.items() if p != "P0004")
+    patients = {r["patient"]: r for r in _read(summary["outputs"]["patients.csv"])}
+    # the seed's failure on the T4-T5 phantom: every SBRT-only limit met, a cumulative esophageal limit breached
+    assert patients["P0001"]["sbrt_only_pass"] == "True" and patients["P0001"]["cumulative_esophagus_breach"] == "True"
+    html = open(summary["outputs"]["cohort.html"], encoding="utf-8").read()
+    assert "data:image/png;base64," in html and "P0004" in html and "truncated" in html
+
+
+def test_one_and_two_workers_give_identical_tables(cohort, two_worker_run):
+    _, _, out2 = two_worker_run
+    out1 = str(cohort["root"] / "r1")
+    s = run_cohort(CohortOptions(cohort["mixed"], out1, progress=False), EngineOptions(workers=1))
+    assert s["completed"] == 3
+    for name in TABLES:
+        assert open(os.path.join(out1, name)).read() == open(os.path.join(out2, name)).read(), name
+    pq = pytest.importorskip("pyarrow.parquet")
+    assert pq.read_table(os.path.join(out1, "cohort.parquet")).equals(pq.read_table(os.path.join(out2, "cohort.parquet")))
+
+
+def test_killed_worker_loses_no_patient(cohort, two_worker_run):
+    from distributed import Client, LocalCluster
+
+    out = str(cohort["root"] / "killed")
+    killed = []
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        pids = set(client.run(os.getpid).values())
+
+        def kill_the_other(record):
+            if not killed:  # the first record came from one worker; the other is busy with a patient: kill it
+                victim = next(p for p in pids if p != record["timing"]["pid"])
+                os.kill(victim, signal.SIGKILL)
+                killed.append(victim)
+
+        s = run_cohort(CohortOptions(cohort["good"], out, progress=False),
+                       EngineOptions(scheduler=cluster.scheduler_address), on_record=kill_the_other)
+    assert killed and s["completed"] == 3 and s["failed"] == 0
+    recs = [json.load(open(os.path.join(out, "records", f"{p.patient_id}.json"))) for p in SPECS]
+    # the killed process completed nothing: its patient was computed again by another process
+    assert killed[0] not in {r["timing"]["pid"] for r in recs}
+    _, _, ref = two_worker_run
+    assert open(os.path.join(out, "table3.csv")).read() == open(os.path.join(ref, "table3.csv")).read()
+
+
+def test_resume_after_interrupt_recomputes_nothing_done(cohort, two_worker_run):
+    out = str(cohort["root"] / "resumed")
+    opts = CohortOptions(cohort["good"], out, progress=False)
+
+    def interrupt(record):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_cohort(opts, EngineOptions(workers=2), on_record=interrupt)
+    recdir = os.path.join(out, "records")
+    kept = {f: os.stat(os.path.join(recdir, f)).st_mtime_ns for f in os.listdir(recdir) if f.endswith(".json")}
+    assert len(kept) == 1
+    seen = []
+    s = run_cohort(CohortOptions(cohort["good"], out, resume=True, progress=False), EngineOptions(workers=2),
+                   on_record=lambda r: seen.append(r["patient"]))
+    assert (s["completed"], s["computed"], s["reused"]) == (3, 2, 1)
+    assert sorted(seen + [f[:-5] for f in kept]) == ["P0001", "P0002", "P0003"]
+    assert {f: os.stat(os.path.join(recdir, f)).st_mtime_ns for f in kept} == kept
+    _, _, ref = two_worker_run
+    assert open(os.path.join(out, "table3.csv")).read() == open(os.path.join(ref, "table3.csv")).read()
+    # nothing changed: nothing computed (no cluster started); a changed input is computed again
+    assert run_cohort(CohortOptions(cohort["good"], out, resume=True, progress=False), EngineOptions())["computed"] == 0
+    # without --resume an existing run is refused, nothing overwritten
+    assert main(["cohort", "--patients", cohort["good"], "--out", out, "--no-progress"]) == 2
