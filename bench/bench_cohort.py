@@ -1,14 +1,17 @@
 """Bench: ``reirrad cohort`` throughput (patients per minute) with 1 and 2 Dask worker processes.
 
-Run: ``python bench/bench_cohort.py [--patients DIR] [--skip-strategies]``.  Without
-``--patients`` it writes the four coarse phantoms (their default parameters, whose
-dose matrices are cached after the first run) as a synthetic cohort in a temporary
-folder.  For each worker count it runs the assessment only, then with the three FMO
-strategies at the coarse size (10 mm beamlets, the plan's 5 mm dose grid), and prints
-wall time, patients per minute, each patient's task time (s), the peak resident
-memory of a worker process (MB), and what 1 000 patients would take on N workers at
-the measured per-patient cost.  The machine's speed is printed at the start and the
-end (:mod:`machine_speed`): times are comparable only next to it.
+Run: ``python bench/bench_cohort.py [--patients DIR] [--repeat K] [--skip-strategies]``.
+Without ``--patients`` it writes the four coarse phantoms (their default parameters)
+as a synthetic cohort in a temporary folder and lists each one ``K`` times (default 3:
+12 patients; symbolic links, each a patient of its own).  A first, untimed pass with
+the strategies fills the dose-engine cache (the influence matrices of the imported
+CTs: the "cold" cost of a new anatomy, printed).  Then for each worker count it runs
+the assessment only, and with the three FMO strategies at the coarse size (10 mm
+beamlets, the plan's 5 mm dose grid), and prints wall time (cluster start included),
+patients per minute, the mean task time per patient (s), the peak resident memory of
+a worker process (MB), the cluster's start time, and what 1 000 patients would take
+on N workers at the measured per-patient cost.  The machine's speed is printed at the
+start and the end (:mod:`machine_speed`): times are comparable only next to it.
 """
 from __future__ import annotations
 
@@ -39,11 +42,30 @@ def _synthetic(root: str) -> str:
     return folder
 
 
-def _run(patients: str, root: str, workers: int, strategies: tuple) -> dict:
+def _replicate(folder: str, root: str, repeat: int) -> str:
+    out = os.path.join(root, f"x{repeat}")
+    os.makedirs(out)
+    for k in range(repeat):
+        for name in sorted(os.listdir(folder)):
+            if os.path.isdir(os.path.join(folder, name)) and not name.startswith("."):
+                os.symlink(os.path.join(folder, name), os.path.join(out, f"{name}_{k + 1}"))
+    return out
+
+
+def _cluster_start_s(workers: int) -> float:
+    from optimizer.cli.cohort.engine import EngineOptions, open_client
+
+    t0 = time.perf_counter()
+    with open_client(EngineOptions(workers=workers)) as client:
+        client.run(lambda: None)
+        return time.perf_counter() - t0
+
+
+def _run(patients: str, root: str, workers: int, strategies: tuple, tag: str = "") -> dict:
     from optimizer.cli.cohort.engine import EngineOptions
     from optimizer.cli.cohort.run import CohortOptions, run_cohort
 
-    out = os.path.join(root, f"out_w{workers}_{'s' if strategies else 'a'}")
+    out = os.path.join(root, f"out_w{workers}_{'s' if strategies else 'a'}{tag}")
     t0 = time.perf_counter()
     s = run_cohort(CohortOptions(patients, out, strategies=strategies, progress=False), EngineOptions(workers=workers))
     wall = time.perf_counter() - t0
@@ -61,6 +83,7 @@ def main() -> None:
     ap.add_argument("--patients", help="an existing cohort folder (default: the four coarse phantoms)")
     ap.add_argument("--skip-strategies", action="store_true")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--repeat", type=int, default=3, help="list each patient folder this many times")
     args = ap.parse_args()
     print(f"machine speed (syrk reference): {syrk_reference_s():.3f} s", flush=True)
     with tempfile.TemporaryDirectory() as root:
@@ -68,6 +91,13 @@ def main() -> None:
         patients = args.patients or _synthetic(root)
         if not args.patients:
             print(f"synthetic cohort of 4 written in {time.perf_counter() - t0:.1f} s", flush=True)
+        if not args.skip_strategies:
+            r = _run(patients, root, 1, ("exact", "zones", "sbrt-only"), "_cold")
+            print(f"cold pass (dose-engine cache filled): task {', '.join(f'{t:.1f}' for t in r['task_s'])} s; "
+                  f"worker peak RSS {r['rss_mb_max']:.0f} MB", flush=True)
+        patients = _replicate(patients, root, args.repeat)
+        for w in args.workers:
+            print(f"cluster start, {w} worker(s): {_cluster_start_s(w):.1f} s", flush=True)
         results = []
         for strategies in ((),) + (() if args.skip_strategies else (("exact", "zones", "sbrt-only"),)):
             for w in args.workers:

@@ -153,3 +153,25 @@ def test_resume_after_interrupt_recomputes_nothing_done(cohort, two_worker_run):
     assert run_cohort(CohortOptions(cohort["good"], out, resume=True, progress=False), EngineOptions())["computed"] == 0
     # without --resume an existing run is refused, nothing overwritten
     assert main(["cohort", "--patients", cohort["good"], "--out", out, "--no-progress"]) == 2
+
+
+def test_strategies_on_the_t4t5_patient(cohort):
+    """The FMO strategies on the imported T4-T5 patient (beamlets from its own CT): the SBRT-only strategy
+    meets every SBRT-only limit and breaches a cumulative esophageal limit; the exact one meets all, and
+    strategies.csv states what that costs in V24Gy points."""
+    one = cohort["root"] / "one"
+    one.mkdir()
+    os.symlink(os.path.join(cohort["good"], "P0001"), one / "P0001")
+    out = str(cohort["root"] / "strategies")
+    s = run_cohort(CohortOptions(str(one), out, strategies=("exact", "sbrt-only"), progress=False),
+                   EngineOptions(workers=1))
+    assert s["completed"] == 1, s["failures"]
+    rec = json.load(open(os.path.join(out, "records", "P0001.json")))
+    st = rec["strategies"]
+    assert st["exact"]["status"] == st["sbrt-only"]["status"] == "optimal"
+    assert st["sbrt-only"]["sbrt_only_pass"] is True and st["sbrt-only"]["cumulative_esophagus_pass"] is False
+    assert st["exact"]["all_pass"] is True
+    row = _read(s["outputs"]["strategies.csv"])[0]
+    assert float(row["exact_cost_points"]) == pytest.approx(st["sbrt-only"]["v24gy_percent"] -
+                                                            st["exact"]["v24gy_percent"], abs=1e-5)
+    assert row["plan_sbrt_only_pass"] == "True" and row["plan_cumulative_breach"] == "True"

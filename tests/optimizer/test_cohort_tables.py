@@ -202,3 +202,12 @@ def test_bad_arguments_exit_2_with_one_line(argv, match, capsys, tmp_path, monke
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and match in err[0], err
     assert not os.path.exists(tmp_path / "o")
+
+
+def test_refusals_write_nothing(folder, capsys):
+    cohort = folder.parent
+    assert main(["cohort", "--patients", str(cohort), "--out", str(cohort / "run")]) == 2
+    assert "lies in --patients" in capsys.readouterr().err and not (cohort / "run").exists()
+    before = sorted(os.listdir(cohort))
+    assert main(["cohort", "--synthetic", "2", "--out", str(cohort)]) == 2
+    assert "not an empty folder" in capsys.readouterr().err and sorted(os.listdir(cohort)) == before

@@ -98,9 +98,12 @@ def run_cohort(opts: CohortOptions, engine: EngineOptions,
     from .outputs import strategy_rows, table3_rows, write_tables
 
     t0 = time.perf_counter()
+    out = os.path.abspath(opts.out_dir)
+    if os.path.isdir(opts.patients_dir) and os.path.abspath(opts.patients_dir) in (out, os.path.dirname(out)):
+        raise InputError(f"--out {opts.out_dir!r} lies in --patients {opts.patients_dir!r}: its folders would be "
+                         "taken for patients; choose a folder outside")
     folders = list_patients(opts.patients_dir)
     protocol = load_protocol(opts.protocol)
-    out = os.path.abspath(opts.out_dir)
     _prepare_out(out, opts.resume)
     topts = TaskOptions(opts.protocol, protocol.sha256, software_version(), out, tuple(opts.strategies),
                         float(opts.bixel_mm))
