@@ -72,9 +72,11 @@ def _run(patients: str, root: str, workers: int, strategies: tuple, tag: str = "
     recs = [json.load(open(os.path.join(out, "records", f))) for f in sorted(os.listdir(os.path.join(out, "records")))
             if f.endswith(".json")]
     task_s = [r["timing"]["elapsed_s"] for r in recs]
+    cpu_s = [r["timing"]["cpu_s"] for r in recs]
     return {"workers": workers, "strategies": ",".join(strategies) or "-", "patients": s["patients"],
             "failed": s["failed"], "wall_s": wall, "per_min": 60.0 * s["patients"] / wall,
             "task_s_mean": statistics.mean(task_s), "task_s": task_s,
+            "cpu_s_mean": statistics.mean(cpu_s),
             "rss_mb_max": max(r["timing"]["peak_rss_mb"] for r in recs)}
 
 
@@ -105,14 +107,16 @@ def main() -> None:
                 results.append(r)
                 print(f"workers {w}, strategies {r['strategies']}: {r['patients']} patients ({r['failed']} failed) "
                       f"in {r['wall_s']:.1f} s = {r['per_min']:.1f} patients/min; task {r['task_s_mean']:.1f} s "
-                      f"mean ({', '.join(f'{t:.1f}' for t in r['task_s'])}); worker peak RSS {r['rss_mb_max']:.0f} MB",
+                      f"mean ({', '.join(f'{t:.1f}' for t in r['task_s'])}), CPU {r['cpu_s_mean']:.1f} s mean; "
+                      f"worker peak RSS {r['rss_mb_max']:.0f} MB",
                       flush=True)
-    print("\nestimate for 1 000 patients (per-patient task time of the 1-worker run / N workers):")
+    print("\nestimate for 1 000 patients on N workers with a core each (per-patient CPU time of the 1-worker run,"
+          " x 1000 / N; the wall time of a loaded machine is longer):")
     for r in results:
         if r["workers"] != min(args.workers):
             continue
         for n in (2, 8, 32, 128):
-            print(f"  strategies {r['strategies']}: {n:4d} workers ~ {1000 * r['task_s_mean'] / n / 60:.1f} min")
+            print(f"  strategies {r['strategies']}: {n:4d} workers ~ {1000 * r['cpu_s_mean'] / n / 60:.1f} min")
     print(f"machine speed (syrk reference): {syrk_reference_s():.3f} s")
 
 

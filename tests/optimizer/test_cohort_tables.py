@@ -5,7 +5,7 @@ import os
 import pytest
 
 from constraints.errors import DicomImportError, InputError
-from optimizer.cli.cohort.html import headline_counts
+from optimizer.cli.cohort.page import headline_counts
 from optimizer.cli.cohort.layout import read_patient
 from optimizer.cli.cohort.outputs import cohort_rows, quartile_summary, strategy_rows, table3_rows, write_tables
 from optimizer.cli.cohort.synthetic import synthetic_specs

@@ -182,8 +182,8 @@ def write_tables(out: str, records: Sequence[Dict[str, Any]], strategies: Sequen
              "cohort.parquet": _write_parquet(os.path.join(out, "cohort.parquet"), rows),
              "patients.csv": _write_csv(os.path.join(out, "patients.csv"), PATIENT_COLUMNS, patient_rows(records)),
              "table3.csv": _write_csv(os.path.join(out, "table3.csv"), TABLE3_COLUMNS, table3_rows(records)),
-             "timing.csv": _write_csv(os.path.join(out, "timing.csv"), ("patient", "status", "elapsed_s", "pid",
-                                                                         "peak_rss_mb"),
+             "timing.csv": _write_csv(os.path.join(out, "timing.csv"), ("patient", "status", "elapsed_s", "cpu_s",
+                                                                         "pid", "peak_rss_mb"),
                                       [dict(r.get("timing", {}), patient=r["patient"], status=r["status"])
                                        for r in sorted(records, key=lambda r: r["patient"])])}
     if strategies:

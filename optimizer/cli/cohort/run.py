@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from constraints.errors import InputError
 
@@ -93,7 +93,7 @@ def run_cohort(opts: CohortOptions, engine: EngineOptions,
     from constraints.protocol import load_protocol
     from tps_scripts.record import software_version
 
-    from .html import write_html
+    from .page import write_html
     from .layout import content_sha256, list_patients
     from .outputs import strategy_rows, table3_rows, write_tables
 
@@ -108,13 +108,23 @@ def run_cohort(opts: CohortOptions, engine: EngineOptions,
     topts = TaskOptions(opts.protocol, protocol.sha256, software_version(), out, tuple(opts.strategies),
                         float(opts.bixel_mm))
     records: Dict[str, Dict[str, Any]] = {}
+    reused = set()
     tasks = []
     for folder in folders:
         pid = os.path.basename(folder)
-        key = task_key(content_sha256(folder), topts)
+        try:
+            key = task_key(content_sha256(folder), topts)
+        except OSError as exc:  # an unreadable file: that patient's error row, the cohort goes on
+            records[pid] = {"patient": pid, "key": None, "status": "failed", "error_kind": "input",
+                            "error": f"patient folder {folder!r} cannot be read: {exc}",
+                            "protocol_sha256": protocol.sha256, "reirrad_version": topts.version,
+                            "strategies_requested": list(topts.strategies)}
+            _write_record(out, records[pid])
+            continue
         old = load_record(record_path(out, pid)) if opts.resume else None
         if _reusable(old, key):
             records[pid] = old
+            reused.add(pid)
         else:
             tasks.append((pid, run_patient, (os.path.abspath(folder), key, topts)))
     progress = Progress(len(tasks), "patients", opts.progress)
@@ -145,7 +155,7 @@ def run_cohort(opts: CohortOptions, engine: EngineOptions,
     outputs["records"] = os.path.join(out, "records")
     failed = {r["patient"]: r["error"] for r in recs if r["status"] != "completed"}
     return {"patients": len(recs), "completed": len(recs) - len(failed), "failed": len(failed),
-            "computed": len(tasks), "reused": len(recs) - len(tasks), "failures": failed, "outputs": outputs,
+            "computed": len(tasks), "reused": sum(1 for f in folders if os.path.basename(f) in reused), "failures": failed, "outputs": outputs,
             "wall_s": round(time.perf_counter() - t0, 2)}
 
 

@@ -133,18 +133,22 @@ def write_patient(spec: SyntheticPatient, out_dir: str) -> Dict[str, Any]:
     shutil.rmtree(tmp, ignore_errors=True)
     data = build_phantom(spec.phantom, **dict(spec.params))
     try:
-        mock_tps.load_patient_data(data, initial_plan="sbrt_only")
-        files = export_patient(tmp)
-    finally:
-        mock_tps.unload()
-    _reference_plan(str(files.plan_dose), str(files.rtplan))
-    if len(files.priors) != len(data.prior_courses):
-        raise InputError(f"{spec.patient_id}: {len(data.prior_courses)} prior courses but {len(files.priors)} "
-                         "exported")
-    priors = [(os.path.basename(str(p)), course.fractions, course.treatment_date)
-              for (p, _), course in zip(files.priors, data.prior_courses)]
-    with open(os.path.join(tmp, "reirrad.toml"), "w", encoding="utf-8") as fh:
-        fh.write(_toml(spec, priors))
-    os.replace(tmp, final)
+        try:
+            mock_tps.load_patient_data(data, initial_plan="sbrt_only")
+            files = export_patient(tmp)
+        finally:
+            mock_tps.unload()
+        _reference_plan(str(files.plan_dose), str(files.rtplan))
+        if len(files.priors) != len(data.prior_courses):
+            raise InputError(f"{spec.patient_id}: {len(data.prior_courses)} prior courses but {len(files.priors)} "
+                             "exported")
+        priors = [(os.path.basename(str(p)), course.fractions, course.treatment_date)
+                  for (p, _), course in zip(files.priors, data.prior_courses)]
+        with open(os.path.join(tmp, "reirrad.toml"), "w", encoding="utf-8") as fh:
+            fh.write(_toml(spec, priors))
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return {"patient": spec.patient_id, "phantom": spec.phantom, "params": dict(spec.params), "folder": final}
 

@@ -208,7 +208,7 @@ def run_patient(folder: str, key: str, options: TaskOptions) -> Dict[str, Any]:
     dict
         ``patient``, ``key``, ``status`` ("completed" or "failed"), ``error`` and
         ``error_kind`` (failed only), the assessment's rows, constraints, summary and
-        DVH (completed only), and ``timing`` (elapsed s, worker pid, peak RSS MB).
+        DVH (completed only), and ``timing`` (elapsed and CPU s, worker pid, peak RSS MB).
     """
     import mock_tps
 
@@ -216,7 +216,7 @@ def run_patient(folder: str, key: str, options: TaskOptions) -> Dict[str, Any]:
             options.protocol_sha256, "reirrad_version": options.version, "strategies_requested":
             list(options.strategies), "format": RECORD_FORMAT}
     with _PROCESS_LOCK:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             result = dict(base, status="completed", error=None, error_kind=None, **_assess(folder, options))
         except ReirradError as exc:
@@ -225,7 +225,8 @@ def run_patient(folder: str, key: str, options: TaskOptions) -> Dict[str, Any]:
             result = dict(base, status="failed", error=f"{type(exc).__name__}: {exc}", error_kind="internal")
         finally:
             mock_tps.unload()
-        result["timing"] = {"elapsed_s": round(time.perf_counter() - t0, 3), "pid": os.getpid(),
+        result["timing"] = {"elapsed_s": round(time.perf_counter() - t0, 3),
+                            "cpu_s": round(time.process_time() - c0, 3), "pid": os.getpid(),
                             "peak_rss_mb": round(_peak_rss_mb(), 1)}
     from tps_scripts.record import to_jsonable
     return to_jsonable(result)
