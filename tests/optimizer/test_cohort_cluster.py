@@ -2,7 +2,8 @@
 
 Three synthetic patients (coarse phantoms: T4–T5 abutting esophagus after 60 Gy/30 fx,
 C3 after 50 Gy/25 fx, T8 after two courses with a prior grid that misses organs and
-``unknown_prior = "organ_max"``) plus one corrupt folder (a truncated RTSTRUCT).
+``unknown_prior = "organ_max"``) plus two that must fail: a truncated RTSTRUCT, and the
+T8 patient with ``unknown_prior = "refuse"`` (its prior dose grid misses organs).
 """
 import csv
 import json
@@ -36,7 +37,7 @@ TABLES = ("cohort.csv", "table3.csv", "patients.csv")
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory):
-    """{'good': folder of the 3 patients, 'mixed': the 3 plus P0004 with a truncated RTSTRUCT}."""
+    """{'good': the 3 patients, 'mixed': the 3 plus P0004 (truncated RTSTRUCT) and P0005 (refused prior)}."""
     root = tmp_path_factory.mktemp("cohort")
     good, mixed = root / "good", root / "mixed"
     good.mkdir()
@@ -47,6 +48,9 @@ def cohort(tmp_path_factory):
     shutil.copytree(good / "P0002", mixed / "P0004")
     rs = mixed / "P0004" / "RS.dcm"
     rs.write_bytes(rs.read_bytes()[: rs.stat().st_size // 2])
+    shutil.copytree(good / "P0003", mixed / "P0005")
+    toml = mixed / "P0005" / "reirrad.toml"
+    toml.write_text(toml.read_text().replace('unknown_prior = "organ_max"', 'unknown_prior = "refuse"'))
     return {"good": str(good), "mixed": str(mixed), "root": root}
 
 
@@ -68,14 +72,16 @@ def _read(path):
         return list(csv.DictReader(fh))
 
 
-def test_corrupt_patient_is_an_error_row_and_the_others_complete(two_worker_run):
+def test_failing_patients_are_error_rows_and_the_others_complete(two_worker_run):
     code, summary, out = two_worker_run
     assert code == 1
-    assert {k: summary[k] for k in ("patients", "completed", "failed")} == {"patients": 4, "completed": 3, "failed": 1}
+    assert {k: summary[k] for k in ("patients", "completed", "failed")} == {"patients": 5, "completed": 3, "failed": 2}
     assert set(summary) >= {"patients", "completed", "failed", "outputs", "wall_s"}
-    assert list(summary["failures"]) == ["P0004"]
+    assert sorted(summary["failures"]) == ["P0004", "P0005"]
     assert summary["failures"]["P0004"].startswith("DicomImportError: RTSTRUCT") and "RS.dcm" in \
         summary["failures"]["P0004"]
+    assert summary["failures"]["P0005"].startswith("TpsStateError: prior course 'RD_prior_") and \
+        "does not cover ROI" in summary["failures"]["P0005"]
     for name in TABLES + ("cohort.parquet", "cohort.html"):
         assert os.path.isfile(summary["outputs"][name]), name
     rows = _read(summary["outputs"]["cohort.csv"])
@@ -85,7 +91,8 @@ def test_corrupt_patient_is_an_error_row_and_the_others_complete(two_worker_run)
     per_patient = {}
     for r in rows:
         per_patient.setdefault(r["patient"], set()).add((r["organ"], r["domain"], r["alpha_beta_gy"], r["metric"]))
-    assert all(len(v) % (2 * 7 * 3) == 0 and len(v) >= 42 * 4 for p, v in per_patient.items() if p != "P0004")
+    assert all(len(v) % (2 * 7 * 3) == 0 and len(v) >= 42 * 4 for p, v in per_patient.items()
+               if p not in ("P0004", "P0005"))
     patients = {r["patient"]: r for r in _read(summary["outputs"]["patients.csv"])}
     # the seed's failure on the T4-T5 phantom: every SBRT-only limit met, a cumulative esophageal limit breached
     assert patients["P0001"]["sbrt_only_pass"] == "True" and patients["P0001"]["cumulative_esophagus_breach"] == "True"
@@ -97,11 +104,12 @@ def test_one_and_two_workers_give_identical_tables(cohort, two_worker_run):
     _, _, out2 = two_worker_run
     out1 = str(cohort["root"] / "r1")
     s = run_cohort(CohortOptions(cohort["mixed"], out1, progress=False), EngineOptions(workers=1))
-    assert s["completed"] == 3
+    assert (s["completed"], s["failed"]) == (3, 2)
     for name in TABLES:
         assert open(os.path.join(out1, name)).read() == open(os.path.join(out2, name)).read(), name
     pq = pytest.importorskip("pyarrow.parquet")
-    assert pq.read_table(os.path.join(out1, "cohort.parquet")).equals(pq.read_table(os.path.join(out2, "cohort.parquet")))
+    one, two = (pq.read_table(os.path.join(o, "cohort.parquet")) for o in (out1, out2))
+    assert one.equals(two)
 
 
 def test_killed_worker_loses_no_patient(cohort, two_worker_run):

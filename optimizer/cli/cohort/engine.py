@@ -58,7 +58,9 @@ class EngineOptions:
 
 @contextlib.contextmanager
 def open_client(options: EngineOptions) -> Iterator[Any]:
-    """A :class:`distributed.Client` on the cluster ``options`` asks for; closed (and the embedded cluster stopped) on exit.
+    """A :class:`distributed.Client` on the cluster ``options`` asks for.
+
+    The client is closed, and an embedded cluster stopped, on exit.
 
     Raises
     ------

@@ -168,7 +168,8 @@ def read_patient(folder: str) -> PatientInputs:
     ct_dirs = sorted({os.path.dirname(p) for p in by_modality.get("CT", [])})
     if len(ct_dirs) > 1:
         raise DicomImportError(f"patient folder {folder!r}: CT images in {len(ct_dirs)} folders "
-                               f"({', '.join(os.path.relpath(d, folder) for d in ct_dirs)}); keep one series in one folder")
+                               f"({', '.join(os.path.relpath(d, folder) for d in ct_dirs)}); "
+                               "keep one series in one folder")
     rtstruct = _one(by_modality.get("RTSTRUCT", []), "RTSTRUCT", folder)
     rtplan = _one(by_modality.get("RTPLAN", []), "RTPLAN", folder)
     registration = _one(by_modality.get("REG", []), "REG", folder, required=False)

@@ -94,7 +94,7 @@ def table3_rows(records: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
                 for ab in ([None] if kind == "physical" else abs_):
                     if not any((organ, scope, kind, ab, m) in values for m in METRICS):
                         continue
-                    unit = {"physical": "Gy", "eqd2": f"Gy{ab:g} EQD2" if ab else "", "bed": f"Gy{ab:g} BED" if ab else ""}[kind]
+                    unit = "Gy" if kind == "physical" else f"Gy{ab:g} {kind.upper()}"
                     row: Dict[str, Any] = {"organ": organ, "dose": "SBRT" if scope == "sbrt" else "cumulative",
                                            "quantity": kind.upper() if kind != "physical" else "physical",
                                            "alpha_beta_gy": ab, "unit": unit}

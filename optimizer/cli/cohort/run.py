@@ -155,7 +155,7 @@ def run_cohort(opts: CohortOptions, engine: EngineOptions,
     outputs["records"] = os.path.join(out, "records")
     failed = {r["patient"]: r["error"] for r in recs if r["status"] != "completed"}
     return {"patients": len(recs), "completed": len(recs) - len(failed), "failed": len(failed),
-            "computed": len(tasks), "reused": sum(1 for f in folders if os.path.basename(f) in reused), "failures": failed, "outputs": outputs,
+            "computed": len(tasks), "reused": len(reused), "failures": failed, "outputs": outputs,
             "wall_s": round(time.perf_counter() - t0, 2)}
 
 
