@@ -25,7 +25,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Mapping, Optional, Tuple, Union
 
 from constraints.errors import DicomImportError, InputError
 
@@ -46,8 +46,8 @@ class PriorFile:
         Its evaluation dose's name in the mock TPS (the configuration entry's name,
         or the file's SeriesDescription).
     fractions : int
-    recovery : float
-        In [0, 1).
+    recovery : float or mapping of organ key to float
+        In [0, 1), as the configuration states it (every organ, or per organ).
     date : str or None
         ISO date of the course, from the configuration.
     """
@@ -55,7 +55,7 @@ class PriorFile:
     path: str
     name: str
     fractions: int
-    recovery: float
+    recovery: Union[float, Mapping[str, float]]
     date: Optional[str] = None
 
 

@@ -111,6 +111,13 @@ TABLE3_COLUMNS = ("organ", "dose", "quantity", "alpha_beta_gy", "unit", "n") + t
     f"{m}_{s}" for m in METRICS for s in ("median", "q1", "q3", "max"))
 
 
+def _recovery_text(recovery: Any) -> str:
+    """``0.2`` (every organ) or ``aorta 0.2`` (per organ)."""
+    if isinstance(recovery, dict):
+        return ", ".join(f"{k} {v:g}" for k, v in sorted(recovery.items())) or "0"
+    return f"{recovery:g}"
+
+
 def patient_rows(records: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
     rows = []
     for rec in sorted(records, key=lambda r: r["patient"]):
@@ -118,7 +125,8 @@ def patient_rows(records: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
                "error": rec.get("error")}
         if rec["status"] == "completed":
             row.update(rec["summary"])
-            row["priors"] = [f"{p['name']} ({p['fractions']} fx, recovery {p['recovery']:g})" for p in rec["priors"]]
+            row["priors"] = [f"{p['name']} ({p['fractions']} fx, recovery {_recovery_text(p['recovery'])})"
+                             for p in rec["priors"]]
         rows.append(row)
     return rows
 

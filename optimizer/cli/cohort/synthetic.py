@@ -7,8 +7,10 @@ with what the builders expose drawn from a seeded generator:
 - the level: the four phantoms in turn, in a shuffled order;
 - the esophagus gap: the phantom's default or 2 mm more;
 - the prior courses: total dose drawn per phantom (2 Gy fractions; T8: both
-  palliative courses scaled by 0.8–1.2), recovery 0 or 0.1–0.25 (stated in
-  ``reirrad.toml``, as a physicist states it);
+  palliative courses scaled by 0.8–1.2); in half the patients a recovery of
+  0.1–0.25 on the aorta, stated in ``reirrad.toml`` as a per-organ table (the
+  protocol refuses recovery on the cord and the esophagus, whose cumulative
+  limits were derived from doses summed without it);
 - in one patient of six the prior dose grid misses the superior third of the SBRT
   dose grid, with ``unknown_prior = "organ_max"`` in ``reirrad.toml`` (otherwise
   the assessment refuses that patient, as it must).
@@ -44,11 +46,13 @@ _VARIANTS: Dict[str, Tuple[float, Any]] = {
     "t8_two_courses": (3.0, None),
 }
 _GAP_STEPS_MM = (0.0, 2.0)
+#: The organ a synthetic prior course's recovery applies to.
+RECOVERY_ORGAN = "aorta"
 
 
 @dataclass(frozen=True)
 class SyntheticPatient:
-    """One synthetic patient: its folder name and the phantom builder's parameters."""
+    """One synthetic patient: folder name, phantom builder's parameters, recovery on :data:`RECOVERY_ORGAN`."""
 
     patient_id: str
     phantom: str
@@ -96,7 +100,8 @@ def _toml(spec: SyntheticPatient, priors: List[Tuple[str, int, str]]) -> str:
              "# " + ", ".join(f"{k} = {v}" for k, v in spec.params),
              f'unknown_prior = "{spec.unknown_prior}"', ""]
     for fname, fx, date in priors:
-        lines += ["[[prior]]", f'name = "{fname}"', f"fractions = {fx}", f"recovery = {spec.recovery:g}"]
+        rec = f"{{ {RECOVERY_ORGAN} = {spec.recovery:g} }}" if spec.recovery else "0"
+        lines += ["[[prior]]", f'name = "{fname}"', f"fractions = {fx}", f"recovery = {rec}"]
         lines += [f'date = "{date}"', ""] if date else [""]
     return "\n".join(lines)
 

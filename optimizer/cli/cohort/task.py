@@ -155,18 +155,18 @@ def _assess(folder: str, options: TaskOptions) -> Dict[str, Any]:
     if named is not None and load_protocol(named).sha256 != protocol.sha256:
         raise InputError(f"configuration {inputs.config_path!r} names protocol {named!r}; the cohort runs "
                          f"{options.protocol!r}: run the patient in a cohort of its protocol")
+    # a planning system stores no recovery: it reaches the assessment through the configuration
     imported = import_dicom(rtstruct=inputs.rtstruct, plan_dose=inputs.plan_dose, plan=inputs.rtplan,
                             ct_dir=inputs.ct_dir, registration=inputs.registration,
-                            priors=[(p.path, p.fractions, p.recovery, p.name) for p in inputs.priors])
+                            priors=[(p.path, p.fractions, 0.0, p.name) for p in inputs.priors])
     import connect
+    from dataclasses import replace
     from datetime import date as _date
-    config = PluginConfig(protocol=options.protocol,
-                          output_dir=os.path.join(options.out_dir, "patients", inputs.patient_id),
-                          unknown_prior=user.unknown_prior, max_optimizations=user.max_optimizations,
-                          priors=tuple(PriorConfig(p.name, p.fractions, p.recovery,
-                                                   _date.fromisoformat(p.date) if p.date else None)
-                                       for p in inputs.priors),
-                          roi_overrides=user.roi_overrides, case=user.case, source=user.source)
+    config = replace(user, protocol=options.protocol, show_identity=False,
+                     output_dir=os.path.join(options.out_dir, "patients", inputs.patient_id),
+                     priors=tuple(PriorConfig(p.name, p.fractions, p.recovery,
+                                              _date.fromisoformat(p.date) if p.date else None)
+                                  for p in inputs.priors))
     files = {"folder": inputs.folder, "rtstruct": inputs.rtstruct, "rtplan": inputs.rtplan,
              "plan_dose": inputs.plan_dose, "ct_dir": inputs.ct_dir, "registration": inputs.registration,
              "priors": [asdict(p) for p in inputs.priors], "configuration": inputs.config_path}
