@@ -25,7 +25,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Mapping, Optional, Tuple, Union
+from typing import Any, List, Mapping, Optional, Tuple, Union
 
 from constraints.errors import DicomImportError, InputError
 
@@ -50,6 +50,9 @@ class PriorFile:
         In [0, 1), as the configuration states it (every organ, or per organ).
     date : str or None
         ISO date of the course, from the configuration.
+    entry : tps_scripts.config.PriorConfig or None
+        The configuration entry (total dose, registration uncertainty, ...), or None
+        when the SeriesDescription states the course.
     """
 
     path: str
@@ -57,6 +60,7 @@ class PriorFile:
     fractions: int
     recovery: Union[float, Mapping[str, float]]
     date: Optional[str] = None
+    entry: Any = None
 
 
 @dataclass(frozen=True)
@@ -196,7 +200,7 @@ def read_patient(folder: str) -> PatientInputs:
         if match:
             e = match[0]
             used.add(e.name)
-            priors.append(PriorFile(path, e.name, e.fractions, e.recovery, e.date.isoformat() if e.date else None))
+            priors.append(PriorFile(path, e.name, e.fractions, e.recovery, e.date.isoformat() if e.date else None, e))
             continue
         fx = fractions_from_name(desc)
         if fx is None:

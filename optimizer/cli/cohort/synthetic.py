@@ -95,13 +95,14 @@ def synthetic_specs(n: int, seed: int) -> List[SyntheticPatient]:
     return out
 
 
-def _toml(spec: SyntheticPatient, priors: List[Tuple[str, int, str]]) -> str:
+def _toml(spec: SyntheticPatient, priors: List[Tuple[str, int, str, float]]) -> str:
     lines = ["# synthetic patient: phantom " + spec.phantom,
              "# " + ", ".join(f"{k} = {v}" for k, v in spec.params),
              f'unknown_prior = "{spec.unknown_prior}"', ""]
-    for fname, fx, date in priors:
+    for fname, fx, date, total in priors:
         rec = f"{{ {RECOVERY_ORGAN} = {spec.recovery:g} }}" if spec.recovery else "0"
         lines += ["[[prior]]", f'name = "{fname}"', f"fractions = {fx}", f"recovery = {rec}"]
+        lines += [f"total_gy = {total:g}"] if total is not None else []
         lines += [f'date = "{date}"', ""] if date else [""]
     return "\n".join(lines)
 
@@ -130,6 +131,7 @@ def write_patient(spec: SyntheticPatient, out_dir: str) -> Dict[str, Any]:
         ``patient``, ``phantom``, ``params``, ``folder``.
     """
     import mock_tps
+    from constraints.dose_course import total_from_name
     from mock_tps._phantoms import build_phantom
     from mock_tps.dicom_export import export_patient
 
@@ -147,7 +149,7 @@ def write_patient(spec: SyntheticPatient, out_dir: str) -> Dict[str, Any]:
         if len(files.priors) != len(data.prior_courses):
             raise InputError(f"{spec.patient_id}: {len(data.prior_courses)} prior courses but {len(files.priors)} "
                              "exported")
-        priors = [(os.path.basename(str(p)), course.fractions, course.treatment_date)
+        priors = [(os.path.basename(str(p)), course.fractions, course.treatment_date, total_from_name(course.name))
                   for (p, _), course in zip(files.priors, data.prior_courses)]
         with open(os.path.join(tmp, "reirrad.toml"), "w", encoding="utf-8") as fh:
             fh.write(_toml(spec, priors))

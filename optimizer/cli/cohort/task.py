@@ -23,7 +23,7 @@ import resource
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -161,15 +161,14 @@ def _assess(folder: str, options: TaskOptions) -> Dict[str, Any]:
                             priors=[(p.path, p.fractions, 0.0, p.name) for p in inputs.priors])
     import connect
     from dataclasses import replace
-    from datetime import date as _date
     config = replace(user, protocol=options.protocol, show_identity=False,
                      output_dir=os.path.join(options.out_dir, "patients", inputs.patient_id),
-                     priors=tuple(PriorConfig(p.name, p.fractions, p.recovery,
-                                              _date.fromisoformat(p.date) if p.date else None)
+                     priors=tuple(p.entry if p.entry is not None else PriorConfig(p.name, p.fractions)
                                   for p in inputs.priors))
     files = {"folder": inputs.folder, "rtstruct": inputs.rtstruct, "rtplan": inputs.rtplan,
              "plan_dose": inputs.plan_dose, "ct_dir": inputs.ct_dir, "registration": inputs.registration,
-             "priors": [asdict(p) for p in inputs.priors], "configuration": inputs.config_path}
+             "priors": [{"path": p.path, "name": p.name, "fractions": p.fractions, "recovery": p.recovery,
+                         "date": p.date} for p in inputs.priors], "configuration": inputs.config_path}
     audit_path, record = run_assessment(api=connect, config=config, input_files=files)
     g = gather(connect, config, protocol)
     out: Dict[str, Any] = {
