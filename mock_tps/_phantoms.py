@@ -581,7 +581,15 @@ def _int(name: str, value: Any, lo: int, hi: int) -> int:
 
 @dataclass(frozen=True)
 class _PriorPlan:
-    """A prior course: 3D-conformal fields to an analytic prior PTV."""
+    """A prior course: 3D-conformal fields to an analytic prior PTV.
+
+    ``field_weights`` weight the open fields; ``blocked_weights`` (same gantries)
+    weight the same fields with an MLC block over ``block`` (the off-cord phase of a
+    conventional plan): a beamlet is shut when the block region gets at least half
+    its peak dose, i.e. when its central ray crosses the region.  With
+    ``weights_are_shares`` each field is first normalised to unit prior-PTV mean
+    dose, so a weight is that field's share of the prescription.
+    """
 
     name: str
     dose_gy: float
@@ -590,6 +598,9 @@ class _PriorPlan:
     ptv: Shape
     gantries_deg: Tuple[float, ...]
     field_weights: Tuple[float, ...]
+    blocked_weights: Tuple[float, ...] = ()
+    block: Optional[Shape] = None
+    weights_are_shares: bool = False
 
 
 def _ct_grid(a: _Anatomy, grid_mm: float) -> GridSpec:
@@ -777,9 +788,20 @@ def _build(
             hu, ct_grid, fm(pp.ptv), dose_grid, p_beams, bixel_mm,
             dose_region_mask=masks["Body"], use_cache=use_cache,
         )
-        per_beam = dose_engine.beam_doses_gy(p_res, len(p_beams))
-        dose = np.tensordot(np.asarray(pp.field_weights, dtype=float), per_beam, axes=1)
         ptv_d = fractional_mask(dose_grid, pp.ptv).ravel().astype(np.float64)
+        fields = [dose_engine.beam_doses_gy(p_res, len(p_beams))]
+        weights = list(pp.field_weights)
+        if pp.blocked_weights:  # the same fields with an MLC block over pp.block
+            a_csr = p_res.matrix_gy.tocsr()
+            in_block = fractional_mask(dose_grid, pp.block).ravel() > 0.5
+            peak = a_csr.max(axis=0).toarray().ravel()
+            shut = a_csr[in_block].max(axis=0).toarray().ravel() >= 0.5 * peak
+            fields.append(dose_engine.beam_doses_gy(p_res, len(p_beams), (~shut).astype(float)))
+            weights += list(pp.blocked_weights)
+        per_beam = np.concatenate(fields, axis=0)
+        if pp.weights_are_shares:
+            per_beam /= ((per_beam @ ptv_d) / ptv_d.sum())[:, None]
+        dose = np.tensordot(np.asarray(weights, dtype=float), per_beam, axes=1)
         mean_ptv = float((dose * ptv_d).sum() / ptv_d.sum())
         dose_gy = (dose * (pp.dose_gy / mean_ptv)).reshape(dose_grid.shape)
         dose_gy = dose_gy[: prior_grid.shape[0]].astype(np.float32)
@@ -846,6 +868,15 @@ def _common(grid_mm, esophagus_gap_mm, dose_grid_mm, dose_margin_mm, n_beams, bi
         raise InputError(f"prior_covers_oars must be True or False, got {prior_covers_oars!r}")
     p["prior_covers_oars"] = bool(prior_covers_oars)
     return p
+
+
+#: Margin of the prior courses' MLC cord block around the cord PRV, mm.
+CORD_BLOCK_MARGIN_MM = 3.0
+
+
+def _cord_block(a: _Anatomy) -> Shape:
+    """The region a conventional plan's cord block shields: the cord PRV + 3 mm, all slices."""
+    return _cyl(0.0, a.canal_y, a.cord_r + PRV_MARGIN_MM + CORD_BLOCK_MARGIN_MM, -a.z_half, a.z_half)
 
 
 def _course_name(dose_gy: float, fractions: int, label: str = "Prior EBRT") -> str:
@@ -915,11 +946,16 @@ def build_t4t5_esophageal(
         # mediastinal esophageal PTV: esophagus + 14 mm joined to the anterior
         # vertebral body (posterior edge ~5 mm anterior of the cord)
         ptv = _capsule(s.esophagus_centre, (0.0, a.vb_y - 0.3 * a.vb_r), 14.0, -a.z_half + 10.0, a.z_half - 10.0)
-        return [_PriorPlan(_course_name(d, n), d, n, "2024-09-20", ptv, (0.0, 90.0, 180.0, 270.0), (1.0, 1.0, 1.0, 1.0))]
+        # the classic esophageal CRT: AP/PA to 40 Gy (cord in the field), then opposed
+        # laterals with the cord blocked to 60 Gy (weights in Gy of a 60 Gy course)
+        s_ = d / 60.0
+        return [_PriorPlan(_course_name(d, n), d, n, "2024-09-20", ptv, (0.0, 90.0, 180.0, 270.0),
+                           (20.0 * s_, 0.0, 20.0 * s_, 0.0), (0.0, 10.0 * s_, 0.0, 10.0 * s_),
+                           _cord_block(a), weights_are_shares=True)]
 
     return _build(
         "t4t5_esophageal", priors, use_cache=use_cache, params=p,
-        notes=f"T4-T5 after esophageal CRT {d:g} Gy/{n} fx (4-field box); esophagus gap {p['esophagus_gap_mm']:g} mm",
+        notes=f"T4-T5 after esophageal CRT {d:g} Gy/{n} fx (AP/PA 40 Gy + off-cord laterals); esophagus gap {p['esophagus_gap_mm']:g} mm",
         **{k: p[k] for k in _BUILD_KEYS},
     )
 
@@ -941,9 +977,9 @@ def build_c7t1_head_neck(
     """C7–T1 metastasis after head-and-neck radiotherapy (default 70 Gy / 35 fx).
 
     Parameters are those of :func:`build_t4t5_esophageal`.  The prior course is
-    opposed laterals plus an anterior field (equal weights) to a
-    prevertebral PTV joining the esophagus and the anterior vertebral body,
-    kept anterior of the cord.
+    opposed laterals plus an anterior field to 42 Gy, then off-cord laterals (cord
+    PRV + 3 mm blocked) to the prescription, to a prevertebral PTV joining the
+    esophagus and the anterior vertebral body.
     """
     p = _common(grid_mm, esophagus_gap_mm, dose_grid_mm, dose_margin_mm, n_beams, bixel_mm, prior_covers_oars, seed)
     d = _num("prior_dose_gy", prior_dose_gy, 1.0, 100.0)
@@ -953,11 +989,16 @@ def build_c7t1_head_neck(
     def priors(s: _Shapes, a: _Anatomy) -> List[_PriorPlan]:
         # prevertebral/pharyngo-esophageal PTV kept anterior of the cord (off-cord laterals)
         ptv = _capsule(s.esophagus_centre, (0.0, a.vb_y - 0.5 * a.vb_r), 0.8 * a.vb_r, -a.z_half + 10.0, a.z_half - 10.0)
-        return [_PriorPlan(_course_name(d, n), d, n, "2023-11-02", ptv, (90.0, 270.0, 0.0), (1.0, 1.0, 1.0))]
+        # laterals + AP to 42 Gy (cord in the AP field), then off-cord laterals
+        # (cord blocked) to 70 Gy (weights in Gy of a 70 Gy course)
+        s_ = d / 70.0
+        return [_PriorPlan(_course_name(d, n), d, n, "2023-11-02", ptv, (90.0, 270.0, 0.0),
+                           (14.0 * s_, 14.0 * s_, 14.0 * s_), (14.0 * s_, 14.0 * s_, 0.0),
+                           _cord_block(a), weights_are_shares=True)]
 
     return _build(
         "c7t1_head_neck", priors, use_cache=use_cache, params=p,
-        notes=f"C7-T1 after head-and-neck RT {d:g} Gy/{n} fx (laterals + AP)",
+        notes=f"C7-T1 after head-and-neck RT {d:g} Gy/{n} fx (laterals + AP 42 Gy, off-cord laterals)",
         **{k: p[k] for k in _BUILD_KEYS},
     )
 
@@ -990,6 +1031,9 @@ def build_c3_cervical(
     def priors(s: _Shapes, a: _Anatomy) -> List[_PriorPlan]:
         zr = 1.5 * a.pitch
         ptv = _capsule((0.0, a.vb_y - 3.0), (0.0, a.canal_y), a.vb_r + 5.0, -zr, zr)
+        # opposed laterals, cord in the field: 50 Gy/25 fx is the era's cord tolerance
+        # itself, and a cord block would take the abutting vertebral body below the
+        # seed's 50 Gy EQD2 prior (docs/decisions/phantom-prior-cord-sparing.md)
         return [_PriorPlan(_course_name(d, n), d, n, "2024-02-15", ptv, (90.0, 270.0), (1.0, 1.0))]
 
     return _build(

@@ -330,9 +330,26 @@ def test_prior_course_dose(t4t5):
     esoph = _on_dose_grid(p, "Esophagus") > 0.5
     assert float(pc.dose_gy[esoph].mean()) == pytest.approx(60.0, rel=0.04)
     assert float(pc.dose_gy.max()) < 60.0 * 1.15
-    # the cord is behind the prior PTV: high but below the esophagus dose
-    cord = _on_dose_grid(p, "SpinalCord") > 0.5
-    assert 20.0 < float(pc.dose_gy[cord].mean()) < float(pc.dose_gy[esoph].mean())
+    # AP/PA to 40 Gy with the cord in the field, then laterals with the cord blocked: the cord PRV
+    # gets the AP/PA 40 Gy plus the blocked laterals' penumbra, below the era's 45 Gy cord limit,
+    # i.e. prior BED2 <= 45 * (1 + 45 / 60) = 78.75 Gy2 (seed: ~56-75 Gy2 before the SBRT)
+    prv = _on_dose_grid(p, "SpinalCord_PRV") > 0.5
+    prv_max = float(pc.dose_gy[prv].max())
+    assert 40.0 * 0.95 < prv_max < 45.0
+    # the vertebral body keeps the seed's >= 50 Gy EQD2 prior (median, as eligibility measures it):
+    # 60 Gy/30 fx needs D * (1 + D / 60) / 2 >= 50, D >= 30 * (sqrt(1 + 400 / 60) - 1) = 53.1 Gy
+    target = _on_dose_grid(p, "PTVeval") > 0.5
+    assert float(np.median(pc.dose_gy[target])) > 53.1
+
+
+def test_blocked_fields_shut_the_beamlets_through_the_block(t4t5):
+    """The blocked laterals' dose in the cord block is penumbra only (< 30 % of their PTV mean)."""
+    p = t4t5
+    pc = p.prior_courses[0]
+    # AP/PA only (the open share, 40 of 60 Gy) reach the cord: the cord PRV's 75th percentile dose
+    # stays within 40 Gy + 30 % of the laterals' 20 Gy
+    prv = _on_dose_grid(p, "SpinalCord_PRV") > 0.5
+    assert float(np.percentile(pc.dose_gy[prv], 75)) < 40.0 + 0.3 * 20.0
 
 
 def test_prior_grid_not_covering_oars(t4t5):
@@ -360,3 +377,23 @@ def test_t8_has_two_prior_courses_of_different_fractionation(cache):
     for course, rx in zip(p.prior_courses, (20.0, 20.0)):
         assert course.grid == p.dose_grid
         assert float(course.dose_gy[gtv].mean()) == pytest.approx(rx, rel=0.1)
+
+
+@pytest.mark.slow  # ~10 s: a second coarse phantom with its own matrices
+def test_c7t1_prior_spares_the_cord(cache):
+    """Laterals + AP to 42 Gy, then off-cord laterals to 70 Gy in 35 fx."""
+    pytest.importorskip("pyRadPlan")
+    p = PHANTOM_BUILDERS["c7t1_head_neck"](**COARSE)
+    pc = p.prior_courses[0]
+    assert pc.fractions == 35 and "70Gy/35fx" in pc.name
+    esoph = _on_dose_grid(p, "Esophagus") > 0.5
+    assert float(pc.dose_gy[esoph].mean()) == pytest.approx(70.0, rel=0.05)
+    # the cord PRV's hottest voxel abuts the prevertebral PTV: at most the era's 50 Gy, so a prior
+    # BED2 <= 50 * (1 + 50 / 70) = 85.7 Gy2 (+ one 5 mm voxel of gradient: measured 50.6 Gy, 87.1 Gy2)
+    prv = _on_dose_grid(p, "SpinalCord_PRV") > 0.5
+    assert 42.0 < float(pc.dose_gy[prv].max()) < 52.0
+    cord = _on_dose_grid(p, "SpinalCord") > 0.5
+    assert float(pc.dose_gy[cord].max()) < 45.0
+    # 70 Gy/35 fx: EQD2 >= 50 needs D >= 35 * (sqrt(1 + 400 / 70) - 1) = 55.7 Gy in the target's median
+    target = _on_dose_grid(p, "PTVeval") > 0.5
+    assert float(np.median(pc.dose_gy[target])) > 55.7

@@ -65,11 +65,16 @@ def test_seed_failure_mode_sbrt_only_plan_breaches_cumulative_esophagus(cfg):
     sbrt_only = [c for c in res.values() if c["domain"] == "sbrt_physical" and c["organ"] != "unspecified_tissue"
                  and c["id"] != "cord_prv_sbrt_d0035cc"]
     assert sbrt_only and all(c["pass"] for c in sbrt_only), [c["id"] for c in sbrt_only if not c["pass"]]
-    # the cord meets the seed's table (its prior 121 Gy2 > 100 -> 10.8 Gy), the only cord rule the seed
-    # applied; reirrad binds it to Sahgal's cumulative 70 Gy EQD2 instead: D(140 - 121.2) = 6.9 Gy
+    # the esophageal CRT spared the cord (AP/PA 40 Gy, then off-cord laterals): cord PRV prior Dmax
+    # 43.6 Gy in 30 fx = 43.6 * (1 + 43.6 / 60) = 75.3 Gy2, inside the seed's prior range (its cumulative
+    # IQR 104-112 Gy2 less ~48 Gy2 of SBRT).  <= 90 Gy2 -> the seed's table gives 12.2 Gy; Sahgal's
+    # cumulative 70 Gy EQD2 allows more, D(140 - 75.4) = 2 * (sqrt(1 + 64.6) - 1) = 14.2 Gy, so the table binds
+    from constraints.reirradiation_rule import rule_dose_gy
     cord = res["cord_prv_sbrt_d0035cc"]
-    assert cord["value"] <= 10.8 and "table 10.80 Gy" in cord["note"]
-    assert cord["limit_rule"] == "Sahgal-cumulative" and cord["limit"] < 7.2
+    prior = float(cord["note"].split(" = ")[1].split(" Gy2")[0])
+    assert 70.0 < prior < 90.0
+    assert cord["limit_rule"] == "table" and cord["limit"] == pytest.approx(12.2)
+    assert rule_dose_gy(140.0 - prior, 2, 2.0) > 12.2 and cord["value"] <= 12.2
     cumulative = [res[i] for i in ("esophagus_cum_dmax", "esophagus_cum_d0035cc", "esophagus_cum_d1cc")]
     assert not all(c["pass"] for c in cumulative)
     after = {c["id"]: c for c in tuned["evaluation"]["constraints"]}
