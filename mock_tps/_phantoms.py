@@ -3,12 +3,14 @@
 Four builders, each returning a :class:`mock_tps._phantom_data.PhantomData`:
 
 ``t4t5_esophageal``
-    T4–T5 after esophageal chemoradiotherapy 60 Gy / 30 fx (4-field box to a
-    mediastinal PTV around esophagus and vertebral body, equal weights); esophagus abutting the
+    T4–T5 after esophageal chemoradiotherapy 60 Gy / 30 fx (AP/PA 40 Gy, then
+    laterals with the cord blocked, to a mediastinal PTV around esophagus and
+    vertebral body); esophagus abutting the
     vertebral body by default (``esophagus_gap_mm=0``) – the seed study's fatal case.
 ``c7t1_head_neck``
     C7–T1 after head-and-neck radiotherapy 70 Gy / 35 fx (opposed laterals plus an
-    anterior field to a prevertebral/pharyngo-esophageal PTV).
+    anterior field to 42 Gy, then off-cord laterals, to a prevertebral/pharyngo-esophageal
+    PTV).
 ``c3_cervical``
     C3 after 50 Gy / 25 fx (opposed laterals to the C2–C4 spine).  The tube in front
     of C3 is anatomically the pharynx; it is named ``Esophagus`` so every phantom
