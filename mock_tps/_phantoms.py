@@ -40,6 +40,24 @@ the same coverage.  Measured ROI volume against the analytic masks: within
 ±1.5 % at 2 mm (T4–T5, C7–T1); at 4 mm up to −6 % for the 2.4 cc GTV and −4 %
 for the lung apices, whose cross-sections change within a slice.
 
+Anatomy (published dimensions): the cord is a stadium of 9 × 7 mm (thoracic;
+C7–T1 10 × 7.5, C3 10 × 8 mm) centred in the canal, the PRV every point within
+1.5 mm of it (again a stadium, exactly).  The GTV is a sphere in the vertebral
+body; on T4–T5 and T8 it has an epidural component (Bilsky 1b): it breaches the
+posterior wall and fills the ventral canal to 1.5 mm in front of the cord, over
+80 % of the level's height.  The CTV (consensus contouring) is the treated
+vertebral bodies – with the disc between two treated levels – their pedicles and
+the GTV.  The lungs reach back into the paravertebral gutters, 3 mm from the
+vertebral body and the pedicles (the costovertebral region), 1 mm outside the PTV.
+
+Beams
+-----
+Coplanar static 6 MV beams sampling a posterior arc (default 17 beams over 240°,
+gantry 60° to 300° every 15°; no beam enters through the anterior sector of the
+esophagus and heart), square beamlets of 5 mm at isocentre, a 2 mm dose grid in a
+box of the PTV + (20, 20, 15) mm; see :func:`gantry_angles_deg` and
+:mod:`mock_tps.dose_engine`.
+
 ROI names: ``Body, Vertebra, SpinalCord, SpinalCord_PRV, Esophagus, Trachea,
 Lungs, Aorta, GTV, CTV, PTV, PTVeval`` (``Vertebra`` is the bone of the treated
 level(s): body + posterior elements; Trachea, Lungs and Aorta only where the
@@ -72,6 +90,7 @@ __all__ = [
     "build_t8_two_courses",
     "fractional_mask",
     "subsample_for",
+    "gantry_angles_deg",
     "Shape",
 ]
 
@@ -94,6 +113,15 @@ PRV_MARGIN_MM = 1.5
 #: Default dose-grid box margin around the PTV, (x, y, z) mm: covers the cord,
 #: the esophagus and the nearby unspecified tissue.
 DOSE_BOX_MARGIN_MM = (20.0, 20.0, 15.0)
+
+#: Default SBRT beam model: static beams sampling a posterior arc (see :func:`gantry_angles_deg`).
+DEFAULT_N_BEAMS = 17
+DEFAULT_ARC_DEG = 240.0
+DEFAULT_BIXEL_MM = 5.0
+DEFAULT_DOSE_GRID_MM = 2.0
+#: Beamlet width of the prior courses' open fields, mm (at least): a 3D-conformal field's
+#: edge follows the target's projection in 10 mm steps, as the 1 cm leaves of its era.
+PRIOR_BIXEL_MM = 10.0
 
 HU_AIR, HU_SOFT, HU_ORGAN, HU_LUNG, HU_BONE, HU_DISC = -1000.0, 30.0, 40.0, -800.0, 700.0, 80.0
 
@@ -375,7 +403,8 @@ class _Anatomy:
     disc_h: float                    # intervertebral disc height
     n_treated: int                   # treated levels (1 or 2), centred at z = 0
     canal_r: float
-    cord_r: float
+    cord_ax: float                   # cord half-width (x) and half-depth (y): a stadium
+    cord_ay: float
     pedicle_w: float                 # pedicle width (x)
     lamina_t: float                  # lamina thickness
     spinous_len: float
@@ -386,6 +415,9 @@ class _Anatomy:
     trachea_offset: Tuple[float, float]  # (dx, extra dy) anterior of esophagus
     lungs: Optional[Tuple[float, float, float, float, float]]  # (|cx|, cy, rx, ry, z_top)
     aorta: Optional[Tuple[float, float, float]]  # (cx, cy, r)
+    #: Epidural GTV component in the anterior canal of the first treated level, or None:
+    #: (Bilsky grade, x0, x1 (mm, canal-centred), clearance to the cord surface (mm)).
+    epidural: Optional[Tuple[str, float, float, float]] = None
 
     @property
     def pitch(self) -> float:
@@ -422,30 +454,30 @@ class _Anatomy:
 _ANATOMY: Dict[str, _Anatomy] = {
     "t4t5_esophageal": _Anatomy(
         level="T4-T5", body_ax=160.0, body_ay=110.0, z_half=60.0, vb_y=35.0, vb_r=15.0,
-        level_h=20.0, disc_h=5.0, n_treated=2, canal_r=8.0, cord_r=5.0, pedicle_w=7.0,
+        level_h=20.0, disc_h=5.0, n_treated=2, canal_r=8.0, cord_ax=4.5, cord_ay=3.5, pedicle_w=7.0,
         lamina_t=5.0, spinous_len=27.0, transverse_len=20.0, esoph_r=8.5, esoph_angle_deg=25.0,
         trachea_r=9.0, trachea_offset=(-10.0, 1.0), lungs=(85.0, 10.0, 55.0, 85.0, _INF),
-        aorta=(30.0, 30.0, 12.0),
+        aorta=(30.0, 30.0, 12.0), epidural=("1b", -3.0, 6.0, 1.5),
     ),
     "c7t1_head_neck": _Anatomy(
         level="C7-T1", body_ax=90.0, body_ay=70.0, z_half=50.0, vb_y=12.0, vb_r=11.0,
-        level_h=16.0, disc_h=4.0, n_treated=2, canal_r=7.5, cord_r=5.0, pedicle_w=5.0,
+        level_h=16.0, disc_h=4.0, n_treated=2, canal_r=7.5, cord_ax=5.0, cord_ay=3.75, pedicle_w=5.0,
         lamina_t=4.0, spinous_len=18.0, transverse_len=14.0, esoph_r=7.5, esoph_angle_deg=10.0,
         trachea_r=8.0, trachea_offset=(-2.0, 1.0), lungs=(52.0, 18.0, 24.0, 35.0, 0.0),
         aorta=None,
     ),
     "c3_cervical": _Anatomy(
         level="C3", body_ax=58.0, body_ay=55.0, z_half=45.0, vb_y=8.0, vb_r=8.0,
-        level_h=13.0, disc_h=4.0, n_treated=1, canal_r=7.0, cord_r=5.0, pedicle_w=4.0,
+        level_h=13.0, disc_h=4.0, n_treated=1, canal_r=7.0, cord_ax=5.0, cord_ay=4.0, pedicle_w=4.0,
         lamina_t=3.5, spinous_len=15.0, transverse_len=10.0, esoph_r=7.0, esoph_angle_deg=0.0,
         trachea_r=8.0, trachea_offset=(0.0, 1.0), lungs=None, aorta=None,
     ),
     "t8_two_courses": _Anatomy(
         level="T8", body_ax=150.0, body_ay=105.0, z_half=60.0, vb_y=35.0, vb_r=16.0,
-        level_h=22.0, disc_h=5.0, n_treated=1, canal_r=8.0, cord_r=5.0, pedicle_w=7.0,
+        level_h=22.0, disc_h=5.0, n_treated=1, canal_r=8.0, cord_ax=4.5, cord_ay=3.5, pedicle_w=7.0,
         lamina_t=5.0, spinous_len=27.0, transverse_len=20.0, esoph_r=8.5, esoph_angle_deg=10.0,
         trachea_r=None, trachea_offset=(0.0, 0.0), lungs=(80.0, 10.0, 52.0, 80.0, _INF),
-        aorta=(26.0, 20.0, 12.0),
+        aorta=(26.0, 20.0, 12.0), epidural=("1b", -5.0, 4.0, 1.5),
     ),
 }
 
@@ -485,8 +517,11 @@ class _Shapes:
         self.vertebra = _union(treated)
         self.discs = a.vb_shape(-zb, zb) - self.bone
         self.canal = _cyl(0.0, a.canal_y, a.canal_r, -zb, zb)
-        self.cord = _cyl(0.0, a.canal_y, a.cord_r, -zb, zb)
-        self.prv = _cyl(0.0, a.canal_y, a.cord_r + PRV_MARGIN_MM, -zb, zb)
+        # cord: a stadium (points within cord_ay of a transverse segment), so that the
+        # PRV (every point within 1.5 mm of the cord) is again a stadium, exactly
+        seg = ((-(a.cord_ax - a.cord_ay), a.canal_y), (a.cord_ax - a.cord_ay, a.canal_y))
+        self.cord = _capsule(seg[0], seg[1], a.cord_ay, -zb, zb)
+        self.prv = _capsule(seg[0], seg[1], a.cord_ay + PRV_MARGIN_MM, -zb, zb)
         ex, ey = a.esophagus_centre(gap_mm)
         self.esophagus_centre = (ex, ey)
         self.esophagus = _cyl(ex, ey, a.esoph_r, -zb, zb)
@@ -504,12 +539,18 @@ class _Shapes:
             cx, cy, rx, ry, ztop = a.lungs
             ztop = min(ztop, zb)
             lungs = _ecyl(-cx, cy, rx, ry, -zb, ztop) | _ecyl(cx, cy, rx, ry, -zb, ztop)
+            # the paravertebral gutters: the lungs reach back beside the vertebral body to
+            # the costovertebral region (3 mm from the body, 3 mm from the pedicles)
+            gx, gy, grx, gry = a.vb_r + 16.0, a.vb_y + 6.0, 14.0, 16.0
+            lungs = lungs | _ecyl(-gx, gy, grx, gry, -zb, ztop) | _ecyl(gx, gy, grx, gry, -zb, ztop)
             lungs = lungs & _ecyl(0.0, 0.0, a.body_ax - 12.0, a.body_ay - 12.0, -zb, zb)
             # keep the mediastinal organs (+3 mm) and the bone out of the lungs
             for s in (self.esophagus_grown(gap_mm, 3.0), self._grow_cyl(self.aorta, 3.0), self._grow_cyl(self.trachea, 3.0)):
                 if s is not None:
                     lungs = lungs - s
-            lungs = lungs - _cyl(0.0, a.vb_y, a.vb_r + 3.0, -zb, zb) - self.bone
+            xp = a.canal_r + a.pedicle_w + 3.0
+            lungs = (lungs - _cyl(0.0, a.vb_y, a.vb_r + 3.0, -zb, zb) - self.bone
+                     - _box(-xp, xp, a.vb_post_y - 8.0, _INF, -zb, zb))
             self.lungs = lungs
         # --- targets: GTV in the (first) treated vertebral body, toward the esophagus
         zt = a.treated_centres()
@@ -517,11 +558,15 @@ class _Shapes:
         ux, uy = ex - 0.0, ey - a.vb_y
         un = math.hypot(ux, uy) or 1.0
         self.gtv = _sphere(0.3 * a.vb_r * ux / un, a.vb_y + 0.3 * a.vb_r * uy / un, float(zt[0]), r_g)
-        ctv_parts = []
+        self.epidural = None
+        if a.epidural is not None:
+            self.epidural = self._epidural(float(zt[0]))
+            self.gtv = self.gtv | self.epidural
+        # CTV (consensus contouring): the treated vertebral bodies, with the disc between
+        # two treated levels, their pedicles, and the GTV (its epidural component)
+        ctv_parts = [a.vb_shape(float(zt[0]) - a.level_h / 2.0, float(zt[-1]) + a.level_h / 2.0), self.gtv]
         for zc in zt:
-            z0, z1 = zc - a.level_h / 2.0, zc + a.level_h / 2.0
-            ctv_parts.append(a.vb_shape(z0, z1))
-            ctv_parts.append(self._pedicles(z0, z1))
+            ctv_parts.append(self._pedicles(zc - a.level_h / 2.0, zc + a.level_h / 2.0))
         self.ctv = _union(ctv_parts)
 
     # helpers -----------------------------------------------------------------
@@ -535,6 +580,23 @@ class _Shapes:
             return None
         x0, x1, y0, y1, z0, z1 = s.bbox
         return _cyl((x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2 + by_mm, z0, z1)
+
+    def _epidural(self, zc: float) -> Shape:
+        """Epidural tumour (Bilsky 1b–1c): the ventral canal between ``x0`` and ``x1``.
+
+        It fills the canal from the posterior wall of the vertebral body back to
+        ``clearance`` mm in front of the cord (1b: the thecal sac deformed, CSF
+        left around the cord; 0 = abutting, 1c), over the middle 80 % of the
+        level's height, joined to the body by a breach of its posterior wall.
+        """
+        a = self.a
+        _, x0, x1, clearance = a.epidural
+        z0, z1 = zc - 0.4 * a.level_h, zc + 0.4 * a.level_h
+        y_back = a.canal_y - a.cord_ay - clearance
+        canal = _cyl(0.0, a.canal_y, a.canal_r, z0, z1)
+        ventral = canal & _box(x0, x1, a.vb_post_y - 1.0, y_back, z0, z1)
+        breach = _box(x0, x1, a.vb_y, a.vb_post_y, z0, z1) & a.vb_shape(z0, z1)
+        return ventral | breach
 
     def _pedicles(self, z0: float, z1: float) -> Shape:
         a = self.a
@@ -555,6 +617,28 @@ class _Shapes:
             xo - 1.0, xo + a.transverse_len, a.canal_y - 4.0, a.canal_y + 4.0, z0, z1
         )
         return body | self._pedicles(z0, z1) | lamina | spinous | transverse
+
+
+def gantry_angles_deg(n_beams: int, arc_deg: float) -> Tuple[float, ...]:
+    """Gantry angles (IEC 61217, deg) of ``n_beams`` static beams sampling an arc.
+
+    ``arc_deg`` = 360: equi-spaced over the full circle from 0° (``360 k / n``).
+    Below 360: a posterior arc centred on 180° from ``180 − arc/2`` to
+    ``180 + arc/2`` inclusive, ``arc / (n − 1)`` apart (a VMAT arc sampled as
+    static beams; the anterior sector, where the esophagus and heart lie, is left out).
+
+    Examples
+    --------
+    >>> gantry_angles_deg(4, 360.0)
+    (0.0, 90.0, 180.0, 270.0)
+    >>> gantry_angles_deg(5, 240.0)
+    (60.0, 120.0, 180.0, 240.0, 300.0)
+    """
+    n = int(n_beams)
+    if arc_deg >= 360.0:
+        return tuple(float(360.0 * k / n) for k in range(n))
+    start = 180.0 - arc_deg / 2.0
+    return tuple(float(round(start + arc_deg * k / (n - 1), 6)) for k in range(n))
 
 
 # --------------------------------------------------------------------------- validation
@@ -742,6 +826,7 @@ def _build(
     dose_grid_mm: float,
     dose_margin_mm: Tuple[float, float, float],
     n_beams: int,
+    arc_deg: float,
     bixel_mm: float,
     prior_covers_oars: bool,
     seed: int,
@@ -760,14 +845,8 @@ def _build(
     ptv = masks["PTV"]
     iso = tuple(round(c, 1) for c in _mask_centroid_mm(ct_grid, ptv))
     beams = tuple(
-        BeamSpec(
-            name=f"B{k + 1}_G{360.0 * k / n_beams:05.1f}",
-            gantry_deg=float(360.0 * k / n_beams),
-            couch_deg=0.0,
-            collimator_deg=0.0,
-            isocenter_mm=iso,
-        )
-        for k in range(n_beams)
+        BeamSpec(name=f"B{k + 1}_G{g:05.1f}", gantry_deg=g, couch_deg=0.0, collimator_deg=0.0, isocenter_mm=iso)
+        for k, g in enumerate(gantry_angles_deg(n_beams, arc_deg))
     )
     dose_grid = dose_engine.dose_box_grid(ct_grid, ptv >= 0.5, dose_grid_mm, dose_margin_mm)
     res = dose_engine.influence_matrix(
@@ -787,7 +866,7 @@ def _build(
             BeamSpec(f"P{k + 1}", float(g), 0.0, 0.0, iso) for k, g in enumerate(pp.gantries_deg)
         )
         p_res = dose_engine.influence_matrix(
-            hu, ct_grid, fm(pp.ptv), dose_grid, p_beams, bixel_mm,
+            hu, ct_grid, fm(pp.ptv), dose_grid, p_beams, max(bixel_mm, PRIOR_BIXEL_MM),
             dose_region_mask=masks["Body"], use_cache=use_cache,
         )
         ptv_d = fractional_mask(dose_grid, pp.ptv).ravel().astype(np.float64)
@@ -827,7 +906,8 @@ def _build(
     params = dict(params)
     params.update(
         level=a.level, esophagus_centre_mm=shp.esophagus_centre, vertebral_body_centre_mm=(0.0, a.vb_y),
-        vertebral_body_radius_mm=a.vb_r, cord_centre_mm=(0.0, a.canal_y), cord_radius_mm=a.cord_r,
+        vertebral_body_radius_mm=a.vb_r, cord_centre_mm=(0.0, a.canal_y), cord_size_mm=(2 * a.cord_ax, 2 * a.cord_ay),
+        bilsky=a.epidural[0] if a.epidural else "0",
         isocenter_mm=iso, engine=f"pyRadPlan {dose_engine.pyradplan_version()} SVDPB photons Generic",
     )
     return PhantomData(
@@ -850,7 +930,8 @@ def _build(
     )
 
 
-def _common(grid_mm, esophagus_gap_mm, dose_grid_mm, dose_margin_mm, n_beams, bixel_mm, prior_covers_oars, seed) -> Dict[str, Any]:
+def _common(grid_mm, esophagus_gap_mm, dose_grid_mm, dose_margin_mm, n_beams, arc_deg, bixel_mm, prior_covers_oars,
+            seed) -> Dict[str, Any]:
     try:
         margin = tuple(dose_margin_mm)
     except TypeError:
@@ -863,6 +944,7 @@ def _common(grid_mm, esophagus_gap_mm, dose_grid_mm, dose_margin_mm, n_beams, bi
         esophagus_gap_mm=_num("esophagus_gap_mm", esophagus_gap_mm, 0.0, 20.0),
         dose_grid_mm=_num("dose_grid_mm", dose_grid_mm, 1.0, 6.0),
         n_beams=_int("n_beams", n_beams, 9, 72),
+        arc_deg=_num("arc_deg", arc_deg, 90.0, 360.0),
         bixel_mm=_num("bixel_mm", bixel_mm, 2.0, 10.0),
         seed=_int("seed", seed, 0, 2**32 - 1),
     )
@@ -889,7 +971,7 @@ def _course_name(dose_gy: float, fractions: int, label: str = "Prior EBRT") -> s
 
 
 #: The builder parameters every phantom passes on to ``_build``.
-_BUILD_KEYS = ("grid_mm", "esophagus_gap_mm", "dose_grid_mm", "dose_margin_mm", "n_beams", "bixel_mm",
+_BUILD_KEYS = ("grid_mm", "esophagus_gap_mm", "dose_grid_mm", "dose_margin_mm", "n_beams", "arc_deg", "bixel_mm",
                "prior_covers_oars", "seed")
 
 
@@ -899,10 +981,11 @@ def build_t4t5_esophageal(
     esophagus_gap_mm: float = 0.0,
     prior_dose_gy: float = 60.0,
     prior_fractions: int = 30,
-    dose_grid_mm: float = 2.5,
+    dose_grid_mm: float = DEFAULT_DOSE_GRID_MM,
     dose_margin_mm: Sequence[float] = DOSE_BOX_MARGIN_MM,
-    n_beams: int = 9,
-    bixel_mm: float = 5.0,
+    n_beams: int = DEFAULT_N_BEAMS,
+    arc_deg: float = DEFAULT_ARC_DEG,
+    bixel_mm: float = DEFAULT_BIXEL_MM,
     prior_covers_oars: bool = True,
     seed: int = 0,
     use_cache: bool = True,
@@ -918,15 +1001,21 @@ def build_t4t5_esophageal(
     prior_dose_gy : float, default 60.0
         Prior course total dose, Gy, delivered as the mean dose of the prior PTV.
     prior_fractions : int, default 30
-    dose_grid_mm : float, default 2.5
-        Isotropic SBRT dose-grid voxel size, mm (1–6).
+    dose_grid_mm : float, default 2.0
+        Isotropic SBRT dose-grid voxel size, mm (1–6; spine SBRT practice: <= 2).
     dose_margin_mm : three floats, default (20, 20, 15)
         Margin (x, y, z), mm, of the dose-grid box around the PTV; also the
         prior-dose grid.
-    n_beams : int, default 9
-        Equi-spaced coplanar SBRT beams (VMAT approximation), >= 9.
+    n_beams : int, default 17
+        Coplanar static SBRT beams sampling the arc (a VMAT arc; 17 over 240° =
+        every 15°), 9–72.
+    arc_deg : float, default 240
+        Span of the posterior arc centred on gantry 180°, deg (90–360; 360 = the
+        full circle, equi-spaced from 0°); see :func:`gantry_angles_deg`.
     bixel_mm : float, default 5.0
-        Beamlet width at isocentre, mm.
+        Beamlet width at isocentre, mm (square beamlets: pyRadPlan has one
+        width for both directions).  The prior courses' fields use at least
+        :data:`PRIOR_BIXEL_MM`.
     prior_covers_oars : bool, default True
         False crops the superior third of the dose grid out of the prior-dose grid,
         so part of the esophagus and cord has no prior dose.
@@ -939,7 +1028,8 @@ def build_t4t5_esophageal(
     -------
     PhantomData
     """
-    p = _common(grid_mm, esophagus_gap_mm, dose_grid_mm, dose_margin_mm, n_beams, bixel_mm, prior_covers_oars, seed)
+    p = _common(grid_mm, esophagus_gap_mm, dose_grid_mm, dose_margin_mm, n_beams, arc_deg, bixel_mm, prior_covers_oars,
+                seed)
     d = _num("prior_dose_gy", prior_dose_gy, 1.0, 100.0)
     n = _int("prior_fractions", prior_fractions, 1, 60)
     p.update(prior_dose_gy=d, prior_fractions=n)
@@ -968,10 +1058,11 @@ def build_c7t1_head_neck(
     esophagus_gap_mm: float = 0.0,
     prior_dose_gy: float = 70.0,
     prior_fractions: int = 35,
-    dose_grid_mm: float = 2.5,
+    dose_grid_mm: float = DEFAULT_DOSE_GRID_MM,
     dose_margin_mm: Sequence[float] = DOSE_BOX_MARGIN_MM,
-    n_beams: int = 9,
-    bixel_mm: float = 5.0,
+    n_beams: int = DEFAULT_N_BEAMS,
+    arc_deg: float = DEFAULT_ARC_DEG,
+    bixel_mm: float = DEFAULT_BIXEL_MM,
     prior_covers_oars: bool = True,
     seed: int = 0,
     use_cache: bool = True,
@@ -983,7 +1074,8 @@ def build_c7t1_head_neck(
     PRV + 3 mm blocked) to the prescription, to a prevertebral PTV joining the
     esophagus and the anterior vertebral body.
     """
-    p = _common(grid_mm, esophagus_gap_mm, dose_grid_mm, dose_margin_mm, n_beams, bixel_mm, prior_covers_oars, seed)
+    p = _common(grid_mm, esophagus_gap_mm, dose_grid_mm, dose_margin_mm, n_beams, arc_deg, bixel_mm, prior_covers_oars,
+                seed)
     d = _num("prior_dose_gy", prior_dose_gy, 1.0, 100.0)
     n = _int("prior_fractions", prior_fractions, 1, 60)
     p.update(prior_dose_gy=d, prior_fractions=n)
@@ -1011,10 +1103,11 @@ def build_c3_cervical(
     esophagus_gap_mm: float = 2.0,
     prior_dose_gy: float = 50.0,
     prior_fractions: int = 25,
-    dose_grid_mm: float = 2.5,
+    dose_grid_mm: float = DEFAULT_DOSE_GRID_MM,
     dose_margin_mm: Sequence[float] = DOSE_BOX_MARGIN_MM,
-    n_beams: int = 9,
-    bixel_mm: float = 5.0,
+    n_beams: int = DEFAULT_N_BEAMS,
+    arc_deg: float = DEFAULT_ARC_DEG,
+    bixel_mm: float = DEFAULT_BIXEL_MM,
     prior_covers_oars: bool = True,
     seed: int = 0,
     use_cache: bool = True,
@@ -1025,7 +1118,8 @@ def build_c3_cervical(
     ``esophagus_gap_mm`` = 2 mm: the prevertebral soft tissue).  ``Esophagus`` is
     the pharynx at this level.
     """
-    p = _common(grid_mm, esophagus_gap_mm, dose_grid_mm, dose_margin_mm, n_beams, bixel_mm, prior_covers_oars, seed)
+    p = _common(grid_mm, esophagus_gap_mm, dose_grid_mm, dose_margin_mm, n_beams, arc_deg, bixel_mm, prior_covers_oars,
+                seed)
     d = _num("prior_dose_gy", prior_dose_gy, 1.0, 100.0)
     n = _int("prior_fractions", prior_fractions, 1, 60)
     p.update(prior_dose_gy=d, prior_fractions=n)
@@ -1051,10 +1145,11 @@ def build_t8_two_courses(
     esophagus_gap_mm: float = 3.0,
     prior_dose_gy: Sequence[float] = (20.0, 20.0),
     prior_fractions: Sequence[int] = (5, 10),
-    dose_grid_mm: float = 2.5,
+    dose_grid_mm: float = DEFAULT_DOSE_GRID_MM,
     dose_margin_mm: Sequence[float] = DOSE_BOX_MARGIN_MM,
-    n_beams: int = 9,
-    bixel_mm: float = 5.0,
+    n_beams: int = DEFAULT_N_BEAMS,
+    arc_deg: float = DEFAULT_ARC_DEG,
+    bixel_mm: float = DEFAULT_BIXEL_MM,
     prior_covers_oars: bool = True,
     seed: int = 0,
     use_cache: bool = True,
@@ -1072,7 +1167,8 @@ def build_t8_two_courses(
         (10, 5) fx puts it near 152 Gy2: exhausted.
     prior_fractions : pair of int, default (5, 10)
     """
-    p = _common(grid_mm, esophagus_gap_mm, dose_grid_mm, dose_margin_mm, n_beams, bixel_mm, prior_covers_oars, seed)
+    p = _common(grid_mm, esophagus_gap_mm, dose_grid_mm, dose_margin_mm, n_beams, arc_deg, bixel_mm, prior_covers_oars,
+                seed)
     try:
         doses = tuple(prior_dose_gy)
         fxs = tuple(prior_fractions)

@@ -270,3 +270,18 @@ def test_target_reaching_the_ct_edge_is_refused_clearly(water):
             water["hu"], GRID, column, GRID, [BeamSpec("G90", 90.0, 0.0, 0.0, ISO)], 5.0,
             dose_region_mask=water["body"], use_cache=False,
         )
+
+
+def test_beams_computed_in_groups_give_the_same_matrix(water, three_beams):
+    """The engine computes BEAMS_PER_CALL beams per pyRadPlan call and joins the columns:
+    one beam per call gives the same matrix, entry for entry, as all three at once."""
+    res, _ = three_beams
+    beams = tuple(BeamSpec(f"G{g}", float(g), 0.0, 0.0, ISO) for g in (0, 90, 180))
+    one_by_one = de._compute_pyradplan(water["hu"], GRID, water["target"], water["body"], GRID, beams, 5.0,
+                                       dict(de._DEFAULT_ENGINE_OPTIONS), beams_per_call=1)
+    at_once = de._compute_pyradplan(water["hu"], GRID, water["target"], water["body"], GRID, beams, 5.0,
+                                    dict(de._DEFAULT_ENGINE_OPTIONS), beams_per_call=3)
+    assert np.array_equal(one_by_one.beamlet_beam_index, at_once.beamlet_beam_index)
+    assert one_by_one.matrix_gy.shape == at_once.matrix_gy.shape == res.matrix_gy.shape
+    assert abs(one_by_one.matrix_gy - at_once.matrix_gy).max() == 0.0
+    assert one_by_one.matrix_gy.dtype == np.float32 and one_by_one.matrix_gy.has_canonical_format

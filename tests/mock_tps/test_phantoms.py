@@ -111,16 +111,104 @@ def test_shape_contours_are_the_slice_cross_sections_and_voxelize_to_their_slabs
 # --------------------------------------------------------------------------- anatomy
 
 
+def _stadium_area_mm2(half_w: float, half_d: float) -> float:
+    """Area of a stadium of half-width ``half_w`` ≥ half-depth ``half_d``: π d² + 4 d (w − d)."""
+    return math.pi * half_d ** 2 + 4.0 * half_d * (half_w - half_d)
+
+
 def test_cord_and_prv_volumes_are_analytic(anat_t4t5, anat_c3):
-    for anat in (anat_t4t5, anat_c3):
+    # thoracic cord 9 x 7 mm: 52.5 mm² (π·3.5² + 4·3.5·1.0 = 38.48 + 14.0); PRV (+1.5 mm,
+    # half-depth 5.0): 98.5 mm² (π·25 + 4·5·1 = 78.54 + 20); C3 10 x 8 mm: 66.3 mm²
+    # (π·16 + 16), PRV 117.0 mm² (π·30.25 + 22)
+    for anat, size, area, area_prv in ((anat_t4t5, (9.0, 7.0), 52.48, 98.54), (anat_c3, (10.0, 8.0), 66.27, 117.03)):
+        a = anat.shapes.a
         g = anat.ct_grid
         L_mm = g.shape[0] * g.spacing_mm[2]  # cord runs through the whole CT
-        r = anat.shapes.a.cord_r
-        assert 2 * r == pytest.approx(10.0)
-        assert _cc(anat.masks["SpinalCord"], g) == pytest.approx(math.pi * r ** 2 * L_mm / 1000, rel=0.02)
-        assert _cc(anat.masks["SpinalCord_PRV"], g) == pytest.approx(math.pi * (r + 1.5) ** 2 * L_mm / 1000, rel=0.02)
+        assert (2 * a.cord_ax, 2 * a.cord_ay) == size
+        assert _stadium_area_mm2(a.cord_ax, a.cord_ay) == pytest.approx(area, abs=0.01)
+        assert _stadium_area_mm2(a.cord_ax + 1.5, a.cord_ay + 1.5) == pytest.approx(area_prv, abs=0.01)
+        assert _cc(anat.masks["SpinalCord"], g) == pytest.approx(area * L_mm / 1000, rel=0.02)
+        assert _cc(anat.masks["SpinalCord_PRV"], g) == pytest.approx(area_prv * L_mm / 1000, rel=0.02)
         # PRV contains the cord voxel by voxel
         assert np.all(anat.masks["SpinalCord_PRV"] >= anat.masks["SpinalCord"] - 1e-6)
+
+
+def _slice(shape, z_mm: float, h: float = 0.25, half: float = 30.0, yc: float = 40.0) -> np.ndarray:
+    """Membership of ``shape`` on a 0.25 mm axial slice at ``z_mm`` (x in ±half, y in yc ± half)."""
+    n = int(2 * half / h)
+    g = GridSpec((-half, yc - half, z_mm - h / 2), (h, h, h), (1, n, n))
+    return fractional_mask(g, shape, ss=1)[0] > 0.5
+
+
+def test_thoracic_cord_is_9_by_7_mm_and_prv_everywhere_1p5_mm():
+    from scipy.ndimage import distance_transform_edt
+
+    for name in ("t4t5_esophageal", "t8_two_courses"):
+        a = ph._ANATOMY[name]
+        s = ph._Shapes(a, 0.0)
+        cord = _slice(s.cord, 0.0, yc=a.canal_y)
+        ys, xs = np.nonzero(cord)
+        assert (xs.max() - xs.min() + 1) * 0.25 == pytest.approx(9.0, abs=0.3)
+        assert (ys.max() - ys.min() + 1) * 0.25 == pytest.approx(7.0, abs=0.3)
+        # every PRV boundary point is 1.5 mm from the cord (the stadium's offset is exact)
+        prv = _slice(s.prv, 0.0, yc=a.canal_y)
+        d = distance_transform_edt(~cord, sampling=(0.25, 0.25))
+        edge = prv & ~np.roll(prv, 1, axis=0) | prv & ~np.roll(prv, -1, axis=0)
+        assert float(d[edge].min()) == pytest.approx(1.5, abs=0.3) and float(d[edge].max()) <= 1.5 + 0.3
+
+
+@pytest.mark.parametrize("name", ["t4t5_esophageal", "t8_two_courses"])
+def test_gtv_has_a_bilsky_1b_epidural_component(name):
+    """The GTV reaches from the vertebral body into the ventral canal, to 1.5 mm of the cord
+    (Bilsky 1b: thecal sac deformed, CSF left): canal_r − cord_ay − 1.5 = 8 − 3.5 − 1.5 = 3 mm deep."""
+    from scipy.ndimage import distance_transform_edt
+
+    a = ph._ANATOMY[name]
+    s = ph._Shapes(a, 0.0)
+    zc = float(a.treated_centres()[0])
+    gtv = _slice(s.gtv, zc, yc=a.canal_y)
+    cord = _slice(s.cord, zc, yc=a.canal_y)
+    canal = _slice(s.canal, zc, yc=a.canal_y)
+    epi = gtv & canal
+    assert epi.sum() * 0.0625 > 15.0                         # mm² of tumour in the canal
+    d = distance_transform_edt(~cord, sampling=(0.25, 0.25))
+    assert float(d[epi].min()) == pytest.approx(1.5, abs=0.3)
+    ys = np.nonzero(epi)[0] * 0.25 + a.canal_y - 30.0
+    assert ys.max() - a.vb_post_y == pytest.approx(3.0, abs=0.3)
+    assert ph._ANATOMY[name].epidural[0] == "1b"
+    # the CTV holds it, PTVeval leaves the PRV out
+    assert np.all(_slice(s.ctv, zc, yc=a.canal_y)[epi])
+    # no epidural disease outside the first treated level
+    assert not (_slice(s.gtv, zc + a.level_h, yc=a.canal_y) & canal).any()
+
+
+@pytest.mark.parametrize("name", ["t4t5_esophageal", "c7t1_head_neck"])
+def test_two_level_ctv_holds_the_disc(name):
+    a = ph._ANATOMY[name]
+    s = ph._Shapes(a, 0.0)
+    zt = a.treated_centres()
+    z_disc = float(zt.mean())                                # midway between the two bodies
+    disc = _slice(s.discs, z_disc, yc=a.vb_y)
+    assert disc.sum() * 0.0625 > 0.5 * math.pi * a.vb_r ** 2  # the disc is there
+    assert np.all(_slice(s.ctv, z_disc, yc=a.vb_y)[disc])     # and inside the CTV
+
+
+@pytest.mark.parametrize("name", ["t4t5_esophageal", "t8_two_courses"])
+def test_lungs_reach_the_costovertebral_region(name):
+    """The paravertebral lung lies 3 mm from the vertebral body (1 mm outside the PTV)."""
+    from scipy.ndimage import distance_transform_edt
+
+    a = ph._ANATOMY[name]
+    s = ph._Shapes(a, 0.0)
+    zc = float(a.treated_centres()[0])
+    lungs = _slice(s.lungs, zc, yc=a.vb_y, half=40.0)
+    vb = _slice(a.vb_shape(-100.0, 100.0), zc, yc=a.vb_y, half=40.0)
+    d = distance_transform_edt(~vb, sampling=(0.25, 0.25))
+    assert float(d[lungs].min()) == pytest.approx(3.0, abs=0.35)
+    # on both sides, level with the body's centre and behind it
+    ys, xs = np.nonzero(lungs & (d < 6.0))
+    x_mm = xs * 0.25 - 40.0
+    assert (x_mm < 0).any() and (x_mm > 0).any()
 
 
 def test_target_hierarchy_and_ptveval(anat_t4t5, anat_c3):
@@ -208,6 +296,8 @@ def test_ct_numbers(anat_t4t5):
         ("t4t5_esophageal", dict(grid_mm=0.5), "grid_mm"),
         ("t4t5_esophageal", dict(esophagus_gap_mm=-1.0), "esophagus_gap_mm"),
         ("t4t5_esophageal", dict(n_beams=5), "n_beams"),
+        ("t4t5_esophageal", dict(arc_deg=45.0), "arc_deg"),
+        ("t4t5_esophageal", dict(arc_deg=400.0), "arc_deg"),
         ("c3_cervical", dict(prior_fractions=0), "prior_fractions"),
         ("c3_cervical", dict(prior_dose_gy=float("nan")), "prior_dose_gy"),
         ("c7t1_head_neck", dict(prior_covers_oars="no"), "prior_covers_oars"),
@@ -219,6 +309,16 @@ def test_ct_numbers(anat_t4t5):
 def test_bad_parameters_raise_input_error(name, kwargs, word):
     with pytest.raises(InputError, match=word):
         PHANTOM_BUILDERS[name](**kwargs)
+
+
+def test_gantry_angles_of_an_arc_and_of_the_full_circle():
+    # 240° arc centred on 180°, 17 beams: 240 / 16 = 15° apart, from 180 − 120 = 60° to 300°
+    g = ph.gantry_angles_deg(17, 240.0)
+    assert g[0] == 60.0 and g[-1] == 300.0 and np.allclose(np.diff(g), 15.0) and 180.0 in g
+    # 200° arc, 11 beams: 20° apart from 80° to 280°
+    assert ph.gantry_angles_deg(11, 200.0) == tuple(80.0 + 20.0 * k for k in range(11))
+    # full circle: 360 k / n from 0° (the former model: 9 beams 40° apart)
+    assert ph.gantry_angles_deg(9, 360.0) == tuple(40.0 * k for k in range(9))
 
 
 def test_build_phantom_unknown_name():
@@ -255,16 +355,18 @@ def test_phantom_data_contract(t4t5):
     for r in p.rois:
         assert r.mask.shape == p.ct_grid.shape and r.mask.dtype == np.float32
     assert (p.prescription_gy, p.fractions, p.target_roi) == (24.0, 2, "PTVeval")
-    # SBRT beams: >= 9 equi-spaced coplanar beams, isocentre at the PTV centre
+    # SBRT beams: a 240° posterior arc sampled every 15° (60° ... 300°), coplanar,
+    # none through the anterior sector (esophagus, heart); isocentre at the PTV centre
     g = np.array([b.gantry_deg for b in p.beams])
-    assert len(g) == 9 and np.allclose(np.diff(g), 40.0) and all(b.couch_deg == 0.0 for b in p.beams)
+    assert len(g) == 17 and np.allclose(np.diff(g), 15.0) and (g[0], g[-1]) == (60.0, 300.0)
+    assert all(b.couch_deg == 0.0 for b in p.beams)
     iso = np.array(p.beams[0].isocenter_mm)
     a = ph._ANATOMY["t4t5_esophageal"]
     assert abs(iso[0]) < 2.0 and abs(iso[2]) < 2.0 and a.vb_y - 5 < iso[1] < a.canal_y
     # influence matrix
     A = p.influence_gy
     assert A.shape == (p.dose_grid.n_voxels, p.beamlet_beam_index.size)
-    assert set(np.unique(p.beamlet_beam_index)) == set(range(9))
+    assert set(np.unique(p.beamlet_beam_index)) == set(range(17))
     assert A.format == "csc" and A.dtype == np.float32
     # dose grid: a box around the PTV inside the CT
     lo = np.asarray(p.dose_grid.corner_mm)
@@ -291,7 +393,7 @@ def test_open_field_sbrt_dose_lands_on_the_target(t4t5):
     d = np.asarray(p.influence_gy.sum(axis=1)).ravel().reshape(p.dose_grid.shape)
     ptv = _on_dose_grid(p, "PTV") > 0.5
     body = _on_dose_grid(p, "Body") > 0.5
-    # 9 open fields (10 mm bixels): the overlap is on the PTV; tissue more than
+    # 17 open fields (10 mm bixels): the overlap is on the PTV; tissue more than
     # 10 mm outside the PTV's bounding box gets much less
     xd, yd, zd = p.dose_grid.centres_mm()
     Z, Y, X = np.meshgrid(zd, yd, xd, indexing="ij")
