@@ -82,10 +82,12 @@ def test_seed_failure_mode_sbrt_only_plan_breaches_cumulative_esophagus(cfg):
     assert tuned["evaluation"]["all_pass"]
     # the copy's SBRT-only constraints on the zoned organs were replaced by the zones; the user's
     # plan keeps them.  Keeping them cost the whole coverage here: V24Gy 0 % instead of 40.7 %
-    # (coarse grid; measured when the replacement was introduced).
+    # (coarse grid; measured when the replacement was introduced).  With the 17-beam posterior
+    # arc, the epidural GTV and the Sahgal cord limit (6.9 Gy instead of 10.8) the loop reaches
+    # 18.8 % (coarse); the failure this guards is the 0 %.
     replaced = {c["roi"] for c in tuned["replaced_constraints"]}
     assert {"SpinalCord_PRV", "Esophagus"} <= replaced
-    assert tuned["ptv_eval"]["v24gy_percent"] > 30.0
+    assert tuned["ptv_eval"]["v24gy_percent"] > 10.0
 
 
 @pytest.mark.slow
