@@ -119,9 +119,6 @@ DEFAULT_N_BEAMS = 17
 DEFAULT_ARC_DEG = 240.0
 DEFAULT_BIXEL_MM = 5.0
 DEFAULT_DOSE_GRID_MM = 2.0
-#: Beamlet width of the prior courses' open fields, mm (at least): a 3D-conformal field's
-#: edge follows the target's projection in 10 mm steps, as the 1 cm leaves of its era.
-PRIOR_BIXEL_MM = 10.0
 
 HU_AIR, HU_SOFT, HU_ORGAN, HU_LUNG, HU_BONE, HU_DISC = -1000.0, 30.0, 40.0, -800.0, 700.0, 80.0
 
@@ -866,7 +863,7 @@ def _build(
             BeamSpec(f"P{k + 1}", float(g), 0.0, 0.0, iso) for k, g in enumerate(pp.gantries_deg)
         )
         p_res = dose_engine.influence_matrix(
-            hu, ct_grid, fm(pp.ptv), dose_grid, p_beams, max(bixel_mm, PRIOR_BIXEL_MM),
+            hu, ct_grid, fm(pp.ptv), dose_grid, p_beams, bixel_mm,
             dose_region_mask=masks["Body"], use_cache=use_cache,
         )
         ptv_d = fractional_mask(dose_grid, pp.ptv).ravel().astype(np.float64)
@@ -1014,8 +1011,7 @@ def build_t4t5_esophageal(
         full circle, equi-spaced from 0°); see :func:`gantry_angles_deg`.
     bixel_mm : float, default 5.0
         Beamlet width at isocentre, mm (square beamlets: pyRadPlan has one
-        width for both directions).  The prior courses' fields use at least
-        :data:`PRIOR_BIXEL_MM`.
+        width for both directions); the prior courses' open fields too.
     prior_covers_oars : bool, default True
         False crops the superior third of the dose grid out of the prior-dose grid,
         so part of the esophagus and cord has no prior dose.
