@@ -957,7 +957,9 @@ CORD_BLOCK_MARGIN_MM = 3.0
 
 def _cord_block(a: _Anatomy) -> Shape:
     """The region a conventional plan's cord block shields: the cord PRV + 3 mm, all slices."""
-    return _cyl(0.0, a.canal_y, a.cord_r + PRV_MARGIN_MM + CORD_BLOCK_MARGIN_MM, -a.z_half, a.z_half)
+    half = a.cord_ax - a.cord_ay   # the cord stadium's transverse segment, as in _Shapes
+    return _capsule((-half, a.canal_y), (half, a.canal_y), a.cord_ay + PRV_MARGIN_MM + CORD_BLOCK_MARGIN_MM,
+                    -a.z_half, a.z_half)
 
 
 def _course_name(dose_gy: float, fractions: int, label: str = "Prior EBRT") -> str:

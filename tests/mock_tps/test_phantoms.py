@@ -491,9 +491,11 @@ def test_c7t1_prior_spares_the_cord(cache):
     esoph = _on_dose_grid(p, "Esophagus") > 0.5
     assert float(pc.dose_gy[esoph].mean()) == pytest.approx(70.0, rel=0.05)
     # the cord PRV's hottest voxel abuts the prevertebral PTV: at most the era's 50 Gy, so a prior
-    # BED2 <= 50 * (1 + 50 / 70) = 85.7 Gy2 (+ one 5 mm voxel of gradient: measured 50.6 Gy, 87.1 Gy2)
+    # BED2 <= 50 * (1 + 50 / 70) = 85.7 Gy2 (+ one 5 mm voxel of gradient); at least 90 % of the
+    # open phase's 42 Gy (the PRV is in that phase's field): > 37.8 Gy.  Measured 41.4 Gy with the
+    # 9 x 7 mm stadium cord (50.6 Gy with the former 10 mm round cord).
     prv = _on_dose_grid(p, "SpinalCord_PRV") > 0.5
-    assert 42.0 < float(pc.dose_gy[prv].max()) < 52.0
+    assert 0.9 * 42.0 < float(pc.dose_gy[prv].max()) < 52.0
     cord = _on_dose_grid(p, "SpinalCord") > 0.5
     assert float(pc.dose_gy[cord].max()) < 45.0
     # 70 Gy/35 fx: EQD2 >= 50 needs D >= 35 * (sqrt(1 + 400 / 70) - 1) = 55.7 Gy in the target's median
