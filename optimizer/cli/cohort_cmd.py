@@ -68,14 +68,9 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("--strategies and --resume apply to --patients, not to --synthetic")
         summary = generate_synthetic(args.synthetic, 0 if args.seed is None else args.seed, args.out, engine,
                                      progress=not args.no_progress)
-        if args.json:
-            print_json(summary)
-        else:
-            print(f"{summary['written']} of {summary['patients']} synthetic patients written to "
-                  f"{summary['outputs']['patients']} in {summary['wall_s']:.1f} s")
-            for name, msg in summary["failures"].items():
-                print(f"  FAILED {name}: {msg}")
-        return 0 if not summary["failed"] else 1
+        return _finish(summary, args.json, lambda: (
+            f"{summary['written']} of {summary['patients']} synthetic patients written to "
+            f"{summary['outputs']['patients']} in {summary['wall_s']:.1f} s"))
     if args.seed is not None:
         raise InputError("--seed applies to --synthetic only")
     if not 2.0 <= args.bixel_mm <= 10.0:
@@ -83,11 +78,17 @@ def run(args: argparse.Namespace) -> int:
     opts = CohortOptions(args.patients, args.out, args.protocol, parse_strategies(args.strategies), args.bixel_mm,
                          args.resume, not args.no_progress)
     summary = run_cohort(opts, engine)
-    if args.json:
+    return _finish(summary, args.json, lambda: (
+        f"{summary['completed']} of {summary['patients']} patients assessed ({summary['reused']} kept from a "
+        f"previous run), {summary['failed']} failed, {summary['wall_s']:.1f} s; tables in {args.out}"))
+
+
+def _finish(summary, as_json: bool, headline) -> int:
+    """Print the summary (JSON, or the headline and one line per failure); 0 if none failed, else 1."""
+    if as_json:
         print_json(summary)
     else:
-        print(f"{summary['completed']} of {summary['patients']} patients assessed ({summary['reused']} kept from a "
-              f"previous run), {summary['failed']} failed, {summary['wall_s']:.1f} s; tables in {args.out}")
+        print(headline())
         for name, msg in summary["failures"].items():
             print(f"  FAILED {name}: {msg}")
     return 0 if not summary["failed"] else 1
