@@ -67,9 +67,9 @@ def cord_gradient(dose_gy: np.ndarray, grid, cord_xy_mm, z_mm, prescription_gy: 
         for ang in np.radians(np.arange(-90.0, 91.0, 10.0)):
             x = cord_xy_mm[0] + r * np.sin(ang)
             y = cord_xy_mm[1] - r * np.cos(ang)
-            idx = [(np.full_like(r, z) - grid.corner_mm[2]) / grid.spacing_mm[2] - 0.5,
-                   (y - grid.corner_mm[1]) / grid.spacing_mm[1] - 0.5,
-                   (x - grid.corner_mm[0]) / grid.spacing_mm[0] - 0.5]
+            idx = [(np.full_like(r, z) - grid.corner_mm[2]) / grid.spacing_xyz_mm[2] - 0.5,
+                   (y - grid.corner_mm[1]) / grid.spacing_xyz_mm[1] - 0.5,
+                   (x - grid.corner_mm[0]) / grid.spacing_xyz_mm[0] - 0.5]
             d = map_coordinates(dose_gy, idx, order=1, mode="nearest") / prescription_gy
             i50 = np.nonzero(d >= 0.5)[0]
             if i50.size == 0:
@@ -126,10 +126,10 @@ def run_one(name: str, params: dict, protocol, fresh_cache: bool = True) -> dict
     solve_wall = time.perf_counter() - t0
     case = fcase.case
     g = case.grid
-    dose = plan.result.dose_gy.reshape(g.shape)
+    dose = plan.result.dose_gy.reshape(g.shape_zyx)
     ptv = np.asarray(organ_structure(case, protocol, protocol.prescription.target).mask) >= 0.5
     prv = np.asarray(organ_structure(case, protocol, "spinal_cord_prv").mask) >= 0.5
-    dist = distance_transform_edt(~prv, sampling=tuple(g.spacing_mm[::-1]))
+    dist = distance_transform_edt(~prv, sampling=tuple(g.spacing_xyz_mm[::-1]))
     rx = fcase.prescription_gy
     bands = []
     for lo, hi in ((0.0, 3.0), (3.0, 6.0), (6.0, 1e9)):

@@ -61,10 +61,10 @@ def main(argv=None) -> int:
         A = ph.influence_gy
         mb = (A.data.nbytes + A.indices.nbytes + A.indptr.nbytes) / 2**20
         fill = A.nnz / float(A.shape[0] * A.shape[1])
-        print(f"{name:18s} {str(ph.ct_grid.shape):>16s} {str(ph.dose_grid.shape):>14s} {str(A.shape):>18s} "
+        print(f"{name:18s} {str(ph.ct_grid.shape_zyx):>16s} {str(ph.dose_grid.shape_zyx):>14s} {str(A.shape):>18s} "
               f"{A.nnz:>11,d} {fill:>6.1%} {mb:>7.1f} {t_build:>8.1f} {t_cached:>8.1f}", flush=True)
         for pc in ph.prior_courses:
-            print(f"    prior {pc.name!r}: {pc.fractions} fx, grid {pc.grid.shape}, max {pc.dose_gy.max():.1f} Gy")
+            print(f"    prior {pc.name!r}: {pc.fractions} fx, grid {pc.grid.shape_zyx}, max {pc.dose_gy.max():.1f} Gy")
     return 0
 
 

@@ -25,8 +25,8 @@ def best_of(fn, repeat=5):
 def bench_limit_map(n_side: int) -> None:
     grid = Grid((0, 0, 0), (2.0, 2.0, 2.0), (n_side, n_side, n_side))
     rng = np.random.default_rng(0)
-    c1 = DoseCourse(rng.uniform(0, 66, grid.shape), grid, 30, "prior 1")
-    c2 = DoseCourse(rng.uniform(0, 20, grid.shape), grid, 5, "prior 2", recovery=0.25)
+    c1 = DoseCourse(rng.uniform(0, 66, grid.shape_zyx), grid, 30, "prior 1")
+    c2 = DoseCourse(rng.uniform(0, 20, grid.shape_zyx), grid, 5, "prior 2", recovery=0.25)
     t = best_of(lambda: sbrt_limit_map([c1, c2], alpha_beta_gy=3, cumulative_limit_bed_gy=203, fractions=2,
                                        cap_gy=20))
     print(f"limit map, 2 prior courses, {grid.n_voxels:>10,d} voxels: {t * 1e3:8.1f} ms "
@@ -36,8 +36,8 @@ def bench_limit_map(n_side: int) -> None:
 def bench_dvh(n_side: int, fill: float) -> None:
     grid = Grid((0, 0, 0), (2.5, 2.5, 2.5), (n_side, n_side, n_side))
     rng = np.random.default_rng(1)
-    dose = rng.uniform(0, 30, grid.shape)
-    zz, yy, xx = np.indices(grid.shape)
+    dose = rng.uniform(0, 30, grid.shape_zyx)
+    zz, yy, xx = np.indices(grid.shape_zyx)
     c = (n_side - 1) / 2
     r = np.sqrt((zz - c) ** 2 + (yy - c) ** 2 + (xx - c) ** 2)
     radius = c * fill ** (1 / 3) * (6 / np.pi) ** (1 / 3) if fill < 1 else np.inf

@@ -21,6 +21,7 @@ from ._protocol_model import (
     Protocol,
     ReirradiationRule,
 )
+from .domain import DoseDomain
 from .errors import InputError, ProtocolError
 from .metric import parse_metric
 from .roi_matching import normalize_roi_name
@@ -140,7 +141,7 @@ class _Parser:
                                          "source"])
             target = self.get(t, entry, "applies_to", str)
             c = by_id.get(target)
-            if c is None or c.limit_table is None or c.domain != "sbrt_physical":
+            if c is None or c.limit_table is None or c.domain is not DoseDomain.SBRT_PHYSICAL:
                 raise self.fail(entry, f"field 'applies_to' must name a table-based sbrt_physical constraint, "
                                        f"got {target!r}")
             if target in bound:
@@ -270,10 +271,10 @@ class _Parser:
                 for k in organ_keys:
                     if not isinstance(k, str) or k not in organs:
                         raise self.fail(entry, f"field 'organs' names unknown organ {k!r}; known organs: {sorted(organs)}")
-            domain = self.get(t, entry, "domain", str, allowed=tuple(DOMAINS))
+            domain = DoseDomain(self.get(t, entry, "domain", str, allowed=tuple(d.value for d in DOMAINS)))
             unit = self.get(t, entry, "unit", str)
             if unit != DOMAINS[domain]:
-                raise self.fail(entry, f"unit {unit!r} does not match domain {domain!r}, whose limits are in {DOMAINS[domain]!r}")
+                raise self.fail(entry, f"unit {unit!r} does not match domain {domain.value!r}, whose limits are in {DOMAINS[domain]!r}")
             try:
                 metric = parse_metric(self.get(t, entry, "metric", str), where=f"{entry} field 'metric'")
             except InputError as exc:
@@ -293,8 +294,8 @@ class _Parser:
             priority = self.get(t, entry, "priority", int, default=10)
             advisory = self.get(t, entry, "advisory", bool, default=False)
             recovery_allowed = self.get(t, entry, "recovery_allowed", bool, default=False)
-            if recovery_allowed and not domain.startswith("cumulative_"):
-                raise self.fail(entry, f"field 'recovery_allowed' applies to cumulative domains only, not {domain!r}")
+            if recovery_allowed and not domain.is_cumulative:
+                raise self.fail(entry, f"field 'recovery_allowed' applies to cumulative domains only, not {domain.value!r}")
             for k in organ_keys:
                 full_id = cid if len(organ_keys) == 1 else f"{cid}:{k}"
                 if full_id in ids:

@@ -10,17 +10,12 @@ import math
 from dataclasses import dataclass
 from typing import Mapping, Optional, Tuple
 
+from .domain import PROTOCOL_DOMAINS, DoseDomain
 from .errors import InputError
 from .metric import Metric
 
-#: domain -> the unit its limits must carry
-DOMAINS = {
-    "sbrt_physical": "Gy",
-    "sbrt_bed": "Gy BED",
-    "sbrt_eqd2": "Gy EQD2",
-    "cumulative_bed": "Gy BED",
-    "cumulative_eqd2": "Gy EQD2",
-}
+#: domain -> the unit its limits must carry (the domains a limit may be stated in)
+DOMAINS = PROTOCOL_DOMAINS
 ORGAN_KINDS = ("target", "oar", "external", "other")
 COMPARISONS = ("<", "<=", ">", ">=")
 
@@ -89,7 +84,7 @@ class Constraint:
     organ : str
         Organ key.
     metric : Metric
-    domain : str
+    domain : DoseDomain
         One of :data:`DOMAINS`.
     comparison : {'<', '<='}
     limit : float or None
@@ -108,7 +103,7 @@ class Constraint:
     id: str
     organ: str
     metric: Metric
-    domain: str
+    domain: DoseDomain
     comparison: str
     limit: Optional[float]
     limit_table: Optional[str]

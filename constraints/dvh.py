@@ -168,7 +168,7 @@ def compute_dvh(values: np.ndarray, structure: Structure) -> Dvh:
 
     Parameters
     ----------
-    values : ndarray, shape = structure.grid.shape
+    values : ndarray, shape = structure.grid.shape_zyx
         Physical dose (Gy), BED or EQD2 — any non-negative voxel quantity.
     structure : Structure
 

@@ -149,7 +149,7 @@ def plan_evidence(case, protocol: Protocol) -> PlanEvidence:
     target = case.structures.get(protocol.prescription.target)
     targets = [target] if target is not None else [s for k, s in case.structures.items()
                                                    if protocol.organs[k].kind == "target"]
-    inside = np.zeros(case.grid.shape, dtype=bool)
+    inside = np.zeros(case.grid.shape_zyx, dtype=bool)
     for t in targets:
         inside |= t.mask > 0
     priors = []

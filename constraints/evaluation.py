@@ -1,12 +1,13 @@
 """Evaluate a plan (neutral model) against a protocol: every constraint, its value,
 limit, margin and pass/fail, and the seed's Table 3 layout of dose metrics.
 
-Domains (see :data:`constraints.protocol.DOMAINS`):
+Domains (:class:`constraints.domain.DoseDomain`; limits in :data:`constraints.protocol.DOMAINS`):
 
 * ``sbrt_physical`` — the new course's physical dose (Gy);
 * ``sbrt_bed`` / ``sbrt_eqd2`` — the new course alone in BED/EQD2 of the organ's α/β;
 * ``cumulative_bed`` / ``cumulative_eqd2`` — prior courses (after recovery) plus the new
-  course, summed voxel by voxel in BED of the organ's α/β.
+  course, summed voxel by voxel in BED of the organ's α/β;
+* ``cumulative_physical`` — all physical doses summed (reported in Table 3, never limited).
 
 A metric that cannot be evaluated (unknown prior dose in the organ, a volume larger
 than the organ) is reported as not evaluable and counts as a failure for a binding
@@ -20,6 +21,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from .accumulate import cumulative_bed
+from .domain import DoseDomain
 from .dose_course import DoseCourse, interval_months
 from .dvh import compute_dvh
 from .errors import InputError, NotEvaluableError, ReirradError
@@ -92,7 +94,7 @@ class ConstraintResult:
     organ: str
     roi_name: Optional[str]
     metric: str
-    domain: str
+    domain: DoseDomain
     comparison: str
     unit: str
     limit: Optional[float]
@@ -150,19 +152,24 @@ class Evaluation:
         return sorted(self.results, key=lambda r: (r.passed, r.advisory, r.priority, r.constraint_id))
 
 
-def domain_dose(case: PlanCase, domain: str, alpha_beta_gy: float, organ: Optional[str] = None) -> np.ndarray:
+def domain_dose(case: PlanCase, domain: DoseDomain, alpha_beta_gy: float, organ: Optional[str] = None) -> np.ndarray:
     """The voxel-wise quantity a constraint of ``domain`` is evaluated on (for ``organ``:
-    the recovery each prior course claims for it)."""
-    if domain == "sbrt_physical":
+    the recovery each prior course claims for it).
+
+    ``domain`` may be given as its text (``"cumulative_eqd2"``); an unknown one raises
+    :class:`InputError`.  ``alpha_beta_gy`` does not enter the physical domains.
+    """
+    d = DoseDomain.parse(domain)
+    if d is DoseDomain.SBRT_PHYSICAL:
         return case.sbrt.dose_gy
+    if d is DoseDomain.CUMULATIVE_PHYSICAL:
+        return case.sbrt.dose_gy + sum((p.dose_gy for p in case.priors), np.zeros(case.grid.shape_zyx))
     sbrt_bed = _bed(case.sbrt.dose_gy, case.sbrt.fractions, alpha_beta_gy)
-    if domain.startswith("sbrt_"):
+    if d.is_sbrt:
         total = sbrt_bed
-    elif domain.startswith("cumulative_"):
-        total = (cumulative_bed(case.priors, alpha_beta_gy, organ) + sbrt_bed) if case.priors else sbrt_bed
     else:
-        raise InputError(f"unknown domain {domain!r}")
-    if domain.endswith("_eqd2"):
+        total = (cumulative_bed(case.priors, alpha_beta_gy, organ) + sbrt_bed) if case.priors else sbrt_bed
+    if d.quantity == "eqd2":
         return total / (1.0 + 2.0 / alpha_beta_gy)
     return total
 
@@ -179,7 +186,7 @@ def organ_structure(case: PlanCase, protocol: Protocol, organ_key: str) -> Struc
     organ = protocol.organs[organ_key]
     if organ.exclude_target_margin_mm is None:
         return s
-    targets = np.zeros(case.grid.shape, dtype=bool)
+    targets = np.zeros(case.grid.shape_zyx, dtype=bool)
     for key, t in case.structures.items():
         if protocol.organs[key].kind == "target":
             targets |= t.mask > 0
@@ -242,9 +249,9 @@ def evaluate_protocol(case: PlanCase, protocol: Protocol) -> Evaluation:
     check_recovery(case.priors, protocol)
     results: List[ConstraintResult] = []
     not_applicable: List[str] = []
-    cache: Dict[Tuple[str, str], object] = {}
+    cache: Dict[Tuple[str, DoseDomain], object] = {}
 
-    def dvh_of(organ_key: str, domain: str):
+    def dvh_of(organ_key: str, domain: DoseDomain):
         key = (organ_key, domain)
         if key not in cache:
             try:
@@ -256,9 +263,9 @@ def evaluate_protocol(case: PlanCase, protocol: Protocol) -> Evaluation:
         return cache[key]
 
     fields = FieldCache(case.grid)
-    sv_cache: Dict[Tuple[str, str], object] = {}
+    sv_cache: Dict[Tuple[str, DoseDomain], object] = {}
 
-    def subvoxel_of(organ_key: str, domain: str, metric: Metric) -> Optional[float]:
+    def subvoxel_of(organ_key: str, domain: DoseDomain, metric: Metric) -> Optional[float]:
         """The sub-voxel rule's value, or None when the case carries no fine coverage or the metric is not a dose level."""
         if not case.fine_coverage or metric.kind not in SUBVOXEL_METRIC_KINDS:
             return None
@@ -311,7 +318,7 @@ def evaluate_protocol(case: PlanCase, protocol: Protocol) -> Evaluation:
             goals.append(GoalResult(g.id, g.organ, g.metric.text, g.comparison, g.value, g.unit, None, False,
                                     "organ not in plan"))
             continue
-        dvh = dvh_of(g.organ, "sbrt_physical")
+        dvh = dvh_of(g.organ, DoseDomain.SBRT_PHYSICAL)
         if isinstance(dvh, Exception):
             goals.append(GoalResult(g.id, g.organ, g.metric.text, g.comparison, g.value, g.unit, None, False,
                                     f"not evaluable: {dvh}"))
@@ -353,15 +360,12 @@ def dose_table(case: PlanCase, structure: Structure, *, alpha_betas: Sequence[fl
 
     for scope in ("sbrt", "cumulative"):
         block: Dict[str, object] = {}
-        if scope == "sbrt":
-            block["physical"] = {"-": fill(case.sbrt.dose_gy, "sbrt physical")}
-        else:
-            phys = case.sbrt.dose_gy + sum((p.dose_gy for p in case.priors), np.zeros(case.grid.shape))
-            block["physical"] = {"-": fill(phys, "cumulative physical")}
+        physical = DoseDomain.of(scope, "physical")
+        block["physical"] = {"-": fill(domain_dose(case, physical, float("nan")), f"{scope} physical")}
         for kind in ("bed", "eqd2"):
             block[kind] = {}
             for ab in alpha_betas:
-                values = domain_dose(case, f"{scope}_{kind}", float(ab), organ)
+                values = domain_dose(case, DoseDomain.of(scope, kind), float(ab), organ)
                 block[kind][f"{float(ab):g}"] = fill(values, f"{scope} {kind} a/b {ab:g}")
         out[scope] = block
     if reasons:

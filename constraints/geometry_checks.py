@@ -108,7 +108,7 @@ def prv_margin_findings(cord_name: str, cord: np.ndarray, prv_name: str, prv: np
     finding.  A deviation within ``t`` is never flagged; one beyond ``t + s`` always is
     (a PRV equal to the cord, or one with a 3 mm margin, at s = 0.5 mm).
     """
-    tol = float(np.sqrt(sum(s * s for s in fine.spacing_mm)))
+    tol = float(np.sqrt(sum(s * s for s in fine.spacing_xyz_mm)))
     c = np.asarray(cord) >= 0.5
     p = np.asarray(prv) >= 0.5
     voxel_cc = fine.voxel_volume_cc

@@ -30,10 +30,11 @@ class Grid:
         RayStation's ``InDoseGrid.Corner`` (given there in cm); a DICOM
         ``ImagePositionPatient`` (a voxel *centre*) converts with
         :meth:`from_first_centre`.
-    spacing_mm : tuple of 3 float, (dx, dy, dz), mm
-        Voxel size, each > 0.
-    shape : tuple of 3 int, (nz, ny, nx)
-        Voxel counts, each ≥ 1.
+    spacing_xyz_mm : tuple of 3 float, (dx, dy, dz), mm
+        Voxel size, each > 0, in x, y, z order (as ``corner_mm``).
+    shape_zyx : tuple of 3 int, (nz, ny, nx)
+        Voxel counts, each ≥ 1, in array order (z slowest); the names carry the
+        axis order because the two differ.
 
     Examples
     --------
@@ -45,51 +46,51 @@ class Grid:
     """
 
     corner_mm: Tuple[float, float, float]
-    spacing_mm: Tuple[float, float, float]
-    shape: Tuple[int, int, int]
+    spacing_xyz_mm: Tuple[float, float, float]
+    shape_zyx: Tuple[int, int, int]
 
     def __post_init__(self) -> None:
         corner = _three(self.corner_mm, "corner_mm", float)
-        spacing = _three(self.spacing_mm, "spacing_mm", float)
-        shape = _three(self.shape, "shape", int)
+        spacing = _three(self.spacing_xyz_mm, "spacing_xyz_mm", float)
+        shape = _three(self.shape_zyx, "shape_zyx", int)
         if not all(np.isfinite(corner)):
             raise InputError(f"Grid corner_mm must be finite, got {corner}")
         if not all(np.isfinite(s) and s > 0 for s in spacing):
-            raise InputError(f"Grid spacing_mm must be finite and > 0 mm, got {spacing}")
+            raise InputError(f"Grid spacing_xyz_mm must be finite and > 0 mm, got {spacing}")
         if not all(n >= 1 for n in shape):
-            raise InputError(f"Grid shape (nz, ny, nx) must be >= 1 in each axis, got {shape}")
+            raise InputError(f"Grid shape_zyx (nz, ny, nx) must be >= 1 in each axis, got {shape}")
         object.__setattr__(self, "corner_mm", corner)
-        object.__setattr__(self, "spacing_mm", spacing)
-        object.__setattr__(self, "shape", shape)
+        object.__setattr__(self, "spacing_xyz_mm", spacing)
+        object.__setattr__(self, "shape_zyx", shape)
 
     @classmethod
-    def from_first_centre(cls, first_centre_mm, spacing_mm, shape) -> "Grid":
+    def from_first_centre(cls, first_centre_mm, spacing_xyz_mm, shape_zyx) -> "Grid":
         """Build a grid from the centre of voxel (0, 0, 0), as DICOM stores it."""
         c = _three(first_centre_mm, "first_centre_mm", float)
-        s = _three(spacing_mm, "spacing_mm", float)
-        return cls(tuple(ci - si / 2.0 for ci, si in zip(c, s)), s, shape)
+        s = _three(spacing_xyz_mm, "spacing_xyz_mm", float)
+        return cls(tuple(ci - si / 2.0 for ci, si in zip(c, s)), s, shape_zyx)
 
     @property
     def origin_mm(self) -> Tuple[float, float, float]:
         """Centre of voxel (0, 0, 0), (x, y, z) in mm."""
-        return tuple(c + s / 2.0 for c, s in zip(self.corner_mm, self.spacing_mm))
+        return tuple(c + s / 2.0 for c, s in zip(self.corner_mm, self.spacing_xyz_mm))
 
     @property
     def n_voxels(self) -> int:
-        nz, ny, nx = self.shape
+        nz, ny, nx = self.shape_zyx
         return nz * ny * nx
 
     @property
     def voxel_volume_cc(self) -> float:
         """Volume of one voxel in cm³ (= spacing product in mm³ / 1000)."""
-        dx, dy, dz = self.spacing_mm
+        dx, dy, dz = self.spacing_xyz_mm
         return dx * dy * dz / 1000.0
 
     def axes_mm(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Voxel-centre coordinates along each axis, returned as ``(x, y, z)`` in mm."""
-        nz, ny, nx = self.shape
+        nz, ny, nx = self.shape_zyx
         ox, oy, oz = self.origin_mm
-        dx, dy, dz = self.spacing_mm
+        dx, dy, dz = self.spacing_xyz_mm
         return ox + dx * np.arange(nx), oy + dy * np.arange(ny), oz + dz * np.arange(nz)
 
     def centres_mm(self) -> np.ndarray:
@@ -101,9 +102,9 @@ class Grid:
     def same_as(self, other: "Grid", tolerance_mm: float = GRID_TOLERANCE_MM) -> bool:
         """True when both grids have equal shapes, corners and spacings (within tolerance)."""
         return (
-            self.shape == other.shape
+            self.shape_zyx == other.shape_zyx
             and np.allclose(self.corner_mm, other.corner_mm, rtol=0, atol=tolerance_mm)
-            and np.allclose(self.spacing_mm, other.spacing_mm, rtol=0, atol=tolerance_mm)
+            and np.allclose(self.spacing_xyz_mm, other.spacing_xyz_mm, rtol=0, atol=tolerance_mm)
         )
 
     def require_same(self, other: "Grid", what: str) -> None:
@@ -111,15 +112,15 @@ class Grid:
         if not self.same_as(other):
             raise GridMismatchError(
                 f"{what} is on a different grid: expected corner {self.corner_mm} mm, spacing "
-                f"{self.spacing_mm} mm, shape {self.shape}; got corner {other.corner_mm} mm, spacing "
-                f"{other.spacing_mm} mm, shape {other.shape}. Resample it onto the plan's dose grid first."
+                f"{self.spacing_xyz_mm} mm, shape {self.shape_zyx}; got corner {other.corner_mm} mm, spacing "
+                f"{other.spacing_xyz_mm} mm, shape {other.shape_zyx}. Resample it onto the plan's dose grid first."
             )
 
     def require_array(self, array: np.ndarray, name: str) -> None:
-        """Raise :class:`GridMismatchError` unless ``array.shape`` equals this grid's shape."""
-        if tuple(np.shape(array)) != self.shape:
+        """Raise :class:`GridMismatchError` unless ``array.shape`` equals ``shape_zyx``."""
+        if tuple(np.shape(array)) != self.shape_zyx:
             raise GridMismatchError(
-                f"{name} has shape {tuple(np.shape(array))}, but its grid has shape (nz, ny, nx) = {self.shape}"
+                f"{name} has shape {tuple(np.shape(array))}, but its grid has shape (nz, ny, nx) = {self.shape_zyx}"
             )
 
 

@@ -24,7 +24,7 @@ def dilate_mm(mask: np.ndarray, grid: Grid, margin_mm: float, *, from_voxel_boxe
 
     Parameters
     ----------
-    mask : ndarray of bool, shape grid.shape
+    mask : ndarray of bool, shape grid.shape_zyx
     grid : Grid
     margin_mm : float, mm, ≥ 0
 
@@ -37,7 +37,7 @@ def dilate_mm(mask: np.ndarray, grid: Grid, margin_mm: float, *, from_voxel_boxe
     src = np.asarray(mask, dtype=bool)
     if margin == 0 or not src.any():
         return src.copy()
-    dx, dy, dz = grid.spacing_mm
+    dx, dy, dz = grid.spacing_xyz_mm
     extra = 0.5 if from_voxel_boxes else 0.0
     rx, ry, rz = (int(np.floor(margin / s + extra + 1e-9)) for s in (dx, dy, dz))
     out = src.copy()
@@ -67,7 +67,7 @@ def sphere_offsets(grid: Grid, radius_mm: float) -> np.ndarray:
     Returns an (m, 3) int array, the origin included.
     """
     r = nonnegative_number(radius_mm, "radius_mm", "mm")
-    dx, dy, dz = grid.spacing_mm
+    dx, dy, dz = grid.spacing_xyz_mm
     rx, ry, rz = (int(np.floor(r / s + 1e-9)) for s in (dx, dy, dz))
     kz, ky, kx = np.meshgrid(np.arange(-rz, rz + 1), np.arange(-ry, ry + 1), np.arange(-rx, rx + 1), indexing="ij")
     inside = (kx * dx) ** 2 + (ky * dy) ** 2 + (kz * dz) ** 2 <= r * r + 1e-9
@@ -86,13 +86,13 @@ def max_over_sphere(values: np.ndarray, grid: Grid, radius_mm: float) -> np.ndar
 
     Parameters
     ----------
-    values : ndarray, shape grid.shape
+    values : ndarray, shape grid.shape_zyx
     grid : Grid
     radius_mm : float, mm, ≥ 0
 
     Returns
     -------
-    ndarray, float64, shape grid.shape
+    ndarray, float64, shape grid.shape_zyx
     """
     grid.require_array(values, "values")
     src = np.asarray(values, dtype=np.float64)

@@ -28,7 +28,7 @@ def limits_forbidding_recovery(protocol: Protocol) -> Dict[str, List[str]]:
     """
     out: Dict[str, List[str]] = {}
     for c in protocol.constraints:
-        if c.domain.startswith("cumulative_") and not c.recovery_allowed:
+        if c.domain.is_cumulative and not c.recovery_allowed:
             out.setdefault(c.organ, []).append(c.id)
         if c.limit_table is not None and not protocol.tables[c.limit_table].recovery_allowed:
             out.setdefault(protocol.tables[c.limit_table].input_organ, []).append(f"{c.id} (table input)")

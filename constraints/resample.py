@@ -42,13 +42,13 @@ def resample_to_grid(values: np.ndarray, source: Grid, target: Grid) -> np.ndarr
 
     Parameters
     ----------
-    values : ndarray, shape source.shape
+    values : ndarray, shape source.shape_zyx
     source, target : Grid
         Both axis-aligned in the same frame of reference (mm).
 
     Returns
     -------
-    ndarray, shape target.shape, float64
+    ndarray, shape target.shape_zyx, float64
         NaN where a target voxel centre lies outside the source grid.
     """
     source.require_array(values, "values")
@@ -57,12 +57,12 @@ def resample_to_grid(values: np.ndarray, source: Grid, target: Grid) -> np.ndarr
         return v.copy()
     tx, ty, tz = target.axes_mm()
     sx0, sy0, sz0 = source.origin_mm
-    (dx, dy, dz), (cx, cy, cz) = source.spacing_mm, source.corner_mm
-    nz, ny, nx = source.shape
+    (dx, dy, dz), (cx, cy, cz) = source.spacing_xyz_mm, source.corner_mm
+    nz, ny, nx = source.shape_zyx
     x0, x1, wx, inx = _axis_weights(sx0, dx, nx, cx, tx)
     y0, y1, wy, iny = _axis_weights(sy0, dy, ny, cy, ty)
     z0, z1, wz, inz = _axis_weights(sz0, dz, nz, cz, tz)
-    out = np.zeros(target.shape)
+    out = np.zeros(target.shape_zyx)
     for zi, zw in ((z0, 1 - wz), (z1, wz)):
         for yi, yw in ((y0, 1 - wy), (y1, wy)):
             for xi, xw in ((x0, 1 - wx), (x1, wx)):

@@ -82,8 +82,8 @@ def fine_box(mask: np.ndarray, grid: Grid, *, target_mm: float = DEFAULT_TARGET_
         The refined grid (voxelize the ROI on it for :class:`FineCoverage`).
     """
     lo, shape = _mask_box(mask)
-    fz, fy, fx = subvoxel_factors(shape, grid.spacing_mm, target_mm=target_mm, max_subvoxels=max_subvoxels)
-    (cx, cy, cz), (dx, dy, dz) = grid.corner_mm, grid.spacing_mm
+    fz, fy, fx = subvoxel_factors(shape, grid.spacing_xyz_mm, target_mm=target_mm, max_subvoxels=max_subvoxels)
+    (cx, cy, cz), (dx, dy, dz) = grid.corner_mm, grid.spacing_xyz_mm
     k0, j0, i0 = lo
     fine = Grid((cx + i0 * dx, cy + j0 * dy, cz + k0 * dz), (dx / fx, dy / fy, dz / fz),
                 (shape[0] * fz, shape[1] * fy, shape[2] * fx))
@@ -104,7 +104,7 @@ class FieldCache:
             if np.isnan(v).any():
                 known = v[np.isfinite(v)]
                 v = np.where(np.isnan(v), float(known.max()) if known.size else 0.0, v)
-            self._fields[key] = DoseField.from_grid(np.maximum(v, 0.0), self.grid.spacing_mm)
+            self._fields[key] = DoseField.from_grid(np.maximum(v, 0.0), self.grid.spacing_xyz_mm)
         return self._fields[key]
 
 

@@ -113,7 +113,7 @@ def contour_planes(coverage: np.ndarray, grid: GridSpec, level: float = 0.5) -> 
 
     Parameters
     ----------
-    coverage : ndarray, shape grid.shape, in [0, 1]
+    coverage : ndarray, shape grid.shape_zyx, in [0, 1]
     grid : GridSpec
     level : float
 

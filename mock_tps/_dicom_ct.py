@@ -102,8 +102,8 @@ def read_ct_series(directory: Any) -> CtSeries:
         intercept = float(ds.get("RescaleIntercept", 0) or 0)
         hu[k] = px * slope + intercept
     hu = orient_frames(hu, orient)
-    grid = GridSpec(corner_mm=(x0 - dx / 2, y0 - dy / 2, float(z[0]) - dz / 2), spacing_mm=(dx, dy, dz),
-                    shape=(int(z.size), rows, cols))
+    grid = GridSpec(corner_mm=(x0 - dx / 2, y0 - dy / 2, float(z[0]) - dz / 2), spacing_xyz_mm=(dx, dy, dz),
+                    shape_zyx=(int(z.size), rows, cols))
     return CtSeries(str(d), grid, hu, frames.pop(), str(ds0.get("PatientPosition", "HFS") or "HFS"),
                     str(ds0.get("PatientName", "") or ""), str(ds0.get("PatientID", "") or ""))
 
@@ -143,9 +143,9 @@ def synthetic_ct_grid(dose_grid: GridSpec, contour_xy_bounds_mm: Optional[Sequen
     max_pixel_mm : float, optional
         Refine the in-plane lattice to at most this pixel size (mm).
     """
-    nz, ny, nx = dose_grid.shape
+    nz, ny, nx = dose_grid.shape_zyx
     cx, cy, cz = dose_grid.corner_mm
-    dxd, dyd, dzd = dose_grid.spacing_mm
+    dxd, dyd, dzd = dose_grid.spacing_xyz_mm
     fx = max(1, math.ceil(dxd / max_pixel_mm - 1e-9)) if max_pixel_mm else 1
     fy = max(1, math.ceil(dyd / max_pixel_mm - 1e-9)) if max_pixel_mm else 1
     dx, dy = dxd / fx, dyd / fy
@@ -182,5 +182,5 @@ def synthetic_ct_grid(dose_grid: GridSpec, contour_xy_bounds_mm: Optional[Sequen
     k0 = math.floor((zlo - edge0) / dz + 0.01)   # 1 % of a slice: contour z are often rounded
     k1 = math.ceil((zhi - edge0) / dz - 0.01)
     return GridSpec(corner_mm=(float(cx + i0 * dx), float(cy + j0 * dy), float(edge0 + k0 * dz)),
-                    spacing_mm=(float(dx), float(dy), float(dz)),
-                    shape=(int(k1 - k0), int(j1 - j0), int(i1 - i0)))
+                    spacing_xyz_mm=(float(dx), float(dy), float(dz)),
+                    shape_zyx=(int(k1 - k0), int(j1 - j0), int(i1 - i0)))

@@ -48,7 +48,7 @@ class DoseFile:
     ----------
     path : str
     grid : GridSpec
-    dose_gy : ndarray, shape grid.shape, Gy
+    dose_gy : ndarray, shape grid.shape_zyx, Gy
         The stored dose × DoseGridScaling (per fraction when ``per_fraction``).
     per_fraction : bool
         DoseSummationType says one fraction (see module doc).
@@ -161,8 +161,8 @@ def read_rtdose(path: Any, what: str = "RTDOSE") -> DoseFile:
     dose = orient_frames(pixels[order], orient) * scaling
     if not np.all(np.isfinite(dose)) or dose.min() < 0:
         raise DicomImportError(f"{what} {p!r}: the dose contains negative or non-finite values")
-    grid = GridSpec(corner_mm=(x0 - dx / 2, y0 - dy / 2, float(z[0]) - dz / 2), spacing_mm=(dx, dy, dz),
-                    shape=(n_frames, rows, cols))
+    grid = GridSpec(corner_mm=(x0 - dx / 2, y0 - dy / 2, float(z[0]) - dz / 2), spacing_xyz_mm=(dx, dy, dz),
+                    shape_zyx=(n_frames, rows, cols))
     frame = str(ds.get("FrameOfReferenceUID", "") or "")
     if not frame:
         raise DicomImportError(f"{what} {p!r}: FrameOfReferenceUID is missing")
@@ -266,7 +266,7 @@ def resample_dose_rigid(dose_gy: np.ndarray, src: GridSpec, dst: GridSpec,
 
     Parameters
     ----------
-    dose_gy : ndarray, shape src.shape, Gy
+    dose_gy : ndarray, shape src.shape_zyx, Gy
     src : GridSpec
         Grid of ``dose_gy`` in its own (prior) frame, mm.
     dst : GridSpec
@@ -276,7 +276,7 @@ def resample_dose_rigid(dose_gy: np.ndarray, src: GridSpec, dst: GridSpec,
 
     Returns
     -------
-    ndarray, shape dst.shape, Gy; NaN where the point falls outside the source grid's
+    ndarray, shape dst.shape_zyx, Gy; NaN where the point falls outside the source grid's
     voxel centres (by more than 1e-6 voxel), i.e. where the prior dose is unknown.
     """
     from scipy.ndimage import map_coordinates
@@ -289,13 +289,13 @@ def resample_dose_rigid(dose_gy: np.ndarray, src: GridSpec, dst: GridSpec,
     idx = []
     inside = np.ones(xx.size, dtype=bool)
     for k, ax in ((2, 0), (1, 1), (0, 2)):   # z, y, x rows of idx
-        f = (q[k] - (src.corner_mm[k] + 0.5 * src.spacing_mm[k])) / src.spacing_mm[k]
-        n = src.shape[ax]
+        f = (q[k] - (src.corner_mm[k] + 0.5 * src.spacing_xyz_mm[k])) / src.spacing_xyz_mm[k]
+        n = src.shape_zyx[ax]
         inside &= (f >= -1e-6) & (f <= n - 1 + 1e-6)
         idx.append(np.clip(f, 0, n - 1))
     out = map_coordinates(np.asarray(dose_gy, dtype=np.float64), np.array(idx), order=1, mode="nearest")
     out[~inside] = np.nan
-    return out.reshape(dst.shape)
+    return out.reshape(dst.shape_zyx)
 
 
 def dose_total_gy(dose: DoseFile, fractions: Optional[int], what: str) -> Tuple[np.ndarray, str]:

@@ -214,12 +214,12 @@ def voxelize_planes(planes: Sequence[Tuple[float, Sequence[np.ndarray]]], grid: 
 
     Returns
     -------
-    ndarray, shape grid.shape, float32 in [0, 1]
+    ndarray, shape grid.shape_zyx, float32 in [0, 1]
     """
-    nz, ny, nx = grid.shape
+    nz, ny, nx = grid.shape_zyx
     cx, cy, cz = grid.corner_mm
-    dx, dy, dz = grid.spacing_mm
-    cov = np.zeros(grid.shape, dtype=np.float32)
+    dx, dy, dz = grid.spacing_xyz_mm
+    cov = np.zeros(grid.shape_zyx, dtype=np.float32)
     if not planes:
         return cov
     zs = np.array([p[0] for p in planes], dtype=np.float64)

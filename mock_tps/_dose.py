@@ -66,11 +66,11 @@ class DoseGrid(ApiObject):
 
     @property
     def VoxelSize(self) -> Any:  # noqa: N802
-        return _point(*(s / MM_PER_CM for s in self._grid.spacing_mm))
+        return _point(*(s / MM_PER_CM for s in self._grid.spacing_xyz_mm))
 
     @property
     def NrVoxels(self) -> Any:  # noqa: N802
-        nz, ny, nx = self._grid.shape
+        nz, ny, nx = self._grid.shape_zyx
         p = _point(nx, ny, nz)
         p.update(x=int(nx), y=int(ny), z=int(nz))
         return p
@@ -109,7 +109,7 @@ class _DoseDistribution(ApiObject):
         if data_cgy is None:
             self._values = None
             return
-        arr = np.array(data_cgy, dtype=np.float64).reshape(self._grid.shape)
+        arr = np.array(data_cgy, dtype=np.float64).reshape(self._grid.shape_zyx)
         self._values = DoseValues(Shared(arr))
 
     def _dose_cgy(self) -> np.ndarray:
@@ -205,8 +205,8 @@ class _DoseDistribution(ApiObject):
         xyz_mm = [c * MM_PER_CM for c in xyz_cm]
         idx = []
         for k, ax in ((2, 0), (1, 1), (0, 2)):  # z, y, x
-            rel = (xyz_mm[k] - g.corner_mm[k]) / g.spacing_mm[k]
-            n = g.shape[ax]
+            rel = (xyz_mm[k] - g.corner_mm[k]) / g.spacing_xyz_mm[k]
+            n = g.shape_zyx[ax]
             if rel < 0 or rel > n:
                 return float("nan")
             idx.append(min(max(rel - 0.5, 0.0), n - 1.0))
@@ -232,7 +232,7 @@ class _DoseDistribution(ApiObject):
 
     def _in_grid_volume_cc(self, roi_name: str) -> float:
         _, w = self._roi_weights(roi_name)
-        return float(np.sum(w)) * float(np.prod(self._grid.spacing_mm)) / 1000.0
+        return float(np.sum(w)) * float(np.prod(self._grid.spacing_xyz_mm)) / 1000.0
 
 
 class RoiVolumeDistribution(ApiObject):
@@ -259,7 +259,7 @@ class DoseGridRoi(ApiObject):
 
     def __init__(self, geometry: Any, grid: GridSpec, idx: np.ndarray, w: np.ndarray) -> None:
         self._init(OfRoiGeometry=geometry, InDoseGrid=DoseGrid(grid),
-                   RoiVolumeDistribution=RoiVolumeDistribution(idx, w, float(np.prod(grid.spacing_mm)) / 1000.0))
+                   RoiVolumeDistribution=RoiVolumeDistribution(idx, w, float(np.prod(grid.spacing_xyz_mm)) / 1000.0))
 
 
 class DensityReference(ApiObject):

@@ -61,20 +61,20 @@ def resample_coverage(coverage: np.ndarray, src: GridSpec, dst: GridSpec) -> np.
 
     Parameters
     ----------
-    coverage : ndarray, shape src.shape, values in [0, 1]
+    coverage : ndarray, shape src.shape_zyx, values in [0, 1]
     src, dst : GridSpec (mm)
 
     Returns
     -------
-    ndarray, shape dst.shape, float64 in [0, 1]
+    ndarray, shape dst.shape_zyx, float64 in [0, 1]
     """
-    if (src.shape == dst.shape and np.allclose(src.corner_mm, dst.corner_mm, rtol=0, atol=1e-6)
-            and np.allclose(src.spacing_mm, dst.spacing_mm, rtol=0, atol=1e-6)):   # same grid (cm round trip)
+    if (src.shape_zyx == dst.shape_zyx and np.allclose(src.corner_mm, dst.corner_mm, rtol=0, atol=1e-6)
+            and np.allclose(src.spacing_xyz_mm, dst.spacing_xyz_mm, rtol=0, atol=1e-6)):   # same grid (cm round trip)
         return np.asarray(coverage, dtype=np.float64).copy()
     mats = []
     for ax, k in ((2, 0), (1, 1), (0, 2)):  # array axis, GridSpec component (x, y, z)
-        mats.append(_overlap_matrix(src.corner_mm[k], src.spacing_mm[k], src.shape[ax],
-                                    dst.corner_mm[k], dst.spacing_mm[k], dst.shape[ax]))
+        mats.append(_overlap_matrix(src.corner_mm[k], src.spacing_xyz_mm[k], src.shape_zyx[ax],
+                                    dst.corner_mm[k], dst.spacing_xyz_mm[k], dst.shape_zyx[ax]))
     mx, my, mz = mats
     out = np.asarray(coverage, dtype=np.float64)
     out = np.tensordot(mz, out, axes=(1, 0))                      # (dz, sy, sx)
@@ -85,7 +85,7 @@ def resample_coverage(coverage: np.ndarray, src: GridSpec, dst: GridSpec) -> np.
 
 def coverage_volume_cc(coverage: np.ndarray, grid: GridSpec) -> float:
     """Σ coverage × voxel volume, in cm³."""
-    vox_mm3 = float(np.prod(grid.spacing_mm))
+    vox_mm3 = float(np.prod(grid.spacing_xyz_mm))
     return float(np.sum(coverage, dtype=np.float64) * vox_mm3 / 1000.0)
 
 
@@ -148,7 +148,7 @@ def margin_coverage(coverage: np.ndarray, grid: GridSpec, settings: Mapping[str,
 
     Parameters
     ----------
-    coverage : ndarray, shape grid.shape, [0, 1]
+    coverage : ndarray, shape grid.shape_zyx, [0, 1]
     grid : GridSpec (mm)
     settings : dict
         ``{'Type': 'Expand'|'Contract', 'Superior': cm, 'Inferior': cm, 'Anterior': cm,
@@ -156,21 +156,21 @@ def margin_coverage(coverage: np.ndarray, grid: GridSpec, settings: Mapping[str,
 
     Returns
     -------
-    ndarray, shape grid.shape, float64 in [0, 1]
+    ndarray, shape grid.shape_zyx, float64 in [0, 1]
     """
     expand, m = _parse_margins(settings)
     if all(v == 0 for v in m.values()):
         return np.asarray(coverage, dtype=np.float64).copy()
     binary = np.asarray(coverage) >= 0.5
-    nz, ny, nx = grid.shape
+    nz, ny, nx = grid.shape_zyx
     if not binary.any():
-        return np.zeros(grid.shape)
+        return np.zeros(grid.shape_zyx)
     # refinement factor per array axis (z, y, x)
     dirs = (("Superior", "Inferior", 2), ("Anterior", "Posterior", 1), ("Right", "Left", 0))
     refine = []
     pad = []
     for d1, d2, k in dirs:
-        step = grid.spacing_mm[k]
+        step = grid.spacing_xyz_mm[k]
         nonzero = [v for v in (m[d1], m[d2]) if v > 0]
         f = 1 if not nonzero else int(min(_MAX_REFINE, max(1, np.ceil(2.0 * step / min(nonzero)))))
         refine.append(f)
@@ -184,7 +184,7 @@ def margin_coverage(coverage: np.ndarray, grid: GridSpec, settings: Mapping[str,
     for ax, f in enumerate(refine):
         if f > 1:
             fine = np.repeat(fine, f, axis=ax)
-    fine_step = (grid.spacing_mm[0] / refine[2], grid.spacing_mm[1] / refine[1], grid.spacing_mm[2] / refine[0])
+    fine_step = (grid.spacing_xyz_mm[0] / refine[2], grid.spacing_xyz_mm[1] / refine[1], grid.spacing_xyz_mm[2] / refine[0])
     k = _kernel(m, fine_step)
     if expand:
         out = _dilate(fine, k)
@@ -197,7 +197,7 @@ def margin_coverage(coverage: np.ndarray, grid: GridSpec, settings: Mapping[str,
     fz, fy, fx = refine
     sz, sy, sx = sub.shape
     block = out.reshape(sz, fz, sy, fy, sx, fx).mean(axis=(1, 3, 5))
-    result = np.zeros(grid.shape)
+    result = np.zeros(grid.shape_zyx)
     result[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = block
     return result
 
@@ -229,7 +229,7 @@ def algebra_coverage(expr_a: Tuple[Iterable[np.ndarray], str, Optional[Mapping[s
 
     Returns
     -------
-    ndarray, shape grid.shape, [0, 1]
+    ndarray, shape grid.shape_zyx, [0, 1]
     """
     def one(expr: Tuple[Iterable[np.ndarray], str, Optional[Mapping[str, Any]]]) -> np.ndarray:
         covs, op, marg = expr

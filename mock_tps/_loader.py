@@ -62,20 +62,20 @@ def _check(data: Any) -> None:
     for r in data.rois:
         if r.mask is None and r.planes is None:
             raise ValueError(f"ROI '{r.name}' has neither a mask nor contours")
-        if r.mask is not None and np.shape(r.mask) != tuple(data.ct_grid.shape):
+        if r.mask is not None and np.shape(r.mask) != tuple(data.ct_grid.shape_zyx):
             raise ValueError(f"ROI '{r.name}' mask shape {np.shape(r.mask)} differs from the CT grid "
-                             f"shape {data.ct_grid.shape}")
-    if np.shape(data.ct_hu) != tuple(data.ct_grid.shape):
-        raise ValueError(f"ct_hu shape {np.shape(data.ct_hu)} differs from the CT grid shape {data.ct_grid.shape}")
+                             f"shape {data.ct_grid.shape_zyx}")
+    if np.shape(data.ct_hu) != tuple(data.ct_grid.shape_zyx):
+        raise ValueError(f"ct_hu shape {np.shape(data.ct_hu)} differs from the CT grid shape {data.ct_grid.shape_zyx}")
     if data.influence_gy is None:
         if data.plan_dose_gy is None:
             raise ValueError("PhantomData needs influence_gy (a beam model) or plan_dose_gy (an imported dose)")
     elif data.influence_gy.shape[0] != data.dose_grid.n_voxels:
         raise ValueError(f"influence_gy has {data.influence_gy.shape[0]} rows, the dose grid "
                          f"{data.dose_grid.n_voxels} voxels")
-    if data.plan_dose_gy is not None and np.shape(data.plan_dose_gy) != tuple(data.dose_grid.shape):
+    if data.plan_dose_gy is not None and np.shape(data.plan_dose_gy) != tuple(data.dose_grid.shape_zyx):
         raise ValueError(f"plan_dose_gy shape {np.shape(data.plan_dose_gy)} differs from the dose grid shape "
-                         f"{data.dose_grid.shape}")
+                         f"{data.dose_grid.shape_zyx}")
     names = [r.name for r in data.rois]
     if data.target_roi is None and data.influence_gy is not None:
         raise ValueError("target_roi is required for a plan with a beam model")
@@ -133,7 +133,7 @@ def load_patient_data(data: PhantomData, *, initial_plan: str = "sbrt_only",
     for spec in data.rois:
         geom = ss._geometry(spec.name)
         if spec.planes is not None:
-            geom._set_contours(spec.planes, spec.plane_spacing_mm or data.ct_grid.spacing_mm[2], spec.mask)
+            geom._set_contours(spec.planes, spec.plane_spacing_mm or data.ct_grid.spacing_xyz_mm[2], spec.mask)
         else:
             geom._set_coverage(spec.mask)
 

@@ -382,7 +382,7 @@ class PlanOptimization(ApiObject):
         bs = self._beam_set
         grid = bs.FractionDose._grid
         ss = bs._structure_set
-        vox_cc = float(np.prod(grid.spacing_mm)) / 1000.0
+        vox_cc = float(np.prod(grid.spacing_xyz_mm)) / 1000.0
         distance = None
         specs = []
         owners: List[int] = []
@@ -433,11 +433,11 @@ class PlanOptimization(ApiObject):
         if not names:
             raise InvalidOperationException("DoseFallOff needs a target: add a target function or a "
                                             "Target ROI with geometry.")
-        mask = np.zeros(grid.shape, dtype=bool)
+        mask = np.zeros(grid.shape_zyx, dtype=bool)
         for n in names:
             mask |= ss._geometry(n)._coverage_on(grid) >= 0.5
         if not mask.any():
             raise InvalidOperationException(f"DoseFallOff target(s) {sorted(names)} cover no dose-grid voxel "
                                             "by half or more.")
-        dx, dy, dz = grid.spacing_mm
+        dx, dy, dz = grid.spacing_xyz_mm
         return distance_transform_edt(~mask, sampling=(dz, dy, dx)).ravel()

@@ -62,27 +62,27 @@ class ImageStack(ApiObject):
     def __init__(self, grid: GridSpec, hu: np.ndarray) -> None:
         self._grid = grid
         stored = np.clip(np.rint(np.asarray(hu, dtype=np.float64) - _RESCALE_INTERCEPT), 0, 65535)
-        self._stored = Shared(stored.astype("<u2").reshape(grid.shape))
+        self._stored = Shared(stored.astype("<u2").reshape(grid.shape_zyx))
         self._init(ConversionParameters=ConversionParameters())
 
     @property
     def Corner(self) -> Any:  # noqa: N802
         g = self._grid
-        return _point(*((c + 0.5 * s) / MM_PER_CM for c, s in zip(g.corner_mm, g.spacing_mm)))
+        return _point(*((c + 0.5 * s) / MM_PER_CM for c, s in zip(g.corner_mm, g.spacing_xyz_mm)))
 
     @property
     def PixelSize(self) -> Any:  # noqa: N802
-        return ExpandoDictionary(x=self._grid.spacing_mm[0] / MM_PER_CM, y=self._grid.spacing_mm[1] / MM_PER_CM)
+        return ExpandoDictionary(x=self._grid.spacing_xyz_mm[0] / MM_PER_CM, y=self._grid.spacing_xyz_mm[1] / MM_PER_CM)
 
     @property
     def NrPixels(self) -> Any:  # noqa: N802
-        nz, ny, nx = self._grid.shape
+        nz, ny, nx = self._grid.shape_zyx
         return ExpandoDictionary(x=int(nx), y=int(ny))
 
     @property
     def SlicePositions(self) -> np.ndarray:  # noqa: N802
-        nz = self._grid.shape[0]
-        return np.arange(nz) * self._grid.spacing_mm[2] / MM_PER_CM
+        nz = self._grid.shape_zyx[0]
+        return np.arange(nz) * self._grid.spacing_xyz_mm[2] / MM_PER_CM
 
     @property
     def PixelData(self) -> np.ndarray:  # noqa: N802
@@ -92,8 +92,8 @@ class ImageStack(ApiObject):
     def GetBoundingBox(self) -> list:  # noqa: N802
         """[min outer corner, max outer corner] of the image, cm."""
         g = self._grid
-        nz, ny, nx = g.shape
-        hi = [g.corner_mm[k] + n * g.spacing_mm[k] for k, n in enumerate((nx, ny, nz))]
+        nz, ny, nx = g.shape_zyx
+        hi = [g.corner_mm[k] + n * g.spacing_xyz_mm[k] for k, n in enumerate((nx, ny, nz))]
         return [_point(*(c / MM_PER_CM for c in g.corner_mm)), _point(*(h / MM_PER_CM for h in hi))]
 
 

@@ -108,7 +108,7 @@ class RoiGeometry(ApiObject):
         if coverage is None or not np.any(np.asarray(coverage) > 0):
             self._coverage = None
             return
-        arr = np.clip(np.asarray(coverage, dtype=np.float32), 0.0, 1.0).reshape(self._grid().shape)
+        arr = np.clip(np.asarray(coverage, dtype=np.float32), 0.0, 1.0).reshape(self._grid().shape_zyx)
         self._coverage = Shared(arr)
 
     def _set_contours(self, planes: Planes, plane_spacing_mm: float, coverage: Optional[np.ndarray] = None) -> None:
@@ -129,7 +129,7 @@ class RoiGeometry(ApiObject):
         spacing = float(plane_spacing_mm)
         grid = self._grid()
         if coverage is not None:
-            self._coverage = Shared(np.clip(np.asarray(coverage, dtype=np.float32), 0.0, 1.0).reshape(grid.shape))
+            self._coverage = Shared(np.clip(np.asarray(coverage, dtype=np.float32), 0.0, 1.0).reshape(grid.shape_zyx))
         else:
             self._coverage = LazyShared(lambda: voxelize_planes(planes, grid, nominal_spacing_mm=spacing))
         self._planes = Shared((planes, spacing))
@@ -150,12 +150,12 @@ class RoiGeometry(ApiObject):
 
     def _ct_coverage(self) -> np.ndarray:
         """CT-grid coverage (zeros when empty)."""
-        return np.zeros(self._grid().shape, np.float32) if self._coverage is None else self._coverage.value
+        return np.zeros(self._grid().shape_zyx, np.float32) if self._coverage is None else self._coverage.value
 
     def _coverage_on(self, grid: GridSpec) -> np.ndarray:
         """Coverage (float64, [0, 1]) on any grid; cached per immutable geometry."""
         if self._coverage is None:
-            return np.zeros(grid.shape)
+            return np.zeros(grid.shape_zyx)
         cache = self._coverage.cache
         if grid not in cache:
             if self._planes is not None:    # contours: voxelized on the grid asked for
@@ -218,8 +218,8 @@ class RoiGeometry(ApiObject):
         idx = np.nonzero(self._coverage.value > 0)
         lo = [int(i.min()) for i in idx]
         hi = [int(i.max()) + 1 for i in idx]
-        mn = [(g.corner_mm[k] + lo[2 - k] * g.spacing_mm[k]) / MM_PER_CM for k in range(3)]
-        mx = [(g.corner_mm[k] + hi[2 - k] * g.spacing_mm[k]) / MM_PER_CM for k in range(3)]
+        mn = [(g.corner_mm[k] + lo[2 - k] * g.spacing_xyz_mm[k]) / MM_PER_CM for k in range(3)]
+        mx = [(g.corner_mm[k] + hi[2 - k] * g.spacing_xyz_mm[k]) / MM_PER_CM for k in range(3)]
         return [_point(*mn), _point(*mx)]
 
     @api_method
@@ -246,8 +246,8 @@ class RoiGeometry(ApiObject):
         NrVoxels : {'x','y','z'}, int
         """
         grid = GridSpec(corner_mm=tuple(float(Corner[k]) * MM_PER_CM for k in "xyz"),
-                        spacing_mm=tuple(float(VoxelSize[k]) * MM_PER_CM for k in "xyz"),
-                        shape=(int(NrVoxels["z"]), int(NrVoxels["y"]), int(NrVoxels["x"])))
+                        spacing_xyz_mm=tuple(float(VoxelSize[k]) * MM_PER_CM for k in "xyz"),
+                        shape_zyx=(int(NrVoxels["z"]), int(NrVoxels["y"]), int(NrVoxels["x"])))
         cov = self._coverage_on(grid)
         return np.floor(255.0 * cov + 0.5 + 1e-9).astype(np.uint8).ravel()
 

@@ -27,25 +27,25 @@ class GridSpec:
     corner_mm : tuple of float, (x, y, z), mm
         Outer corner of voxel (0, 0, 0), i.e. its centre minus half a voxel, as
         RayStation's ``InDoseGrid.Corner`` (which is in cm).
-    spacing_mm : tuple of float, (dx, dy, dz), mm
-    shape : tuple of int, (nz, ny, nx)
+    spacing_xyz_mm : tuple of float, (dx, dy, dz), mm
+    shape_zyx : tuple of int, (nz, ny, nx)
     """
 
     corner_mm: Tuple[float, float, float]
-    spacing_mm: Tuple[float, float, float]
-    shape: Tuple[int, int, int]
+    spacing_xyz_mm: Tuple[float, float, float]
+    shape_zyx: Tuple[int, int, int]
 
     @property
     def n_voxels(self) -> int:
-        nz, ny, nx = self.shape
+        nz, ny, nx = self.shape_zyx
         return int(nz * ny * nx)
 
     def centres_mm(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """1-D voxel-centre coordinates ``(x, y, z)`` in mm."""
-        nz, ny, nx = self.shape
-        x = self.corner_mm[0] + (np.arange(nx) + 0.5) * self.spacing_mm[0]
-        y = self.corner_mm[1] + (np.arange(ny) + 0.5) * self.spacing_mm[1]
-        z = self.corner_mm[2] + (np.arange(nz) + 0.5) * self.spacing_mm[2]
+        nz, ny, nx = self.shape_zyx
+        x = self.corner_mm[0] + (np.arange(nx) + 0.5) * self.spacing_xyz_mm[0]
+        y = self.corner_mm[1] + (np.arange(ny) + 0.5) * self.spacing_xyz_mm[1]
+        z = self.corner_mm[2] + (np.arange(nz) + 0.5) * self.spacing_xyz_mm[2]
         return x, y, z
 
 
@@ -105,7 +105,7 @@ class PriorCourseSpec:
         The evaluation dose's name as a planner would type it, e.g.
         ``"Prior EBRT 60Gy/30fx"``.  RayStation cannot tell a mapped dose's
         fraction count; the plug-in reads it from the name or its configuration.
-    dose_gy : ndarray, shape of ``grid.shape``, Gy
+    dose_gy : ndarray, shape of ``grid.shape_zyx``, Gy
         Total physical dose of the whole course.
     grid : GridSpec
     fractions : int
@@ -132,7 +132,7 @@ class PhantomData:
     beamlet_beam_index : ndarray of int, shape (n_beamlets,)
         Index into ``beams`` of each beamlet.
     prescription_gy, fractions, target_roi : the SBRT prescription (24 Gy, 2 fx, PTVeval).
-    plan_dose_gy : ndarray, shape dose_grid.shape, Gy, optional
+    plan_dose_gy : ndarray, shape dose_grid.shape_zyx, Gy, optional
         Total planned dose (all fractions) of a plan that has a dose but no beam
         model (imported from DICOM).  With it, ``influence_gy`` may be None: the
         beam set's ``FractionDose`` is ``plan_dose_gy / fractions`` (in cGy) and

@@ -222,9 +222,9 @@ def _index_range(lo_mm: float, hi_mm: float, corner: float, spacing: float, n: i
 
 
 def _box_indices(grid: GridSpec, bbox: Sequence[float], pad_mm: float = 0.0) -> Tuple[slice, slice, slice]:
-    nz, ny, nx = grid.shape
+    nz, ny, nx = grid.shape_zyx
     cx, cy, cz = grid.corner_mm
-    sx, sy, sz = grid.spacing_mm
+    sx, sy, sz = grid.spacing_xyz_mm
     x0, x1 = _index_range(bbox[0] - pad_mm, bbox[1] + pad_mm, cx, sx, nx)
     y0, y1 = _index_range(bbox[2] - pad_mm, bbox[3] + pad_mm, cy, sy, ny)
     z0, z1 = _index_range(bbox[4] - pad_mm, bbox[5] + pad_mm, cz, sz, nz)
@@ -241,9 +241,9 @@ def _sub_coords(corner: float, spacing: float, sl: slice, ss: int) -> np.ndarray
 def _fine_bool(grid: GridSpec, shape: Shape, box: Tuple[slice, slice, slice], ss: int) -> np.ndarray:
     """Membership of ``shape`` on the sub-point grid of voxel box ``box``."""
     zs, ys, xs = box
-    X = _sub_coords(grid.corner_mm[0], grid.spacing_mm[0], xs, ss)[None, None, :]
-    Y = _sub_coords(grid.corner_mm[1], grid.spacing_mm[1], ys, ss)[None, :, None]
-    Z = _sub_coords(grid.corner_mm[2], grid.spacing_mm[2], zs, ss)[:, None, None]
+    X = _sub_coords(grid.corner_mm[0], grid.spacing_xyz_mm[0], xs, ss)[None, None, :]
+    Y = _sub_coords(grid.corner_mm[1], grid.spacing_xyz_mm[1], ys, ss)[None, :, None]
+    Z = _sub_coords(grid.corner_mm[2], grid.spacing_xyz_mm[2], zs, ss)[:, None, None]
     out = shape.fn(X, Y, Z)
     return np.broadcast_to(out, (Z.shape[0], Y.shape[1], X.shape[2]))
 
@@ -266,11 +266,11 @@ def fractional_mask(grid: GridSpec, shape: Shape, ss: Optional[int] = None) -> n
 
     Returns
     -------
-    ndarray, shape ``grid.shape``, float32
+    ndarray, shape ``grid.shape_zyx``, float32
     """
     if ss is None:
-        ss = subsample_for(max(grid.spacing_mm))
-    out = np.zeros(grid.shape, dtype=np.float32)
+        ss = subsample_for(max(grid.spacing_xyz_mm))
+    out = np.zeros(grid.shape_zyx, dtype=np.float32)
     box = _box_indices(grid, shape.bbox, pad_mm=0.0)
     if any(s.stop <= s.start for s in box):
         return out
@@ -298,13 +298,13 @@ def _dilated_fractions(
     """
     from scipy.ndimage import distance_transform_edt
 
-    pad = margin_mm + 2.0 * max(grid.spacing_mm)
+    pad = margin_mm + 2.0 * max(grid.spacing_xyz_mm)
     box = _box_indices(grid, base.bbox, pad_mm=pad)
     fine = _fine_bool(grid, base, box, ss)
-    sampling = (grid.spacing_mm[2] / ss, grid.spacing_mm[1] / ss, grid.spacing_mm[0] / ss)
+    sampling = (grid.spacing_xyz_mm[2] / ss, grid.spacing_xyz_mm[1] / ss, grid.spacing_xyz_mm[0] / ss)
     dist = distance_transform_edt(~fine, sampling=sampling)
     dil = dist <= margin_mm + 1e-9
-    full = np.zeros(grid.shape, dtype=np.float32)
+    full = np.zeros(grid.shape_zyx, dtype=np.float32)
     full[box] = _block_mean(dil, ss)
     # contours from continuous fields (> 0 inside): margin − distance, and its minimum
     # with the signed distance to the outside of ``minus``.  The EDT gives an outside
@@ -314,7 +314,7 @@ def _dilated_fractions(
     # against −3 … −37 % uncorrected).
     level = margin_mm + 0.25 * min(sampling) - dist
     planes = _fine_planes(grid, level, box, ss, min(sampling))
-    full_minus = np.zeros(grid.shape, dtype=np.float32)
+    full_minus = np.zeros(grid.shape_zyx, dtype=np.float32)
     if minus is not None:
         inside = _fine_bool(grid, minus, box, ss)
         dil = dil & ~inside
@@ -338,8 +338,8 @@ def _fine_planes(grid: GridSpec, field_mm: np.ndarray, box: Tuple[slice, slice, 
     """
     fine = np.clip(0.5 + field_mm / (4.0 * step_mm), 0.0, 1.0)
     zs, ys, xs = box
-    x = _sub_coords(grid.corner_mm[0], grid.spacing_mm[0], xs, ss)
-    y = _sub_coords(grid.corner_mm[1], grid.spacing_mm[1], ys, ss)
+    x = _sub_coords(grid.corner_mm[0], grid.spacing_xyz_mm[0], xs, ss)
+    y = _sub_coords(grid.corner_mm[1], grid.spacing_xyz_mm[1], ys, ss)
     zc = grid.centres_mm()[2]
     return stack_planes(((zc[k], fine[i * ss + ss // 2]) for i, k in enumerate(range(zs.start, zs.stop))), x, y)
 
@@ -368,12 +368,12 @@ def shape_planes(grid: GridSpec, shape: Shape, sample_mm: float = CONTOUR_SAMPLE
     zs, ys, xs = _box_indices(grid, shape.bbox, pad_mm=0.0)
     if any(sl.stop <= sl.start for sl in (zs, ys, xs)):
         return ()
-    f = max(2, int(math.ceil(max(grid.spacing_mm[:2]) / sample_mm)))
+    f = max(2, int(math.ceil(max(grid.spacing_xyz_mm[:2]) / sample_mm)))
     # large ROIs (body, lungs) are sampled more coarsely so that no contour exceeds
     # what one DICOM ContourData element holds (64 kB, about 2 000 points)
     f = max(1, min(f, CONTOUR_MAX_SAMPLES // max(xs.stop - xs.start, ys.stop - ys.start)))
-    x = _sub_coords(grid.corner_mm[0], grid.spacing_mm[0], xs, f)
-    y = _sub_coords(grid.corner_mm[1], grid.spacing_mm[1], ys, f)
+    x = _sub_coords(grid.corner_mm[0], grid.spacing_xyz_mm[0], xs, f)
+    y = _sub_coords(grid.corner_mm[1], grid.spacing_xyz_mm[1], ys, f)
     zc = grid.centres_mm()[2]
 
     def cross_section(z_mm: float) -> np.ndarray:
@@ -699,8 +699,8 @@ def _ct_grid(a: _Anatomy, grid_mm: float) -> GridSpec:
             -ny * grid_mm / 2.0 + float(shift[1]),
             -nz * grid_mm / 2.0 + float(shift[2]),
         ),
-        spacing_mm=(grid_mm, grid_mm, grid_mm),
-        shape=(nz, ny, nx),
+        spacing_xyz_mm=(grid_mm, grid_mm, grid_mm),
+        shape_zyx=(nz, ny, nx),
     )
 
 
@@ -729,8 +729,8 @@ class Anatomy:
     ----------
     name : str
     ct_grid : GridSpec
-    ct_hu : ndarray, shape ``ct_grid.shape``, float32, HU
-    masks : dict of str to ndarray (float32 in [0, 1], shape ``ct_grid.shape``)
+    ct_hu : ndarray, shape ``ct_grid.shape_zyx``, float32, HU
+    masks : dict of str to ndarray (float32 in [0, 1], shape ``ct_grid.shape_zyx``)
         Analytic coverages (they make the CT numbers, dose grid and beamlets).
     shapes : object
         The analytic shapes (internal; exposes e.g. ``esophagus_centre``).
@@ -748,7 +748,7 @@ class Anatomy:
 
     def roi_coverage(self, name: str) -> np.ndarray:
         """Coverage of ROI ``name`` voxelized from its contours (the RTSTRUCT rule)."""
-        return voxelize_planes(self.planes[name], self.ct_grid, nominal_spacing_mm=self.ct_grid.spacing_mm[2])
+        return voxelize_planes(self.planes[name], self.ct_grid, nominal_spacing_mm=self.ct_grid.spacing_xyz_mm[2])
 
 
 def build_anatomy(name: str, *, grid_mm: float = 2.0, esophagus_gap_mm: float = 0.0, seed: int = 0) -> Anatomy:
@@ -794,7 +794,7 @@ def build_anatomy(name: str, *, grid_mm: float = 2.0, esophagus_gap_mm: float = 
         ct_grid, shp.ctv, PTV_MARGIN_MM, shp.prv, ss)
 
     # --- CT numbers (partial-volume painting, back to front)
-    hu = np.full(ct_grid.shape, HU_AIR, dtype=np.float32)
+    hu = np.full(ct_grid.shape_zyx, HU_AIR, dtype=np.float32)
     _paint(hu, masks["Body"], HU_SOFT)
     if "Lungs" in masks:
         _paint(hu, masks["Lungs"], HU_LUNG)
@@ -853,11 +853,11 @@ def _build(
 
     # --- prior courses: open 3D-conformal fields, normalised to the prior PTV mean
     priors = []
-    nz_d = dose_grid.shape[0]
+    nz_d = dose_grid.shape_zyx[0]
     if prior_covers_oars:
         prior_grid = dose_grid
     else:  # the superior third of the SBRT dose grid lies outside the prior dose grid
-        prior_grid = GridSpec(dose_grid.corner_mm, dose_grid.spacing_mm, (nz_d - max(1, nz_d // 3),) + tuple(dose_grid.shape[1:]))
+        prior_grid = GridSpec(dose_grid.corner_mm, dose_grid.spacing_xyz_mm, (nz_d - max(1, nz_d // 3),) + tuple(dose_grid.shape_zyx[1:]))
     for pp in priors_fn(shp, a):
         p_beams = tuple(
             BeamSpec(f"P{k + 1}", float(g), 0.0, 0.0, iso) for k, g in enumerate(pp.gantries_deg)
@@ -881,8 +881,8 @@ def _build(
             per_beam /= ((per_beam @ ptv_d) / ptv_d.sum())[:, None]
         dose = np.tensordot(np.asarray(weights, dtype=float), per_beam, axes=1)
         mean_ptv = float((dose * ptv_d).sum() / ptv_d.sum())
-        dose_gy = (dose * (pp.dose_gy / mean_ptv)).reshape(dose_grid.shape)
-        dose_gy = dose_gy[: prior_grid.shape[0]].astype(np.float32)
+        dose_gy = (dose * (pp.dose_gy / mean_ptv)).reshape(dose_grid.shape_zyx)
+        dose_gy = dose_gy[: prior_grid.shape_zyx[0]].astype(np.float32)
         priors.append(PriorCourseSpec(pp.name, np.ascontiguousarray(dose_gy), prior_grid, pp.fractions, pp.date))
 
     colors = {
@@ -898,7 +898,7 @@ def _build(
     # from them, as for an imported RTSTRUCT; the analytic masks above only build the
     # CT numbers, the dose grid and the beamlets.
     rois = tuple(RoiSpec(n, *types.get(n, ("Organ", "OrganAtRisk")), mask=anat.roi_coverage(n), color=colors[n],
-                         planes=anat.planes[n], plane_spacing_mm=ct_grid.spacing_mm[2])
+                         planes=anat.planes[n], plane_spacing_mm=ct_grid.spacing_xyz_mm[2])
                  for n in ROI_NAMES_BY_PHANTOM[key])
     params = dict(params)
     params.update(

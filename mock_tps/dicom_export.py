@@ -52,7 +52,7 @@ def export_dose(path: Any, dose_gy: np.ndarray, grid: Grid, *, frame_of_referenc
     Parameters
     ----------
     path : path-like
-    dose_gy : ndarray, shape grid.shape, Gy (or Gy BED/EQD2)
+    dose_gy : ndarray, shape grid.shape_zyx, Gy (or Gy BED/EQD2)
         Finite and ≥ 0 everywhere (unknown voxels cannot be written: RTDOSE has no NaN).
     grid : constraints.Grid
     frame_of_reference_uid : str
@@ -96,7 +96,7 @@ def export_dose(path: Any, dose_gy: np.ndarray, grid: Grid, *, frame_of_referenc
             raise InputError(f"kind {kind!r} needs alpha_beta_gy > 0, got {alpha_beta_gy!r}")
         prefix = f"{prefix} (alpha/beta {alpha_beta_gy:g} Gy)"
     text = f"{prefix}{': ' + description if description else ''}"[:64]
-    return w.write_rtdose(path, dose, grid.origin_mm, grid.spacing_mm, frame_uid=frame_of_reference_uid,
+    return w.write_rtdose(path, dose, grid.origin_mm, grid.spacing_xyz_mm, frame_uid=frame_of_reference_uid,
                           study_uid=study_instance_uid or w.new_uid(),
                           patient=patient or {"name": "Anonymous", "id": "ANON"}, bits=bits,
                           dose_type=dose_type, summation="PLAN", description=text)
@@ -150,9 +150,9 @@ def export_patient(directory: Any, *, bits: int = 32) -> ExportedFiles:
     patient = {"name": str(s.patient.Name), "id": str(s.patient.PatientID)}
     study = w.new_uid()
     g = exam._grid
-    first = tuple(c + 0.5 * sp for c, sp in zip(g.corner_mm, g.spacing_mm))
+    first = tuple(c + 0.5 * sp for c, sp in zip(g.corner_mm, g.spacing_xyz_mm))
     hu = exam.Series[0].ImageStack._stored.value.astype(np.float64) - 1024.0
-    w.write_ct_slices(out / "CT", hu, first, g.spacing_mm, frame_uid=frame, study_uid=study, patient=patient,
+    w.write_ct_slices(out / "CT", hu, first, g.spacing_xyz_mm, frame_uid=frame, study_uid=study, patient=patient,
                       patient_position=str(exam.PatientPosition))
     ss = case.PatientModel.StructureSets[exam.Name]
     rois = [(roi.Name, roi.Type, list(ss.RoiGeometries[roi.Name]._contour_planes()))
@@ -169,7 +169,7 @@ def export_patient(directory: Any, *, bits: int = 32) -> ExportedFiles:
     if total.DoseValues is not None:
         dg = total._grid
         plan_dose, scaling = export_dose(out / "RD.dcm", total.DoseValues.DoseData / 100.0,
-                                         Grid(dg.corner_mm, dg.spacing_mm, dg.shape), frame_of_reference_uid=frame,
+                                         Grid(dg.corner_mm, dg.spacing_xyz_mm, dg.shape_zyx), frame_of_reference_uid=frame,
                                          description="plan total dose", bits=bits, study_instance_uid=study,
                                          patient=patient)
     priors = []
@@ -180,7 +180,7 @@ def export_patient(directory: Any, *, bits: int = 32) -> ExportedFiles:
                     continue
                 pg = ev._grid
                 p, _ = export_dose(out / f"RD_prior_{k + 1}.dcm", ev.DoseValues.DoseData / 100.0,
-                                   Grid(pg.corner_mm, pg.spacing_mm, pg.shape), frame_of_reference_uid=frame,
+                                   Grid(pg.corner_mm, pg.spacing_xyz_mm, pg.shape_zyx), frame_of_reference_uid=frame,
                                    description=str(ev.Name), bits=bits, study_instance_uid=study, patient=patient)
                 priors.append((p, fractions_from_name(str(ev.Name)) or 1))
     return ExportedFiles(out / "CT", rtstruct, plan_dose, rtplan, tuple(priors), scaling)

@@ -189,7 +189,7 @@ def _touches_grid(planes: Sequence[Tuple[float, Sequence[np.ndarray]]], grid: Gr
         return False
     lo, hi = slab_bounds_mm(np.array([z for z, _ in planes]), nominal_mm)
     (x0, y0, z0), (x1, y1, z1) = grid.corner_mm, tuple(c + n * d for c, n, d in
-                                                       zip(grid.corner_mm, grid.shape[::-1], grid.spacing_mm))
+                                                       zip(grid.corner_mm, grid.shape_zyx[::-1], grid.spacing_xyz_mm))
     for (_, contours), zlo, zhi in zip(planes, lo, hi):
         if zhi <= z0 or zlo >= z1:
             continue
@@ -269,18 +269,18 @@ def import_dicom(*, rtstruct: Any, plan_dose: Any, plan: Any = None, ct_dir: Any
     nominal = ss.nominal_plane_spacing_mm()
     if ct is not None:
         grid, hu = ct.grid, ct.hu
-        nominal = nominal or grid.spacing_mm[2]
+        nominal = nominal or grid.spacing_xyz_mm[2]
     else:
         planes_z = np.concatenate([r.z_planes_mm for r in ss.rois]) if ss.rois else np.zeros(0)
         grid = synthetic_ct_grid(dose.grid, _bounds_xy(ss.rois), planes_z, nominal)
-        n_voxels = int(np.prod([float(n) for n in grid.shape]))
+        n_voxels = int(np.prod([float(n) for n in grid.shape_zyx]))
         if n_voxels > MAX_SYNTHETIC_CT_VOXELS:
             raise DicomImportError(
                 f"RTSTRUCT {ss.path!r}: its contours {_bounds_xy(ss.rois)} (x min, x max, y min, y max; mm) and "
-                f"the plan RTDOSE's grid would need a synthetic examination of {tuple(grid.shape)} voxels "
+                f"the plan RTDOSE's grid would need a synthetic examination of {tuple(grid.shape_zyx)} voxels "
                 f"(more than {MAX_SYNTHETIC_CT_VOXELS:.0e}); check the contour coordinates, or give the CT series")
-        nominal = nominal or grid.spacing_mm[2]
-        hu = np.zeros(grid.shape, dtype=np.float32)
+        nominal = nominal or grid.spacing_xyz_mm[2]
+        hu = np.zeros(grid.shape_zyx, dtype=np.float32)
     prior_specs, prior_infos = [], []
     for path, fx, rec, name in _prior_items(priors):
         pd = _read(read_rtdose, "prior RTDOSE", path, "prior RTDOSE")

@@ -21,7 +21,7 @@ head-first-supine patient: +x = patient left, +y = posterior, +z = superior).
 pyRadPlan builds a SimpleITK image from a numpy array without permutation when no
 ``cubeDim`` key is given, so a ``(nz, ny, nx)`` array becomes an image of size
 ``(nx, ny, nz)`` whose world coordinates are LPS with ``origin`` = centre of voxel
-(0, 0, 0) = ``corner_mm + spacing_mm / 2``.  Its gantry rotation is
+(0, 0, 0) = ``corner_mm + spacing_xyz_mm / 2``.  Its gantry rotation is
 ``R(θ) = [[c, -s, 0], [s, c, 0], [0, 0, 1]]`` applied to the BEV source point
 ``(0, -SAD, 0)``: gantry 0° puts the source at −y (anterior, AP beam), gantry 90° at
 +x (patient left), as IEC 61217 for HFS.  Its dose-influence rows are the numpy
@@ -182,11 +182,11 @@ def pyradplan_version() -> str:
 def _check_grid(grid: Any, name: str) -> GridSpec:
     if not isinstance(grid, GridSpec):
         raise InputError(f"{name} must be a GridSpec, got {type(grid).__name__}")
-    sp_mm = np.asarray(grid.spacing_mm, dtype=float)
+    sp_mm = np.asarray(grid.spacing_xyz_mm, dtype=float)
     if sp_mm.shape != (3,) or not np.all(np.isfinite(sp_mm)) or np.any(sp_mm <= 0):
-        raise InputError(f"{name}.spacing_mm must be three positive mm values, got {grid.spacing_mm}")
-    if len(grid.shape) != 3 or any(int(n) < 1 for n in grid.shape):
-        raise InputError(f"{name}.shape must be three positive ints (nz, ny, nx), got {grid.shape}")
+        raise InputError(f"{name}.spacing_xyz_mm must be three positive mm values, got {grid.spacing_xyz_mm}")
+    if len(grid.shape_zyx) != 3 or any(int(n) < 1 for n in grid.shape_zyx):
+        raise InputError(f"{name}.shape_zyx must be three positive ints (nz, ny, nx), got {grid.shape_zyx}")
     if len(grid.corner_mm) != 3 or not np.all(np.isfinite(grid.corner_mm)):
         raise InputError(f"{name}.corner_mm must be three finite mm values, got {grid.corner_mm}")
     return grid
@@ -194,8 +194,8 @@ def _check_grid(grid: Any, name: str) -> GridSpec:
 
 def _check_cube(arr: Any, grid: GridSpec, name: str) -> np.ndarray:
     a = np.asarray(arr)
-    if a.shape != tuple(grid.shape):
-        raise InputError(f"{name} has shape {a.shape}, expected the CT grid shape {tuple(grid.shape)}")
+    if a.shape != tuple(grid.shape_zyx):
+        raise InputError(f"{name} has shape {a.shape}, expected the CT grid shape {tuple(grid.shape_zyx)}")
     if not np.all(np.isfinite(a)):
         raise InputError(f"{name} contains non-finite values")
     return a
@@ -209,7 +209,7 @@ def _hash_update_array(h: "hashlib._Hash", a: np.ndarray) -> None:
 
 
 def _grid_tuple(g: GridSpec) -> list:
-    return [list(map(float, g.corner_mm)), list(map(float, g.spacing_mm)), list(map(int, g.shape))]
+    return [list(map(float, g.corner_mm)), list(map(float, g.spacing_xyz_mm)), list(map(int, g.shape_zyx))]
 
 
 def dose_box_grid(
@@ -224,7 +224,7 @@ def dose_box_grid(
     ----------
     ct_grid : GridSpec
         Grid of ``mask``.
-    mask : ndarray, shape ``ct_grid.shape``
+    mask : ndarray, shape ``ct_grid.shape_zyx``
         Region to cover (any voxel with value > 0 counts).
     spacing_mm : float
         Isotropic dose voxel size, mm.
@@ -245,11 +245,11 @@ def dose_box_grid(
         raise InputError("mask is empty: nothing to box a dose grid around")
     xs, ys, zs = ct_grid.centres_mm()
     iz, iy, ix = np.nonzero(m)
-    half = np.asarray(ct_grid.spacing_mm) / 2.0
+    half = np.asarray(ct_grid.spacing_xyz_mm) / 2.0
     lo = np.array([xs[ix.min()], ys[iy.min()], zs[iz.min()]]) - half - np.asarray(margin_mm)
     hi = np.array([xs[ix.max()], ys[iy.max()], zs[iz.max()]]) + half + np.asarray(margin_mm)
     ct_lo = np.asarray(ct_grid.corner_mm, dtype=float)
-    ct_hi = ct_lo + np.asarray(ct_grid.spacing_mm) * np.asarray(ct_grid.shape[::-1])
+    ct_hi = ct_lo + np.asarray(ct_grid.spacing_xyz_mm) * np.asarray(ct_grid.shape_zyx[::-1])
     lo = np.maximum(lo, ct_lo)
     hi = np.minimum(hi, ct_hi)
     # whole voxels covering [lo, hi], centred on it, then kept inside the CT
@@ -261,8 +261,8 @@ def dose_box_grid(
         raise InputError(f"spacing_mm={spacing_mm!r} is larger than the CT volume")
     return GridSpec(
         corner_mm=tuple(float(c) for c in corner),
-        spacing_mm=(float(spacing_mm),) * 3,
-        shape=(int(n[2]), int(n[1]), int(n[0])),
+        spacing_xyz_mm=(float(spacing_mm),) * 3,
+        shape_zyx=(int(n[2]), int(n[1]), int(n[0])),
     )
 
 
@@ -374,11 +374,11 @@ def influence_matrix(
 
     Parameters
     ----------
-    ct_hu : ndarray, shape ``ct_grid.shape`` (nz, ny, nx), HU
+    ct_hu : ndarray, shape ``ct_grid.shape_zyx`` (nz, ny, nx), HU
         Planning CT.  The whole CT is used for radiological depth.
     ct_grid : GridSpec
         CT geometry (DICOM patient coordinates, mm).
-    target_mask : ndarray, shape ``ct_grid.shape``
+    target_mask : ndarray, shape ``ct_grid.shape_zyx``
         Fractional (or boolean) target mask; voxels with coverage >= 0.5 define
         the beamlet grid (pyRadPlan's steering information covers their
         beam's-eye-view projection).
@@ -390,7 +390,7 @@ def influence_matrix(
         ignored (pencil beams are rotationally symmetric here).
     bixel_mm : float, default 5.0
         Beamlet width at isocentre, mm.
-    dose_region_mask : ndarray, shape ``ct_grid.shape``, optional
+    dose_region_mask : ndarray, shape ``ct_grid.shape_zyx``, optional
         CT voxels (> 0.5) where dose is computed, typically the external
         contour; dose-grid voxels outside it get zero rows.  Default: all CT
         voxels inside the dose grid.
@@ -435,9 +435,9 @@ def influence_matrix(
 
     # dose grid must lie inside the CT volume
     ct_lo = np.asarray(ct_grid.corner_mm, dtype=float)
-    ct_hi = ct_lo + np.asarray(ct_grid.spacing_mm) * np.asarray(ct_grid.shape[::-1])
+    ct_hi = ct_lo + np.asarray(ct_grid.spacing_xyz_mm) * np.asarray(ct_grid.shape_zyx[::-1])
     d_lo = np.asarray(dose_grid.corner_mm, dtype=float)
-    d_hi = d_lo + np.asarray(dose_grid.spacing_mm) * np.asarray(dose_grid.shape[::-1])
+    d_hi = d_lo + np.asarray(dose_grid.spacing_xyz_mm) * np.asarray(dose_grid.shape_zyx[::-1])
     if np.any(d_lo < ct_lo - 1e-6) or np.any(d_hi > ct_hi + 1e-6):
         raise InputError(
             f"dose_grid (corner {tuple(d_lo)}, far corner {tuple(d_hi)} mm) is not inside the CT "
@@ -446,7 +446,7 @@ def influence_matrix(
 
     # CT voxels whose centre lies inside the dose grid (plus one CT voxel) ∩ region
     xs, ys, zs = ct_grid.centres_mm()
-    pad = np.asarray(ct_grid.spacing_mm)
+    pad = np.asarray(ct_grid.spacing_xyz_mm)
     inside = [
         (c >= d_lo[k] - pad[k]) & (c <= d_hi[k] + pad[k]) for k, c in enumerate((xs, ys, zs))
     ]
@@ -514,11 +514,11 @@ def _compute_pyradplan(
             f"({exc})"
         ) from exc
 
-    sp_ct = np.asarray(ct_grid.spacing_mm, dtype=float)
+    sp_ct = np.asarray(ct_grid.spacing_xyz_mm, dtype=float)
     origin_ct = np.asarray(ct_grid.corner_mm, dtype=float) + sp_ct / 2.0
-    sp_d = np.asarray(dose_grid.spacing_mm, dtype=float)
+    sp_d = np.asarray(dose_grid.spacing_xyz_mm, dtype=float)
     origin_d = np.asarray(dose_grid.corner_mm, dtype=float) + sp_d / 2.0
-    nz, ny, nx = (int(n) for n in dose_grid.shape)
+    nz, ny, nx = (int(n) for n in dose_grid.shape_zyx)
 
     def one_call(ct, cst, group: Tuple[BeamSpec, ...]):
         pln = PhotonPlan(machine="Generic")

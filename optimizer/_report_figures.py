@@ -11,6 +11,7 @@ from typing import List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from constraints.dvh import compute_dvh
+from constraints.domain import DoseDomain
 from constraints.evaluation import PlanCase, domain_dose
 from constraints.protocol import Protocol
 
@@ -39,7 +40,7 @@ def _curve(values: np.ndarray, structure, n: int = 400) -> Tuple[np.ndarray, np.
     return levels, 100.0 * h.curve(levels) / h.total_volume_cc
 
 
-def dvh_figure(case: PlanCase, protocol: Protocol, domain: str, alpha_beta_gy: Optional[float], title: str,
+def dvh_figure(case: PlanCase, protocol: Protocol, domain: DoseDomain, alpha_beta_gy: Optional[float], title: str,
                organs: Sequence[str], limit_markers: Mapping[str, List[Tuple[float, float, str]]] = {},
                xlabel: str = "") -> bytes:
     """Cumulative DVHs (relative volume) of ``organs`` in one domain, with limit markers.

@@ -90,7 +90,7 @@ def _region(name: str, mask: np.ndarray) -> Region:
 
 def _limit_on_rows(case: PlanCase, protocol: Protocol, c: Constraint, mask: np.ndarray, rows: np.ndarray) -> np.ndarray:
     ab = protocol.organs[c.organ].alpha_beta_gy
-    if c.domain.startswith("sbrt_"):
+    if c.domain.is_sbrt:
         return np.full(rows.size, sbrt_cap_gy(case, protocol, c))
     x = cumulative_limit_bed_gy(c, ab)
     m = sbrt_limit_map(list(case.priors), alpha_beta_gy=ab, cumulative_limit_bed_gy=x,
@@ -110,10 +110,10 @@ def _zone_bound(case: PlanCase, protocol: Protocol, organ: str, region: Region, 
                 ids: Tuple[str, ...]) -> MaxBound:
     strict = organ_limits(case, protocol)[organ].strict_gy
     mask = np.asarray(organ_structure(case, protocol, organ).mask)
-    prior = sum((np.nan_to_num(p.dose_gy, nan=np.inf) for p in case.priors), np.zeros(case.grid.shape))
+    prior = sum((np.nan_to_num(p.dose_gy, nan=np.inf) for p in case.priors), np.zeros(case.grid.shape_zyx))
     cuts = band_thresholds(prior, strict, mask)
     zone = np.searchsorted(np.asarray(cuts, dtype=float), prior, side="right")
-    limit = np.zeros(case.grid.shape)
+    limit = np.zeros(case.grid.shape_zyx)
     for k in np.unique(zone[mask > 0]):
         sel = (zone == k) & (mask > 0)
         limit[sel] = zone_level_gy(strict, np.where(sel, mask, 0.0), margin_gy)
@@ -153,7 +153,7 @@ def build_spec(fcase: FmoCase, protocol: Protocol, strategy: str, *, margin_gy: 
     for c in protocol.constraints:
         if c.advisory or c.organ not in case.structures or protocol.organs[c.organ].kind == "target":
             continue
-        cumulative = c.domain.startswith("cumulative_")
+        cumulative = c.domain.is_cumulative
         if cumulative and strategy == "sbrt-only":
             continue
         s = organ_structure(case, protocol, c.organ)
@@ -179,7 +179,7 @@ def build_spec(fcase: FmoCase, protocol: Protocol, strategy: str, *, margin_gy: 
     falloff = None
     body_key = next((k for k, o in protocol.organs.items() if o.kind == "external" and k in case.structures), None)
     if body_key is not None:
-        ring, flimit = falloff_limit_gy(case.structures[target].mask, case.grid.spacing_mm, fcase.prescription_gy)
+        ring, flimit = falloff_limit_gy(case.structures[target].mask, case.grid.spacing_xyz_mm, fcase.prescription_gy)
         ring &= np.asarray(case.structures[body_key].mask) > 0
         if ring.any():
             regions["falloff_ring"] = _region("falloff_ring", ring.astype(float))
@@ -195,7 +195,7 @@ def build_spec(fcase: FmoCase, protocol: Protocol, strategy: str, *, margin_gy: 
 def evaluate_dose(fcase: FmoCase, protocol: Protocol, dose_gy: np.ndarray, label: str = "FMO") -> Evaluation:
     """Exact protocol evaluation of a total SBRT dose (flattened or (nz, ny, nx), Gy)."""
     case = fcase.case
-    sbrt = DoseCourse(np.asarray(dose_gy).reshape(case.grid.shape), case.grid, fcase.fractions, label)
+    sbrt = DoseCourse(np.asarray(dose_gy).reshape(case.grid.shape_zyx), case.grid, fcase.fractions, label)
     return evaluate_protocol(PlanCase(case.grid, case.structures, sbrt, case.priors), protocol)
 
 
@@ -220,7 +220,7 @@ def plan_strategy(fcase: FmoCase, protocol: Protocol, strategy: str, *, margin_g
         if not any(r.constraint_id in modelled for r in ev.failures()):
             break
         scale, extra = scale * 0.5, extra + 0.25
-    cum = [r for r in ev.results if r.organ == CUMULATIVE_ORGAN and r.domain.startswith("cumulative_")
+    cum = [r for r in ev.results if r.organ == CUMULATIVE_ORGAN and r.domain.is_cumulative
            and not r.advisory]
     return StrategyPlan(strategy, margin_gy, result, ev, rounds, _goal(ev, "v_dose", protocol),
                         _goal(ev, "d_percent", protocol), all(r.passed for r in cum) if cum else None, ev.all_pass)

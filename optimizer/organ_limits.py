@@ -22,6 +22,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from constraints.domain import DoseDomain
 from constraints.errors import InputError
 from constraints.evaluation import PlanCase, organ_structure, table_limit
 from constraints.lq import dose_from_bed_unchecked as _dose_from_bed
@@ -67,7 +68,7 @@ class OrganLimits:
 def cumulative_limit_bed_gy(c: Constraint, alpha_beta_gy: float) -> float:
     """The cumulative limit of a ``cumulative_bed``/``cumulative_eqd2`` constraint as BED (Gy):
     EQD2 limits convert as ``BED = EQD2 (1 + 2/α/β)``."""
-    if c.domain == "cumulative_bed":
+    if c.domain is DoseDomain.CUMULATIVE_BED:
         return float(c.limit)
     return float(c.limit) * (1.0 + 2.0 / alpha_beta_gy)
 
@@ -83,9 +84,9 @@ def sbrt_cap_gy(case: PlanCase, protocol: Protocol, c: Constraint) -> float:
         limit = table_limit(case, protocol, c)[0].limit_gy   # the lower of the table and the cord rule
     else:
         limit = float(c.limit)
-    if c.domain == "sbrt_eqd2":
+    if c.domain is DoseDomain.SBRT_EQD2:
         return float(_dose_from_bed(limit * (1 + 2 / ab), case.sbrt.fractions, ab))
-    if c.domain == "sbrt_bed":
+    if c.domain is DoseDomain.SBRT_BED:
         return float(_dose_from_bed(limit, case.sbrt.fractions, ab))
     return limit
 
@@ -123,7 +124,7 @@ def organ_limits(case: PlanCase, protocol: Protocol, *, unknown_prior: str = "re
         for c in protocol.constraints_for(organ_key):
             if c.advisory:
                 continue
-            if c.domain.startswith("sbrt_"):
+            if c.domain.is_sbrt:
                 limit = sbrt_cap_gy(case, protocol, c)
                 caps.append(limit)
                 sources.append(f"{c.id}: SBRT-only cap {limit:.2f} Gy")
@@ -138,7 +139,7 @@ def organ_limits(case: PlanCase, protocol: Protocol, *, unknown_prior: str = "re
         if not caps and not cumulative:
             continue
         cap = min(caps) if caps else None
-        base = np.full(case.grid.shape, np.inf if cap is None else cap)
+        base = np.full(case.grid.shape_zyx, np.inf if cap is None else cap)
         strict = base.copy()
         for _, m, _, _ in cumulative:
             strict = np.minimum(strict, m)

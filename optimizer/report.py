@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 
+from constraints.domain import DoseDomain
 from constraints.evaluation import PlanCase, domain_dose
 from constraints.protocol import Protocol
 
@@ -215,40 +216,40 @@ def render_report(inp: ReportInputs) -> str:
     parts.append("<h2>Dose-volume histograms</h2>")
     markers_bed: Dict[str, list] = {}
     for c in ev["constraints"]:
-        if c["domain"] == "cumulative_bed" and c["limit"] is not None and not c["advisory"]:
+        if c["domain"] == DoseDomain.CUMULATIVE_BED and c["limit"] is not None and not c["advisory"]:
             s = case.structures[c["organ"]]
             vol = {"Dmax": 0.0}.get(c["metric"])
             if c["metric"].endswith("cc"):
                 vol = 100.0 * float(c["metric"][1:-2]) / s.volume_cc
             markers_bed.setdefault(c["organ"], []).append((c["limit"], vol or 0.0, f"{c['metric']} {c['comparison']} "
                                                                                    f"{c['limit']:g}"))
-    parts.append(_img(figs.dvh_figure(case, p, "cumulative_eqd2", 2.0, "Cumulative EQD2 (α/β = 2 Gy), all courses",
+    parts.append(_img(figs.dvh_figure(case, p, DoseDomain.CUMULATIVE_EQD2, 2.0, "Cumulative EQD2 (α/β = 2 Gy), all courses",
                                       oars, xlabel="cumulative EQD2, α/β 2 (Gy)"),
                       "Cumulative EQD2 DVHs (α/β 2), as the seed's Fig. 4"))
-    parts.append(_img(figs.dvh_figure(case, p, "cumulative_bed", None, "Cumulative BED (each organ's α/β) with the "
+    parts.append(_img(figs.dvh_figure(case, p, DoseDomain.CUMULATIVE_BED, None, "Cumulative BED (each organ's α/β) with the "
                                       "cumulative limits", oars, markers_bed, xlabel="cumulative BED (Gy)"),
                       "Cumulative BED DVHs with cumulative limits (crosses)"))
     markers_sbrt: Dict[str, list] = {}
     for c in ev["constraints"]:
-        if c["domain"] == "sbrt_physical" and c["limit"] is not None and c["metric"].endswith("cc") \
+        if c["domain"] == DoseDomain.SBRT_PHYSICAL and c["limit"] is not None and c["metric"].endswith("cc") \
                 and c["organ"] in case.structures and not c["advisory"]:
             vol = 100.0 * float(c["metric"][1:-2]) / case.structures[c["organ"]].volume_cc
             markers_sbrt.setdefault(c["organ"], []).append((c["limit"], min(vol, 100.0), f"{c['metric']} ≤ {c['limit']:g}"))
-    parts.append(_img(figs.dvh_figure(case, p, "sbrt_physical", None, "SBRT only (physical dose)", oars + [target],
+    parts.append(_img(figs.dvh_figure(case, p, DoseDomain.SBRT_PHYSICAL, None, "SBRT only (physical dose)", oars + [target],
                                       markers_sbrt, xlabel="SBRT physical dose (Gy)"),
                       "SBRT-only DVHs with the SBRT-only limits (crosses), PTVeval included"))
     parts.append("<h2>Slices</h2>")
-    limit_map = np.full(case.grid.shape, np.nan)
+    limit_map = np.full(case.grid.shape_zyx, np.nan)
     for ol in inp.limits.values():
         if p.organs[ol.organ].kind != "oar":
             continue
-        inside = case.structures[ol.organ].mask > 0 if ol.organ in case.structures else np.zeros(case.grid.shape, bool)
+        inside = case.structures[ol.organ].mask > 0 if ol.organ in case.structures else np.zeros(case.grid.shape_zyx, bool)
         limit_map = np.where(inside, np.fmin(limit_map, ol.strict_gy), limit_map)
     outline = [k for k in ("spinal_cord_prv", "esophagus", target) if k in case.structures]
     parts.append(_img(figs.slices_figure(case, p, limit_map, "Per-voxel SBRT limit (strict, Gy in "
                                          f"{case.sbrt.fractions} fx)", "Gy", outline, target),
                       "Per-voxel SBRT-only physical dose limit inside the organs at risk"))
-    parts.append(_img(figs.slices_figure(case, p, domain_dose(case, "cumulative_eqd2", 2.0),
+    parts.append(_img(figs.slices_figure(case, p, domain_dose(case, DoseDomain.CUMULATIVE_EQD2, 2.0),
                                          "Cumulative EQD2 (α/β 2), all courses", "Gy", outline, target),
                       "Cumulative EQD2 (α/β 2)"))
     if rec.get("tuning_log"):

@@ -120,8 +120,8 @@ def read_dose_gy(dose_distribution: Any, what: str, grid: Optional[Grid] = None,
     grid = grid or dose_grid(dose_distribution)
     data = np.asarray(values.DoseData, dtype=np.float64)
     if data.size != grid.n_voxels:
-        raise InputError(f"{what}: DoseData has {data.size} values, its dose grid {grid.shape} needs {grid.n_voxels}")
-    data = data.reshape(grid.shape)
+        raise InputError(f"{what}: DoseData has {data.size} values, its dose grid {grid.shape_zyx} needs {grid.n_voxels}")
+    data = data.reshape(grid.shape_zyx)
     bad = np.isinf(data) if allow_unknown else ~np.isfinite(data)
     if bad.any():
         raise InputError(f"{what}: the dose contains {int(bad.sum())} non-finite value(s) (NaN/inf)")
@@ -139,21 +139,21 @@ def roi_mask(structure_set: Any, roi_name: str, dose_distribution: Any, grid: Gr
     arr = np.asarray(vox, dtype=np.float64)
     if arr.size != grid.n_voxels:
         raise InputError(f"ROI {roi_name!r}: GetRoiGeometryAsVoxels gave {arr.size} values for {grid.n_voxels} voxels")
-    return np.clip(arr.reshape(grid.shape) / 255.0, 0.0, 1.0)
+    return np.clip(arr.reshape(grid.shape_zyx) / 255.0, 0.0, 1.0)
 
 
 def roi_coverage_on(geometry: Any, grid: Grid, what: str) -> np.ndarray:
     """Fractional coverage (0–1) of an ROI geometry on any grid (mm), via
     ``GetRoiGeometryAsVoxels`` (corner, voxel size in cm; 0–255 per voxel, x fastest)."""
-    nz, ny, nx = grid.shape
+    nz, ny, nx = grid.shape_zyx
     vox = geometry.GetRoiGeometryAsVoxels(
         Corner={k: mm_to_cm(v) for k, v in zip("xyz", grid.corner_mm)},
-        VoxelSize={k: mm_to_cm(v) for k, v in zip("xyz", grid.spacing_mm)},
+        VoxelSize={k: mm_to_cm(v) for k, v in zip("xyz", grid.spacing_xyz_mm)},
         NrVoxels={"x": nx, "y": ny, "z": nz})
     arr = np.asarray(vox, dtype=np.float64)
     if arr.size != grid.n_voxels:
         raise InputError(f"{what}: GetRoiGeometryAsVoxels gave {arr.size} values for {grid.n_voxels} voxels")
-    return np.clip(arr.reshape(grid.shape) / 255.0, 0.0, 1.0)
+    return np.clip(arr.reshape(grid.shape_zyx) / 255.0, 0.0, 1.0)
 
 
 def roi_bounding_box_mm(geometry: Any) -> Tuple[Tuple[float, float, float], Tuple[float, float, float]]:
@@ -476,7 +476,7 @@ def gather(api: Any, config: PluginConfig, protocol: Protocol, *, require_dose: 
     if require_dose or fraction_dose.DoseValues is not None:
         sbrt_gy = read_dose_gy(fraction_dose, f"beam set {bs.DicomPlanLabel!r} (fraction dose)", grid) * fractions
     else:
-        sbrt_gy = np.zeros(grid.shape)
+        sbrt_gy = np.zeros(grid.shape_zyx)
     pm = ctx.case.PatientModel
     roi_names = [r.Name for r in pm.RegionsOfInterest]
     kinds = {r.Name: ORGAN_KIND_FROM_TPS.get(r.OrganData.OrganType, "other") for r in pm.RegionsOfInterest}

@@ -33,8 +33,8 @@ def inputs_block(g: Gathered, config: PluginConfig) -> Dict[str, Any]:
     grid = g.case.grid
     return {
         "tps_objects": ident,
-        "dose_grid": {"corner_mm": list(grid.corner_mm), "spacing_mm": list(grid.spacing_mm),
-                      "shape_zyx": list(grid.shape)},
+        "dose_grid": {"corner_mm": list(grid.corner_mm), "spacing_mm": list(grid.spacing_xyz_mm),
+                      "shape_zyx": list(grid.shape_zyx)},
         "sbrt": {"fractions": g.sbrt_fractions, "prescription_gy": g.prescription_gy, "dose_digest": g.sbrt_digest},
         "priors": [{"name": p.name, "fractions": p.fractions, "recovery": p.recovery, "date": p.date,
                     "fractions_from": p.fractions_source, "resampled_to_dose_grid": p.resampled,

@@ -7,6 +7,7 @@ from typing import List, Tuple
 
 import numpy as np
 
+from constraints.domain import DoseDomain
 from constraints.errors import InputError
 from constraints.lq import bed, dose_from_bed, dose_from_eqd2, eqd2
 from optimizer.limit_map import limit_from_prior_bed
@@ -97,16 +98,16 @@ def _from_constraint(args: argparse.Namespace, priors: List[Tuple[float, int, fl
     proto = load_protocol(args.protocol)
     found = [c for c in proto.constraints if c.id == args.constraint]
     if not found:
-        cum = [c.id for c in proto.constraints if c.domain.startswith("cumulative_")]
+        cum = [c.id for c in proto.constraints if c.domain.is_cumulative]
         raise _InputError(f"--constraint {args.constraint!r} is not a constraint of protocol {proto.name!r}; "
                           f"cumulative constraints: {', '.join(cum)}")
     c = found[0]
-    if not c.domain.startswith("cumulative_") or c.limit is None:
+    if not c.domain.is_cumulative or c.limit is None:
         hint = " (for the cord table use 'reirrad protocol cord-limit')" if c.limit_table else ""
         raise _InputError(f"--constraint {c.id!r} is a {c.domain} limit, not a cumulative one: no prior dose enters "
                           f"it{hint}")
     ab = proto.organs[c.organ].alpha_beta_gy
-    x = c.limit if c.domain == "cumulative_bed" else c.limit * (1.0 + 2.0 / ab)
+    x = c.limit if c.domain is DoseDomain.CUMULATIVE_BED else c.limit * (1.0 + 2.0 / ab)
     for opt, given, value in (("--alpha-beta", args.alpha_beta, ab), ("--limit-bed", args.limit_bed, x)):
         if given is not None and abs(given - value) > 1e-9:
             raise _InputError(f"{opt} {given:g} contradicts constraint {c.id!r} of {proto.name!r} ({value:g}); "

@@ -115,8 +115,8 @@ def _roi_dvh(name: str, geometry: Any, dose: DoseField, grid: Grid) -> Tuple[Opt
     from tps_scripts.adapter import roi_bounding_box_mm, roi_coverage_on
 
     (x0, y0, z0), (x1, y1, z1) = roi_bounding_box_mm(geometry)
-    nz, ny, nx = grid.shape
-    (cx, cy, cz), (dx, dy, dz) = grid.corner_mm, grid.spacing_mm
+    nz, ny, nx = grid.shape_zyx
+    (cx, cy, cz), (dx, dy, dz) = grid.corner_mm, grid.spacing_xyz_mm
     i0, i1 = _index_range(x0, x1, cx, dx, nx)
     j0, j1 = _index_range(y0, y1, cy, dy, ny)
     k0, k1 = _index_range(z0, z1, cz, dz, nz)
@@ -124,7 +124,7 @@ def _roi_dvh(name: str, geometry: Any, dose: DoseField, grid: Grid) -> Tuple[Opt
     if i0 >= i1 or j0 >= j1 or k0 >= k1:
         return None, True
     box = (k1 - k0, j1 - j0, i1 - i0)
-    fz, fy, fx = subvoxel_factors(box, grid.spacing_mm, target_mm=DEFAULT_TARGET_MM,
+    fz, fy, fx = subvoxel_factors(box, grid.spacing_xyz_mm, target_mm=DEFAULT_TARGET_MM,
                                   max_subvoxels=DEFAULT_MAX_SUBVOXELS)
     fine = Grid((cx + i0 * dx, cy + j0 * dy, cz + k0 * dz), (dx / fx, dy / fy, dz / fz),
                 (box[0] * fz, box[1] * fy, box[2] * fx))
@@ -173,7 +173,7 @@ def dvh_report(args: argparse.Namespace) -> Dict[str, Any]:
         unknown = [r for r in wanted if r not in names]
         if unknown:
             raise InputError(f"--roi {unknown}: not in RTSTRUCT {args.rtstruct!r}; its ROIs are {names}")
-        dose = DoseField.from_grid(dose_gy, grid.spacing_mm)
+        dose = DoseField.from_grid(dose_gy, grid.spacing_xyz_mm)
         rois: List[Dict[str, Any]] = []
         for name in wanted:
             geometry = ss.RoiGeometries[name]

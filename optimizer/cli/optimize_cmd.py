@@ -86,8 +86,8 @@ def _write_plan(out: str, fcase: Any, plan: Any, payload: Dict[str, Any]) -> Non
     if r.has_plan:
         g = fcase.case.grid
         path = os.path.join(out, f"plan_{tag}.npz")
-        np.savez_compressed(path, dose_gy=r.dose_gy.reshape(g.shape), corner_mm=np.array(g.corner_mm),
-                            spacing_mm=np.array(g.spacing_mm), fractions=fcase.fractions,
+        np.savez_compressed(path, dose_gy=r.dose_gy.reshape(g.shape_zyx), corner_mm=np.array(g.corner_mm),
+                            spacing_mm=np.array(g.spacing_xyz_mm), fractions=fcase.fractions,
                             weights_per_fraction=r.weights)
         record["dose_file"] = os.path.basename(path)
         record["rtdose"] = _rtdose(out, tag, fcase, r)
@@ -99,7 +99,7 @@ def _rtdose(out: str, tag: str, fcase: Any, r: Any) -> str:
     """Write the plan dose as RTDOSE on the phantom's planning frame of reference."""
     from mock_tps.dicom_export import export_dose
     g = fcase.case.grid
-    path, _ = export_dose(os.path.join(out, f"plan_{tag}.dcm"), r.dose_gy.reshape(g.shape), g,
+    path, _ = export_dose(os.path.join(out, f"plan_{tag}.dcm"), r.dose_gy.reshape(g.shape_zyx), g,
                           frame_of_reference_uid=fcase.frame_of_reference_uid, kind="physical",
                           description=f"reirrad FMO {tag}")
     return os.path.basename(str(path))

@@ -83,7 +83,7 @@ def run_show(args: argparse.Namespace) -> int:
                   + (f"{c.limit:g}" if c.limit is not None else f"table {c.limit_table}"), c.unit, c.priority,
                   ", ".join(x for x in ("advisory" if c.advisory else "",
                                         "recovery allowed" if c.recovery_allowed else
-                                        ("no recovery" if c.domain.startswith("cumulative_") else ""),
+                                        ("no recovery" if c.domain.is_cumulative else ""),
                                         f"bounded by rule {proto.rule_for(c).key}" if proto.rule_for(c) else "")
                             if x)] for c in proto.constraints], title="constraints")
     for t in proto.tables.values():

@@ -20,7 +20,7 @@ G = Grid((0, 0, 0), (10, 10, 10), (1, 3, 4))       # twelve 1 cc voxels: D0.035c
 
 
 def mask(*cells):
-    m = np.zeros(G.shape)
+    m = np.zeros(G.shape_zyx)
     for iy, ix in cells:
         m[0, iy, ix] = 1.0
     return m
@@ -38,17 +38,17 @@ def case(esoph_hot=10.0, cord_hot=5.0, ptv_hot=24.0, esoph_prior=None, cord_prio
     """SBRT (2 fx): esophagus hottest voxel ``esoph_hot`` (others 5 Gy), cord PRV ``cord_hot``
     (other voxel ``cord_other``), PTVeval 24 Gy with one voxel ``ptv_hot``.  Priors: 60 Gy/30 fx in the
     esophagus (``esoph_prior``), ``cord_prior`` Gy / ``cord_prior_fx`` in the cord PRV."""
-    sbrt = np.zeros(G.shape)
+    sbrt = np.zeros(G.shape_zyx)
     sbrt[0, 0, :] = [esoph_hot, 5.0, 5.0, 5.0]
     sbrt[0, 1, :2] = [cord_hot, cord_other]
     sbrt[0, 2, :] = [ptv_hot, 24.0, 24.0, 24.0]
     priors = []
     if esoph_prior is not None:
-        d = np.zeros(G.shape)
+        d = np.zeros(G.shape_zyx)
         d[0, 0, :] = esoph_prior
         priors.append(DoseCourse(d, G, 30, "Prior esophagus"))
     if cord_prior is not None:
-        d = np.zeros(G.shape)
+        d = np.zeros(G.shape_zyx)
         d[0, 1, :2] = cord_prior
         priors.append(DoseCourse(d, G, cord_prior_fx, "Prior cord"))
     return PlanCase(G, STRUCTURES, DoseCourse(sbrt, G, 2, "SBRT"), tuple(priors))

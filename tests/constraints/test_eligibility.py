@@ -103,13 +103,13 @@ def test_prior_sbrt_detected_from_dose_per_fraction():
 
 def test_interval_from_dates_is_strict_and_the_shorter_wins():
     # 2025-01-01 -> 2025-07-02: 182 days = 182 / 30.4375 = 5.98 months: not more than 6
-    prior = np.zeros(G.shape)
+    prior = np.zeros(G.shape_zyx)
     prior[0, 0, 0] = 50.0
     cord = Structure("Cord_PRV", "oar", np.array([[[0, 0], [1, 0]]], float), G)
     ptv = Structure("PTVeval", "target", np.array([[[1, 0], [0, 0]]], float), G)
     courses = (DoseCourse(prior, G, 25, "Prior 50Gy/25fx", date=dt.date(2025, 1, 1)),)
     case = PlanCase(G, {"spinal_cord_prv": cord, "ptv_eval": ptv},
-                    DoseCourse(np.full(G.shape, 1.0), G, 2, "SBRT", date=dt.date(2025, 7, 2)), courses)
+                    DoseCourse(np.full(G.shape_zyx, 1.0), G, 2, "SBRT", date=dt.date(2025, 7, 2)), courses)
     ev = plan_evidence(case, P)
     assert ev.interval_months == pytest.approx(182 / 30.4375)
     # median prior EQD2 in the target: 50 Gy/25 fx at a/b 2 = 50 Gy EQD2
@@ -118,7 +118,7 @@ def test_interval_from_dates_is_strict_and_the_shorter_wins():
     r = assess_eligibility(facts(None, 12, 6, "0", 3), P, ev)
     assert r.status == "not eligible" and "5.98" in " ".join(r.reasons) and r.warnings
     # without the SBRT date: the interval from dates is unknown, the given 12 months is used
-    case2 = PlanCase(G, case.structures, DoseCourse(np.full(G.shape, 1.0), G, 2, "SBRT"), courses)
+    case2 = PlanCase(G, case.structures, DoseCourse(np.full(G.shape_zyx, 1.0), G, 2, "SBRT"), courses)
     ev2 = plan_evidence(case2, P)
     assert ev2.interval_months is None
     assert assess_eligibility(facts(None, 12, 6, "0", 3), P, ev2).eligible

@@ -10,15 +10,15 @@ G = Grid((0, 0, 0), (10, 10, 10), (1, 3, 4))       # twelve 1 cc voxels
 
 
 def mask(*cells):
-    m = np.zeros(G.shape)
+    m = np.zeros(G.shape_zyx)
     for iy, ix in cells:
         m[0, iy, ix] = 1.0
     return m
 
 
 def build(sbrt_esoph=24.77, prior_esoph=60.0, cord_prior=45.0, cord_sbrt=10.0, with_prior=True):
-    sbrt = np.zeros(G.shape)
-    prior = np.zeros(G.shape)
+    sbrt = np.zeros(G.shape_zyx)
+    prior = np.zeros(G.shape_zyx)
     sbrt[0, 0, :] = [sbrt_esoph, 18.0, 15.0, 10.0]        # esophagus row: 4 voxels
     prior[0, 0, :] = [prior_esoph, 60.0, 60.0, 60.0]
     sbrt[0, 1, :2] = cord_sbrt                             # cord PRV: 2 voxels
@@ -118,6 +118,6 @@ def test_dose_table_layout_reproduces_table3_cells():
 def test_plan_case_checks_grids():
     other = Grid((0, 0, 0), (10, 10, 10), (1, 3, 5))
     with pytest.raises(GridMismatchError, match="SBRT dose"):
-        PlanCase(G, {}, DoseCourse(np.zeros(other.shape), other, 2, "SBRT"))
+        PlanCase(G, {}, DoseCourse(np.zeros(other.shape_zyx), other, 2, "SBRT"))
     with pytest.raises(InputError, match="unknown"):
-        PlanCase(G, {}, DoseCourse(np.full(G.shape, np.nan), G, 2, "SBRT"))
+        PlanCase(G, {}, DoseCourse(np.full(G.shape_zyx, np.nan), G, 2, "SBRT"))

@@ -33,7 +33,7 @@ FINE = Grid((-10.0, -10.0, 0.0), (0.5, 0.5, 0.5), (4, 40, 40))
 def _cyl(r):
     x = FINE.corner_mm[0] + 0.5 * (np.arange(40) + 0.5)
     inside = (x[None, :] ** 2 + x[:, None] ** 2) <= r * r
-    return np.broadcast_to(inside, FINE.shape).astype(float)
+    return np.broadcast_to(inside, FINE.shape_zyx).astype(float)
 
 
 @pytest.mark.parametrize("prv_r, checks", [(6.5, []), (6.0, []), (7.0, []),
@@ -50,14 +50,14 @@ def test_max_over_sphere_moves_a_step_edge_by_the_radius():
     # grid 2 x 3 x 4 mm (x, y, z); a step along x: 10 Gy for x index <= 3, 0 beyond.  Radius 4 mm reaches
     # 2 voxels in x (4 / 2), 1 in y (3 <= 4), 1 in z (4 <= 4): the edge moves to x index 5, nothing in y, z
     g = Grid((0.0, 0.0, 0.0), (2.0, 3.0, 4.0), (3, 3, 10))
-    v = np.zeros(g.shape)
+    v = np.zeros(g.shape_zyx)
     v[:, :, :4] = 10.0
     out = max_over_sphere(v, g, 4.0)
     assert (out[:, :, :6] == 10.0).all() and (out[:, :, 6:] == 0.0).all()
     # 3.9 mm reaches only 1 voxel in x
     assert (max_over_sphere(v, g, 3.9)[:, :, 4] == 10.0).all() and (max_over_sphere(v, g, 3.9)[:, :, 5] == 0.0).all()
     # a single hot voxel becomes the sphere: offsets (kx, ky, kz) with (2kx)^2 + (3ky)^2 + (4kz)^2 <= 16
-    p = np.zeros(g.shape)
+    p = np.zeros(g.shape_zyx)
     p[1, 1, 5] = 7.0
     hot = max_over_sphere(p, g, 4.0) == 7.0
     # offsets within 4 mm: (0,0,0); x +-1 (2 mm), +-2 (4 mm); y +-1 (3 mm); z +-1 (4 mm); (x +-1, y +-1):

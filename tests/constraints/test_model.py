@@ -38,9 +38,9 @@ class TestGrid:
 
     @pytest.mark.parametrize("args, match", [
         (((0, 0), (1, 1, 1), (1, 1, 1)), "corner_mm must have 3 entries"),
-        (((0, 0, 0), (1, 0, 1), (1, 1, 1)), "spacing_mm must be finite and > 0"),
-        (((0, 0, 0), (1, 1, 1), (1, 0, 1)), r"shape \(nz, ny, nx\) must be >= 1"),
-        (((0, 0, 0), (1, 1, 1), (1, 1.5, 1)), "shape must hold 3 integers"),
+        (((0, 0, 0), (1, 0, 1), (1, 1, 1)), "spacing_xyz_mm must be finite and > 0"),
+        (((0, 0, 0), (1, 1, 1), (1, 0, 1)), r"shape_zyx \(nz, ny, nx\) must be >= 1"),
+        (((0, 0, 0), (1, 1, 1), (1, 1.5, 1)), "shape_zyx must hold 3 integers"),
         (((0, float("nan"), 0), (1, 1, 1), (1, 1, 1)), "corner_mm must be finite"),
         ((None, (1, 1, 1), (1, 1, 1)), "corner_mm must be a sequence of 3 numbers"),
     ])
@@ -52,7 +52,7 @@ class TestGrid:
 class TestStructure:
     def test_volume_weights_partial_voxels(self):
         g = grid()
-        m = np.zeros(g.shape)
+        m = np.zeros(g.shape_zyx)
         m[0, 0, 0] = 1.0
         m[0, 0, 1] = 0.5
         s = Structure("cord", "oar", m, g)
@@ -61,7 +61,7 @@ class TestStructure:
 
     def test_mask_is_frozen_copy(self):
         g = grid()
-        m = np.zeros(g.shape)
+        m = np.zeros(g.shape_zyx)
         s = Structure("x", "oar", m, g)
         m[0, 0, 0] = 1
         assert s.mask[0, 0, 0] == 0
@@ -85,7 +85,7 @@ class TestStructure:
 
 class TestDoseCourse:
     def test_valid_with_nan_unknown(self):
-        d = np.full(grid().shape, 2.0)
+        d = np.full(grid().shape_zyx, 2.0)
         d[0, 0, 0] = np.nan
         c = DoseCourse(d, grid(), 30, "Prior EBRT", datetime.date(2025, 3, 1), 0.25)
         assert c.has_unknown and c.fractions == 30 and c.recovery == 0.25
@@ -110,8 +110,8 @@ class TestDoseCourse:
 class TestAccumulate:
     def test_two_courses_with_recovery(self):
         g = grid()
-        c1 = DoseCourse(np.full(g.shape, 60.0), g, 30, "c1")                  # BED3 100
-        c2 = DoseCourse(np.full(g.shape, 20.0), g, 5, "c2", recovery=0.25)    # BED3 20(1+4/3)=46.67 -> 35
+        c1 = DoseCourse(np.full(g.shape_zyx, 60.0), g, 30, "c1")                  # BED3 100
+        c2 = DoseCourse(np.full(g.shape_zyx, 20.0), g, 5, "c2", recovery=0.25)    # BED3 20(1+4/3)=46.67 -> 35
         assert cumulative_bed([c1, c2], 3.0)[0, 0, 0] == pytest.approx(135.0)
         assert cumulative_eqd2([c1, c2], 3.0)[0, 0, 0] == pytest.approx(135.0 / (1 + 2 / 3))
 
@@ -119,7 +119,7 @@ class TestAccumulate:
         g = grid()
         g2 = Grid((0, 0, 0), (2.5, 2.0, 3.0), (4, 5, 6))
         with pytest.raises(GridMismatchError, match="course 'c2'"):
-            cumulative_bed([DoseCourse(np.ones(g.shape), g, 1, "c1"), DoseCourse(np.ones(g.shape), g2, 1, "c2")], 3)
+            cumulative_bed([DoseCourse(np.ones(g.shape_zyx), g, 1, "c1"), DoseCourse(np.ones(g.shape_zyx), g2, 1, "c2")], 3)
 
     def test_empty(self):
         with pytest.raises(InputError, match="at least one course"):

@@ -12,7 +12,7 @@ G = Grid((0, 0, 0), (10, 10, 10), (1, 3, 4))
 
 
 def mask(*cells):
-    m = np.zeros(G.shape)
+    m = np.zeros(G.shape_zyx)
     for iy, ix in cells:
         m[0, iy, ix] = 1.0
     return m
@@ -21,8 +21,8 @@ def mask(*cells):
 def fatal_case(recovery):
     """The seed's TRD patient: 60 Gy/30 fx then 24.77 Gy/2 fx in the hottest esophageal voxel
     (BED3 100 + 127 = 227 > 203); with r = 0.25: 75 + 127 = 202 < 203 would pass."""
-    sbrt = np.zeros(G.shape)
-    prior = np.zeros(G.shape)
+    sbrt = np.zeros(G.shape_zyx)
+    prior = np.zeros(G.shape_zyx)
     sbrt[0, 0, :] = [24.77, 18.0, 15.0, 10.0]
     prior[0, 0, :] = 60.0
     sbrt[0, 1, :2] = 8.0

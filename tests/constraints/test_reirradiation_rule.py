@@ -20,16 +20,16 @@ def two_course_case(sbrt_cord=5.0):
       B: 25 (1 + 25/20) = 56.25 + 20 (1 + 20/10) = 60  -> 116.25   <- the voxel-wise maximum
     First course only: 75 (table 12.2 Gy); sum of each course's maximum: 135 (wrong, too high).
     """
-    c1 = np.zeros(G.shape)
-    c2 = np.zeros(G.shape)
+    c1 = np.zeros(G.shape_zyx)
+    c2 = np.zeros(G.shape_zyx)
     c1[0, 0, :] = [30.0, 25.0]
     c2[0, 0, :] = [10.0, 20.0]
-    sbrt = np.zeros(G.shape)
+    sbrt = np.zeros(G.shape_zyx)
     sbrt[0, 0, :] = sbrt_cord
     sbrt[0, 1, :] = 24.0
-    cord = np.zeros(G.shape)
+    cord = np.zeros(G.shape_zyx)
     cord[0, 0, :] = 1.0
-    ptv = np.zeros(G.shape)
+    ptv = np.zeros(G.shape_zyx)
     ptv[0, 1, :] = 1.0
     structures = {"spinal_cord_prv": Structure("Cord_PRV", "oar", cord, G),
                   "ptv_eval": Structure("PTVeval", "target", ptv, G)}

@@ -10,7 +10,7 @@ from constraints.resample import max_cell_variation, resample_to_grid
 
 def test_linear_field_is_reproduced_and_outside_is_nan():
     src = Grid((0, 0, 0), (2, 2, 2), (5, 5, 5))
-    z, y, x = np.indices(src.shape)
+    z, y, x = np.indices(src.shape_zyx)
     v = 3.0 * (2 * x + 1) + 2.0 * (2 * y + 1) - (2 * z + 1) + 100    # linear in mm coordinates
     dst = Grid((1, 1, 1), (1, 1, 1), (8, 8, 12))
     r = resample_to_grid(v, src, dst)

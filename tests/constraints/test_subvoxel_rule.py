@@ -14,8 +14,8 @@ def _case(centre_gy, step_gy, fine=True):
     """SBRT dose linear in x (``step_gy`` per voxel), ``centre_gy`` at x index 4; the esophagus is the single
     whole voxel (2, 2, 4); no prior course (cumulative = SBRT)."""
     x = np.arange(9)
-    dose = np.broadcast_to(centre_gy + step_gy * (x - 4.0), GRID.shape).copy()
-    mask = np.zeros(GRID.shape)
+    dose = np.broadcast_to(centre_gy + step_gy * (x - 4.0), GRID.shape_zyx).copy()
+    mask = np.zeros(GRID.shape_zyx)
     mask[2, 2, 4] = 1.0
     eso = Structure("Esophagus", "oar", mask, GRID)
     fc = {"esophagus": FineCoverage.on_dose_grid(eso)} if fine else {}

@@ -26,8 +26,8 @@ import scipy.sparse
 
 from mock_tps._phantom_data import BeamSpec, GridSpec, PhantomData, PriorCourseSpec, RoiSpec
 
-CT_GRID = GridSpec(corner_mm=(-40.0, -40.0, -30.0), spacing_mm=(2.0, 2.0, 2.0), shape=(30, 40, 40))
-DOSE_GRID = GridSpec(corner_mm=(-40.0, -40.0, -30.0), spacing_mm=(4.0, 4.0, 4.0), shape=(15, 20, 20))
+CT_GRID = GridSpec(corner_mm=(-40.0, -40.0, -30.0), spacing_xyz_mm=(2.0, 2.0, 2.0), shape_zyx=(30, 40, 40))
+DOSE_GRID = GridSpec(corner_mm=(-40.0, -40.0, -30.0), spacing_xyz_mm=(4.0, 4.0, 4.0), shape_zyx=(15, 20, 20))
 
 
 def _interval_overlap(corner: float, step: float, n: int, lo: float, hi: float) -> np.ndarray:
@@ -37,19 +37,19 @@ def _interval_overlap(corner: float, step: float, n: int, lo: float, hi: float) 
 
 def box_mask(grid: GridSpec, lo: Tuple[float, float, float], hi: Tuple[float, float, float]) -> np.ndarray:
     """Exact fractional coverage of an axis-aligned box (mm)."""
-    nz, ny, nx = grid.shape
-    fx = _interval_overlap(grid.corner_mm[0], grid.spacing_mm[0], nx, lo[0], hi[0])
-    fy = _interval_overlap(grid.corner_mm[1], grid.spacing_mm[1], ny, lo[1], hi[1])
-    fz = _interval_overlap(grid.corner_mm[2], grid.spacing_mm[2], nz, lo[2], hi[2])
+    nz, ny, nx = grid.shape_zyx
+    fx = _interval_overlap(grid.corner_mm[0], grid.spacing_xyz_mm[0], nx, lo[0], hi[0])
+    fy = _interval_overlap(grid.corner_mm[1], grid.spacing_xyz_mm[1], ny, lo[1], hi[1])
+    fz = _interval_overlap(grid.corner_mm[2], grid.spacing_xyz_mm[2], nz, lo[2], hi[2])
     return (fz[:, None, None] * fy[None, :, None] * fx[None, None, :]).astype(np.float32)
 
 
 def cylinder_mask(grid: GridSpec, cx: float, cy: float, r: float, sub: int = 4) -> np.ndarray:
     """Fractional coverage (in-plane supersampling) of an infinite cylinder along z."""
-    nz, ny, nx = grid.shape
+    nz, ny, nx = grid.shape_zyx
     off = (np.arange(sub) + 0.5) / sub
-    x = grid.corner_mm[0] + (np.arange(nx)[:, None] + off[None, :]).ravel() * grid.spacing_mm[0]
-    y = grid.corner_mm[1] + (np.arange(ny)[:, None] + off[None, :]).ravel() * grid.spacing_mm[1]
+    x = grid.corner_mm[0] + (np.arange(nx)[:, None] + off[None, :]).ravel() * grid.spacing_xyz_mm[0]
+    y = grid.corner_mm[1] + (np.arange(ny)[:, None] + off[None, :]).ravel() * grid.spacing_xyz_mm[1]
     inside = ((x[None, :] - cx) ** 2 + (y[:, None] - cy) ** 2) <= r * r
     frac = inside.reshape(ny, sub, nx, sub).mean(axis=(1, 3))
     return np.broadcast_to(frac, (nz, ny, nx)).astype(np.float32).copy()
@@ -87,7 +87,7 @@ def make_phantom_data() -> PhantomData:
     hu = np.where(rois[0].mask > 0.5, 0.0, -1000.0)
     hu[box_mask(g, (-12, -6, -big), (12, 14, big)) > 0.5] = 700.0
     influence, beam_index = _influence()
-    prior = PriorCourseSpec("Prior EBRT 10Gy/5fx", np.full(DOSE_GRID.shape, 10.0), DOSE_GRID, 5, "2023-01-01")
+    prior = PriorCourseSpec("Prior EBRT 10Gy/5fx", np.full(DOSE_GRID.shape_zyx, 10.0), DOSE_GRID, 5, "2023-01-01")
     beams = tuple(BeamSpec(f"B{i + 1}", gantry_deg=g_deg, couch_deg=0.0, collimator_deg=0.0,
                            isocenter_mm=(0.0, 4.0, 0.0)) for i, g_deg in enumerate((150.0, 180.0, 210.0)))
     return PhantomData(name="synthetic", params={}, ct_grid=g, ct_hu=hu, rois=rois, dose_grid=DOSE_GRID,

@@ -19,9 +19,9 @@ import mock_tps
 from _mock_synthetic import make_phantom_data
 from mock_tps._phantom_data import GridSpec
 
-SMALL_GRID = GridSpec(corner_mm=(-40.0, -40.0, -10.0), spacing_mm=(4.0, 4.0, 4.0), shape=(5, 20, 20))
+SMALL_GRID = GridSpec(corner_mm=(-40.0, -40.0, -10.0), spacing_xyz_mm=(4.0, 4.0, 4.0), shape_zyx=(5, 20, 20))
 #: The same, shifted 2 mm so that voxel edges fall on ±10 mm (Cube2cm is 5 × 5 × 5 whole voxels).
-ALIGNED_GRID = GridSpec(corner_mm=(-42.0, -42.0, -10.0), spacing_mm=(4.0, 4.0, 4.0), shape=(5, 21, 21))
+ALIGNED_GRID = GridSpec(corner_mm=(-42.0, -42.0, -10.0), spacing_xyz_mm=(4.0, 4.0, 4.0), shape_zyx=(5, 21, 21))
 
 
 def _load(dose_gy, version="2024A", grid=SMALL_GRID):
@@ -41,7 +41,7 @@ def _unload():
 
 def _half_dose():
     x, _, _ = SMALL_GRID.centres_mm()
-    d = np.zeros(SMALL_GRID.shape)
+    d = np.zeros(SMALL_GRID.shape_zyx)
     d[:, :, x < 0] = 12.0
     return d
 
@@ -83,8 +83,8 @@ def test_absolute_volume_goals_use_the_in_grid_volume():
 
 def test_roi_wholly_outside_the_grid_is_refused():
     # a grid from y = -12 mm up: the esophagus (cylinder r 6 mm at y = -20 mm) lies wholly outside it
-    grid = GridSpec(corner_mm=(-40.0, -12.0, -10.0), spacing_mm=(4.0, 4.0, 4.0), shape=(5, 13, 20))
-    api = _load(np.full(grid.shape, 5.0), grid=grid)
+    grid = GridSpec(corner_mm=(-40.0, -12.0, -10.0), spacing_xyz_mm=(4.0, 4.0, 4.0), shape_zyx=(5, 13, 20))
+    api = _load(np.full(grid.shape_zyx, 5.0), grid=grid)
     dose = api.get_current("Plan").TreatmentCourse.TotalDose
     with pytest.raises(mock_tps.InvalidOperationException, match="'Esophagus' has no geometry on the dose grid"):
         dose.GetDoseGridRoi(RoiName="Esophagus")
@@ -106,7 +106,7 @@ def test_conformity_and_homogeneity_index_goals():
     inside = (np.abs(xx) < 10) & (np.abs(yy) < 10) & (np.abs(zz) < 10)
     beside = (xx > 10) & (xx < 14) & (np.abs(yy) < 10) & (np.abs(zz) < 10)
     assert inside.sum() == 125 and beside.sum() == 25
-    d = np.zeros(ALIGNED_GRID.shape)
+    d = np.zeros(ALIGNED_GRID.shape_zyx)
     d[inside | beside] = 20.0
     d[inside & (zz < -6)] = 19.0
     api = _load(d, version="11B", grid=ALIGNED_GRID)

@@ -23,7 +23,7 @@ GRID = Grid((-10.0, -20.0, 4.0), (2.0, 3.0, 2.5), (4, 5, 6))
 @pytest.mark.parametrize("bits", [32, 16])
 def test_export_dose_round_trip_within_scaling(tmp_path, bits):
     rng = np.random.default_rng(0)
-    dose = rng.uniform(0, 55.0, GRID.shape)
+    dose = rng.uniform(0, 55.0, GRID.shape_zyx)
     path, step = export_dose(tmp_path / "limit.dcm", dose, GRID, frame_of_reference_uid="1.2.3", kind="limit",
                              bits=bits)
     assert step == pytest.approx(dose.max() / (2 ** bits - 1), rel=1e-6)
@@ -33,24 +33,24 @@ def test_export_dose_round_trip_within_scaling(tmp_path, bits):
     assert [float(v) for v in ds.PixelSpacing] == [3.0, 2.0]               # (row spacing dy, column spacing dx)
     assert np.abs(ds.pixel_array * float(ds.DoseGridScaling) - dose).max() <= step
     back = read_rtdose(path)
-    assert back.grid.corner_mm == pytest.approx(GRID.corner_mm) and back.grid.shape == GRID.shape
+    assert back.grid.corner_mm == pytest.approx(GRID.corner_mm) and back.grid.shape_zyx == GRID.shape_zyx
     assert np.abs(back.dose_gy - dose).max() <= step
 
 
 def test_export_bed_is_effective_with_description(tmp_path):
-    path, _ = export_dose(tmp_path / "bed.dcm", np.full(GRID.shape, 100.0), GRID, frame_of_reference_uid="1.2.3",
+    path, _ = export_dose(tmp_path / "bed.dcm", np.full(GRID.shape_zyx, 100.0), GRID, frame_of_reference_uid="1.2.3",
                           kind="bed", alpha_beta_gy=3.0, description="cumulative")
     ds = pydicom.dcmread(str(path))
     assert ds.DoseType == "EFFECTIVE" and ds.SeriesDescription == "BED (alpha/beta 3 Gy): cumulative"
 
 
 def test_export_dose_refuses_unknown_values(tmp_path):
-    dose = np.zeros(GRID.shape)
+    dose = np.zeros(GRID.shape_zyx)
     dose[0, 0, 0] = np.nan
     with pytest.raises(InputError, match="1 non-finite"):
         export_dose(tmp_path / "x.dcm", dose, GRID, frame_of_reference_uid="1.2.3")
     with pytest.raises(InputError, match="needs alpha_beta_gy"):
-        export_dose(tmp_path / "x.dcm", np.zeros(GRID.shape), GRID, frame_of_reference_uid="1.2.3", kind="eqd2")
+        export_dose(tmp_path / "x.dcm", np.zeros(GRID.shape_zyx), GRID, frame_of_reference_uid="1.2.3", kind="eqd2")
 
 
 def _state():

@@ -31,7 +31,7 @@ def test_orientation_flips_into_patient_order(tmp_path, orientation):
     p, dose, step = _dose_file(tmp_path, orientation=orientation)
     d = read_rtdose(p)
     assert d.grid.corner_mm == pytest.approx((-11.0, -21.5, 3.75))            # first centre − half a voxel
-    assert d.grid.spacing_mm == pytest.approx((2.0, 3.0, 2.5))                # non-square pixels: dx 2, dy 3
+    assert d.grid.spacing_xyz_mm == pytest.approx((2.0, 3.0, 2.5))                # non-square pixels: dx 2, dy 3
     assert np.allclose(d.dose_gy, dose, atol=step)
 
 
@@ -126,12 +126,12 @@ def test_prior_same_frame_and_registered(tmp_path):
     rs, rd = write_case(tmp_path, BOX, grid_mm=2.0, axis=0)
     plan = read_rtdose(rd)
     g = plan.grid
-    first = tuple(c + s / 2 for c, s in zip(g.corner_mm, g.spacing_mm))
-    dose = linear_dose(first, g.spacing_mm, g.shape, 0, (0.0, 0.0, 0.0), 40.0, 0.5)
-    same, _ = w.write_rtdose(tmp_path / "prior_same.dcm", dose, first, g.spacing_mm, frame_uid=FRAME,
+    first = tuple(c + s / 2 for c, s in zip(g.corner_mm, g.spacing_xyz_mm))
+    dose = linear_dose(first, g.spacing_xyz_mm, g.shape_zyx, 0, (0.0, 0.0, 0.0), 40.0, 0.5)
+    same, _ = w.write_rtdose(tmp_path / "prior_same.dcm", dose, first, g.spacing_xyz_mm, frame_uid=FRAME,
                              study_uid="1.2", patient=PATIENT)
     # the same dose on another frame whose coordinates are the planning ones − 10 mm in x
-    other, _ = w.write_rtdose(tmp_path / "prior_other.dcm", dose, first, g.spacing_mm, frame_uid="9.9.9",
+    other, _ = w.write_rtdose(tmp_path / "prior_other.dcm", dose, first, g.spacing_xyz_mm, frame_uid="9.9.9",
                               study_uid="1.2", patient=PATIENT)
     m = np.eye(4)
     m[0, 3] = 10.0                                                # prior → planning: x_plan = x_prior + 10

@@ -21,7 +21,7 @@ from mock_tps import dose_engine as de  # noqa: E402
 SP_MM = 3.0
 NZ, NY, NX = 16, 40, 34
 GRID = GridSpec(
-    corner_mm=(-NX / 2 * SP_MM, -NY / 2 * SP_MM, -NZ / 2 * SP_MM), spacing_mm=(SP_MM,) * 3, shape=(NZ, NY, NX)
+    corner_mm=(-NX / 2 * SP_MM, -NY / 2 * SP_MM, -NZ / 2 * SP_MM), spacing_xyz_mm=(SP_MM,) * 3, shape_zyx=(NZ, NY, NX)
 )
 ISO = (15.0, -10.0, 0.0)
 
@@ -138,13 +138,13 @@ def test_sub_box_dose_grid_matches_full_grid(water, three_beams):
     z0, y0, x0 = 3, 20, 8
     sub = GridSpec(
         corner_mm=(GRID.corner_mm[0] + x0 * SP_MM, GRID.corner_mm[1] + y0 * SP_MM, GRID.corner_mm[2] + z0 * SP_MM),
-        spacing_mm=(SP_MM,) * 3,
-        shape=(10, 15, 18),
+        spacing_xyz_mm=(SP_MM,) * 3,
+        shape_zyx=(10, 15, 18),
     )
     beams = [BeamSpec("G0", 0.0, 0.0, 0.0, ISO)]
     res = de.influence_matrix(water["hu"], GRID, water["target"], sub, beams, 5.0, dose_region_mask=water["body"])
     assert res.matrix_gy.shape[0] == sub.n_voxels
-    d_sub = de.beam_doses_gy(res, 1)[0].reshape(sub.shape)
+    d_sub = de.beam_doses_gy(res, 1)[0].reshape(sub.shape_zyx)
     d_full = doses[0][z0:z0 + 10, y0:y0 + 15, x0:x0 + 18]
     assert np.allclose(d_sub, d_full, rtol=1e-4, atol=1e-6 * d_full.max())
     # the box starts 5 mm past the target centre (60 mm deep): no build-up at its edge
@@ -160,7 +160,7 @@ def test_sub_box_dose_grid_matches_full_grid(water, three_beams):
         )
     except ValueError:
         return
-    d_bad = de.beam_doses_gy(bad, 1)[0].reshape(sub.shape)
+    d_bad = de.beam_doses_gy(bad, 1)[0].reshape(sub.shape_zyx)
     assert np.abs(d_bad - d_full).max() > 0.2 * d_full.max()
 
 
@@ -222,9 +222,9 @@ def test_cache_evicts_least_recently_used_beyond_the_limit(water, tmp_path, monk
 
 def test_dose_box_grid_covers_mask(water):
     g = de.dose_box_grid(GRID, water["target"], 2.5, (10.0, 10.0, 5.0))
-    assert g.spacing_mm == (2.5, 2.5, 2.5)
+    assert g.spacing_xyz_mm == (2.5, 2.5, 2.5)
     lo = np.asarray(g.corner_mm)
-    hi = lo + 2.5 * np.asarray(g.shape[::-1])
+    hi = lo + 2.5 * np.asarray(g.shape_zyx[::-1])
     # target voxels span x [6, 24] mm and z [-9, 9] mm (3 mm voxel edges)
     assert lo[0] <= 6.0 - 10.0 and hi[0] >= 24.0 + 10.0
     assert lo[2] <= -9.0 - 5.0 and hi[2] >= 9.0 + 5.0
@@ -251,7 +251,7 @@ def test_bad_inputs_raise_input_error(water, kwargs, word):
     )
     args.update(kwargs)
     if isinstance(args["target_mask"], str):
-        args["target_mask"] = np.zeros(GRID.shape)
+        args["target_mask"] = np.zeros(GRID.shape_zyx)
     if isinstance(args["ct_hu"], str):
         args["ct_hu"] = water["hu"][:-1]
     if isinstance(args["dose_grid"], str):

@@ -25,7 +25,7 @@ ALL_ROIS = ("Body", "Vertebra", "SpinalCord", "SpinalCord_PRV", "Esophagus", "Tr
 
 
 def _cc(mask: np.ndarray, grid: GridSpec) -> float:
-    return float(mask.sum(dtype=np.float64) * np.prod(grid.spacing_mm) / 1000.0)
+    return float(mask.sum(dtype=np.float64) * np.prod(grid.spacing_xyz_mm) / 1000.0)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,7 @@ def test_cord_and_prv_volumes_are_analytic(anat_t4t5, anat_c3):
     for anat, size, area, area_prv in ((anat_t4t5, (9.0, 7.0), 52.48, 98.54), (anat_c3, (10.0, 8.0), 66.27, 117.03)):
         a = anat.shapes.a
         g = anat.ct_grid
-        L_mm = g.shape[0] * g.spacing_mm[2]  # cord runs through the whole CT
+        L_mm = g.shape_zyx[0] * g.spacing_xyz_mm[2]  # cord runs through the whole CT
         assert (2 * a.cord_ax, 2 * a.cord_ay) == size
         assert _stadium_area_mm2(a.cord_ax, a.cord_ay) == pytest.approx(area, abs=0.01)
         assert _stadium_area_mm2(a.cord_ax + 1.5, a.cord_ay + 1.5) == pytest.approx(area_prv, abs=0.01)
@@ -234,7 +234,7 @@ def test_ptv_is_ctv_plus_2mm_along_anterior_axis(anat_c3):
     x, y, z = g.centres_mm()
     ix = np.argsort(np.abs(x))[:2]  # the two columns straddling x = 0
     iz = int(np.argmin(np.abs(z - 0.0)))  # centre of C3
-    dy = g.spacing_mm[1]
+    dy = g.spacing_xyz_mm[1]
     chord_ptv = anat.masks["PTV"][iz][:, ix].sum(axis=0).mean() * dy
     chord_ctv = anat.masks["CTV"][iz][:, ix].sum(axis=0).mean() * dy
     assert chord_ptv - chord_ctv == pytest.approx(4.0, abs=0.7)
@@ -282,9 +282,9 @@ def test_ct_numbers(anat_t4t5):
     assert at(0.0, -a.body_ay + 20.0, zc) == pytest.approx(ph.HU_SOFT, abs=30)
     assert at(0.0, a.canal_y, zc) == pytest.approx(ph.HU_SOFT, abs=30)
     assert hu[0, 0, 0] == ph.HU_AIR
-    assert hu.dtype == np.float32 and hu.shape == g.shape
+    assert hu.dtype == np.float32 and hu.shape == g.shape_zyx
     for name in ("Body", "Lungs", "PTV"):
-        assert anat.masks[name].shape == g.shape and anat.masks[name].dtype == np.float32
+        assert anat.masks[name].shape == g.shape_zyx and anat.masks[name].dtype == np.float32
 
 
 # --------------------------------------------------------------------------- parameters
@@ -353,7 +353,7 @@ def test_phantom_data_contract(t4t5):
     assert types["PTVeval"] == ("Ptv", "Target") and types["GTV"] == ("Gtv", "Target")
     assert types["Esophagus"] == ("Organ", "OrganAtRisk")
     for r in p.rois:
-        assert r.mask.shape == p.ct_grid.shape and r.mask.dtype == np.float32
+        assert r.mask.shape == p.ct_grid.shape_zyx and r.mask.dtype == np.float32
     assert (p.prescription_gy, p.fractions, p.target_roi) == (24.0, 2, "PTVeval")
     # SBRT beams: a 240° posterior arc sampled every 15° (60° ... 300°), coplanar,
     # none through the anterior sector (esophagus, heart); isocentre at the PTV centre
@@ -370,9 +370,9 @@ def test_phantom_data_contract(t4t5):
     assert A.format == "csc" and A.dtype == np.float32
     # dose grid: a box around the PTV inside the CT
     lo = np.asarray(p.dose_grid.corner_mm)
-    hi = lo + np.asarray(p.dose_grid.spacing_mm) * np.asarray(p.dose_grid.shape[::-1])
+    hi = lo + np.asarray(p.dose_grid.spacing_xyz_mm) * np.asarray(p.dose_grid.shape_zyx[::-1])
     ct_lo = np.asarray(p.ct_grid.corner_mm)
-    ct_hi = ct_lo + np.asarray(p.ct_grid.spacing_mm) * np.asarray(p.ct_grid.shape[::-1])
+    ct_hi = ct_lo + np.asarray(p.ct_grid.spacing_xyz_mm) * np.asarray(p.ct_grid.shape_zyx[::-1])
     assert np.all(lo >= ct_lo - 1e-6) and np.all(hi <= ct_hi + 1e-6)
     assert p.dose_grid.n_voxels < 0.1 * p.ct_grid.n_voxels
 
@@ -382,15 +382,15 @@ def _on_dose_grid(p: PhantomData, name: str) -> np.ndarray:
     m = {r.name: r.mask for r in p.rois}[name]
     xd, yd, zd = p.dose_grid.centres_mm()
     g = p.ct_grid
-    ix = np.floor((xd - g.corner_mm[0]) / g.spacing_mm[0]).astype(int)
-    iy = np.floor((yd - g.corner_mm[1]) / g.spacing_mm[1]).astype(int)
-    iz = np.floor((zd - g.corner_mm[2]) / g.spacing_mm[2]).astype(int)
+    ix = np.floor((xd - g.corner_mm[0]) / g.spacing_xyz_mm[0]).astype(int)
+    iy = np.floor((yd - g.corner_mm[1]) / g.spacing_xyz_mm[1]).astype(int)
+    iz = np.floor((zd - g.corner_mm[2]) / g.spacing_xyz_mm[2]).astype(int)
     return m[np.ix_(iz, iy, ix)]
 
 
 def test_open_field_sbrt_dose_lands_on_the_target(t4t5):
     p = t4t5
-    d = np.asarray(p.influence_gy.sum(axis=1)).ravel().reshape(p.dose_grid.shape)
+    d = np.asarray(p.influence_gy.sum(axis=1)).ravel().reshape(p.dose_grid.shape_zyx)
     ptv = _on_dose_grid(p, "PTV") > 0.5
     body = _on_dose_grid(p, "Body") > 0.5
     # 17 open fields (10 mm bixels): the overlap is on the PTV; tissue more than
@@ -426,7 +426,7 @@ def test_prior_course_dose(t4t5):
     assert len(p.prior_courses) == 1
     pc = p.prior_courses[0]
     assert pc.fractions == 30 and "60Gy/30fx" in pc.name
-    assert pc.grid == p.dose_grid and pc.dose_gy.shape == pc.grid.shape
+    assert pc.grid == p.dose_grid and pc.dose_gy.shape == pc.grid.shape_zyx
     assert pc.dose_gy.dtype == np.float32 and pc.dose_gy.min() >= 0.0
     # esophagus and GTV are well inside the prior PTV: ≈ prescription
     esoph = _on_dose_grid(p, "Esophagus") > 0.5
@@ -457,14 +457,14 @@ def test_blocked_fields_shut_the_beamlets_through_the_block(t4t5):
 def test_prior_grid_not_covering_oars(t4t5):
     q = PHANTOM_BUILDERS["t4t5_esophageal"](prior_covers_oars=False, **COARSE)  # cache hits
     pc = q.prior_courses[0]
-    assert pc.grid.shape[0] < q.dose_grid.shape[0]
-    assert pc.grid.shape[1:] == q.dose_grid.shape[1:] and pc.grid.corner_mm == q.dose_grid.corner_mm
+    assert pc.grid.shape_zyx[0] < q.dose_grid.shape_zyx[0]
+    assert pc.grid.shape_zyx[1:] == q.dose_grid.shape_zyx[1:] and pc.grid.corner_mm == q.dose_grid.corner_mm
     # superior slices of the SBRT dose grid (which contain esophagus and cord) are uncovered
     cord = _on_dose_grid(q, "SpinalCord") > 0.5
-    assert cord[pc.grid.shape[0]:].any()
+    assert cord[pc.grid.shape_zyx[0]:].any()
     # the covered part is the same dose as the full prior grid
     full = t4t5.prior_courses[0]
-    assert np.allclose(pc.dose_gy, full.dose_gy[: pc.grid.shape[0]])
+    assert np.allclose(pc.dose_gy, full.dose_gy[: pc.grid.shape_zyx[0]])
     assert (q.influence_gy != t4t5.influence_gy).nnz == 0
 
 

@@ -13,7 +13,7 @@ G = Grid((0, 0, 0), (2.5, 2.5, 2.5), (1, 1, 4))
 
 
 def course(values, fx, label="c", recovery=0.0, grid=G):
-    return DoseCourse(np.asarray(values, float).reshape(grid.shape), grid, fx, label, recovery=recovery)
+    return DoseCourse(np.asarray(values, float).reshape(grid.shape_zyx), grid, fx, label, recovery=recovery)
 
 
 def test_hand_numbers():
@@ -47,10 +47,10 @@ def test_unknown_prior_refused_or_organ_max():
     with pytest.raises(NotEvaluableError, match=r"unknown \(outside the prior dose grid\) in 1 voxel"):
         sbrt_limit_map([c], alpha_beta_gy=3, cumulative_limit_bed_gy=203, fractions=2)
     m = sbrt_limit_map([c], alpha_beta_gy=3, cumulative_limit_bed_gy=203, fractions=2, unknown_prior="organ_max",
-                       mask=np.ones(G.shape))
+                       mask=np.ones(G.shape_zyx))
     assert m.limit_gy[0, 0, 1] == m.limit_gy[0, 0, 0]         # assumed the organ's 60 Gy, never 0
     # outside the organ an unknown voxel does not matter
-    mask = np.array([1, 0, 1, 1.0]).reshape(G.shape)
+    mask = np.array([1, 0, 1, 1.0]).reshape(G.shape_zyx)
     sbrt_limit_map([c], alpha_beta_gy=3, cumulative_limit_bed_gy=203, fractions=2, mask=mask)
 
 
@@ -85,7 +85,7 @@ GRID16 = Grid((0, 0, 0), (2, 2, 2), (1, 4, 4))
 
 
 def make_courses(specs):
-    return [DoseCourse(d.reshape(GRID16.shape), GRID16, fx, f"c{i}", recovery=r) for i, (d, fx, r) in enumerate(specs)]
+    return [DoseCourse(d.reshape(GRID16.shape_zyx), GRID16, fx, f"c{i}", recovery=r) for i, (d, fx, r) in enumerate(specs)]
 
 
 @settings(max_examples=150, deadline=None)
@@ -95,7 +95,7 @@ def test_soundness_any_dose_at_or_below_the_map_keeps_cumulative_within_limit(sp
     courses = make_courses(specs)
     m = sbrt_limit_map(courses, alpha_beta_gy=ab, cumulative_limit_bed_gy=x, fractions=n, cap_gy=cap)
     ok = ~m.exhausted
-    for new in (m.limit_gy, m.limit_gy * frac.reshape(GRID16.shape)):
+    for new in (m.limit_gy, m.limit_gy * frac.reshape(GRID16.shape_zyx)):
         cum = cumulative_bed(courses, ab) + bed(new, n, ab)
         assert (cum[ok] <= x).all()
     # exhausted voxels are exactly those whose prior alone reaches the limit; they get 0

@@ -29,7 +29,7 @@ def test_zone_level_is_min_limit_minus_margin():
        new_frac=hnp.arrays(np.float64, 40, elements=st.floats(0, 1)))
 def test_zone_quantized_limits_never_looser_than_exact(prior, fx, width, nb, margin, new_frac):
     g = Grid((0, 0, 0), (2, 2, 2), (1, 1, 40))
-    m = sbrt_limit_map([DoseCourse(prior.reshape(g.shape), g, fx, "p")], alpha_beta_gy=3,
+    m = sbrt_limit_map([DoseCourse(prior.reshape(g.shape_zyx), g, fx, "p")], alpha_beta_gy=3,
                        cumulative_limit_bed_gy=203, fractions=2)
     lim = m.limit_gy.ravel()
     cuts = band_thresholds(prior, lim, np.ones(40), band_width_gy=width, max_bands=nb)
@@ -56,9 +56,9 @@ def test_bands_follow_a_single_prior():
 
 def test_hot_region_within_budget():
     g = Grid((0, 0, 0), (2, 2, 2), (10, 20, 20))
-    target = np.zeros(g.shape)
+    target = np.zeros(g.shape_zyx)
     target[:, :8, :] = 1
-    organ = np.zeros(g.shape)
+    organ = np.zeros(g.shape_zyx)
     organ[:, 8:12, 8:12] = 1          # 10 x 4 x 4 voxels of 8 mm3 = 1.28 cc, touching the target
     m = hot_region_margin_mm(organ, target, g, 0.9)
     # a 2 mm margin reaches one organ row: 10 x 1 x 4 voxels = 0.32 cc; 5 mm reaches two rows (0.64 cc)
@@ -70,10 +70,10 @@ def test_organ_limits_for_koide2024():
     p = load_protocol("koide2024")
     g = Grid((0, 0, 0), (10, 10, 10), (1, 1, 3))     # 1 cc voxels
     prior = np.array([[[60.0, 30.0, 0.0]]])
-    sb = np.zeros(g.shape)
-    structures = {"esophagus": Structure("Esophagus", "oar", np.ones(g.shape), g),
-                  "spinal_cord_prv": Structure("SpinalCord_PRV", "oar", np.ones(g.shape), g),
-                  "ptv_eval": Structure("PTVeval", "target", np.zeros(g.shape), g)}
+    sb = np.zeros(g.shape_zyx)
+    structures = {"esophagus": Structure("Esophagus", "oar", np.ones(g.shape_zyx), g),
+                  "spinal_cord_prv": Structure("SpinalCord_PRV", "oar", np.ones(g.shape_zyx), g),
+                  "ptv_eval": Structure("PTVeval", "target", np.zeros(g.shape_zyx), g)}
     case = PlanCase(g, structures, DoseCourse(sb, g, 2, "SBRT"), (DoseCourse(prior, g, 30, "Prior 60Gy/30fx"),))
     lims = organ_limits(case, p)
     e = lims["esophagus"]
@@ -85,5 +85,5 @@ def test_organ_limits_for_koide2024():
     assert e.hot_budget_cc == 1.0 and e.cap_gy == 20.0
     # cord PRV: prior Dmax 60/30 at a/b 2 = 120 Gy2 > 100 -> table 10.8 Gy, but Sahgal's cumulative
     # 140 Gy2 leaves 20 Gy2: 2 (sqrt(1 + 20) - 1) = 7.165 Gy binds everywhere
-    assert lims["spinal_cord_prv"].strict_gy == pytest.approx(np.full(g.shape, 7.16515), abs=1e-5)
+    assert lims["spinal_cord_prv"].strict_gy == pytest.approx(np.full(g.shape_zyx, 7.16515), abs=1e-5)
     assert "ptv_eval" not in lims

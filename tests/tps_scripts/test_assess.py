@@ -139,8 +139,8 @@ def test_prior_not_covering_an_oar(out_dir):
     from _mock_synthetic import make_phantom_data, DOSE_GRID
     from mock_tps._phantom_data import GridSpec
     d = make_phantom_data()
-    small = GridSpec(DOSE_GRID.corner_mm, DOSE_GRID.spacing_mm, (15, 20, 10))   # x < 0 only
-    prior = dataclasses.replace(d.prior_courses[0], grid=small, dose_gy=np.full(small.shape, 10.0))
+    small = GridSpec(DOSE_GRID.corner_mm, DOSE_GRID.spacing_xyz_mm, (15, 20, 10))   # x < 0 only
+    prior = dataclasses.replace(d.prior_courses[0], grid=small, dose_gy=np.full(small.shape_zyx, 10.0))
     _load_variant(prior_courses=(prior,))
     from tps_scripts.assess import run_assessment
     import connect
@@ -166,7 +166,7 @@ def test_gtv_and_both_headlines(out_dir, capsys):
     gtv = RoiSpec("GTV_T5", "Gtv", "Target", box_mask(CT_GRID, (-4, -2, -4), (4, 6, 4)), "Red")
     mock_tps.load_patient_data(dataclasses.replace(d, rois=d.rois + (gtv,), influence_gy=None, beams=(),
                                                    beamlet_beam_index=np.zeros(0, dtype=int),
-                                                   plan_dose_gy=np.full(DOSE_GRID.shape, 5.0)),
+                                                   plan_dose_gy=np.full(DOSE_GRID.shape_zyx, 5.0)),
                                initial_plan="none")
     import connect
     from tps_scripts.assess import run_assessment, summary_lines

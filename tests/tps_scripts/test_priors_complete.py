@@ -17,7 +17,7 @@ T8_NAMES = ("Prior EBRT 1 30Gy/10fx", "Prior EBRT 2 20Gy/5fx")
 def _load(priors):
     from _mock_synthetic import DOSE_GRID, make_phantom_data
     from mock_tps._phantom_data import PriorCourseSpec
-    specs = tuple(PriorCourseSpec(name, dose if isinstance(dose, np.ndarray) else np.full(DOSE_GRID.shape, dose),
+    specs = tuple(PriorCourseSpec(name, dose if isinstance(dose, np.ndarray) else np.full(DOSE_GRID.shape_zyx, dose),
                                   DOSE_GRID, fx, "2023-01-01") for name, dose, fx in priors)
     mock_tps.load_patient_data(dataclasses.replace(make_phantom_data(), prior_courses=specs), initial_plan="sbrt_only")
 
@@ -130,8 +130,8 @@ def test_registration_uncertainty_moves_a_step_edge(out_dir, unload):
     import connect
     from constraints.protocol import load_protocol
     from tps_scripts.adapter import gather
-    y = DOSE_GRID.corner_mm[1] + DOSE_GRID.spacing_mm[1] * (np.arange(DOSE_GRID.shape[1]) + 0.5)
-    step = np.broadcast_to(np.where(y < 12.0, 10.0, 0.0)[None, :, None], DOSE_GRID.shape).copy()
+    y = DOSE_GRID.corner_mm[1] + DOSE_GRID.spacing_xyz_mm[1] * (np.arange(DOSE_GRID.shape_zyx[1]) + 0.5)
+    step = np.broadcast_to(np.where(y < 12.0, 10.0, 0.0)[None, :, None], DOSE_GRID.shape_zyx).copy()
     _load([("Prior EBRT 10Gy/5fx", step, 5)])
     config = PluginConfig(priors=(PriorConfig("Prior EBRT 10Gy/5fx", 5, uncertainty_mm=4.0),))
     g = gather(connect, config, load_protocol("koide2024"))

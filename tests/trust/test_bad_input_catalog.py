@@ -404,7 +404,7 @@ def _dose_only(**changes):
     """The synthetic patient with an imported-style dose (no beam model): loads in milliseconds."""
     d = make_phantom_data()
     base = dict(influence_gy=None, beams=(), beamlet_beam_index=np.zeros(0, dtype=int),
-                plan_dose_gy=np.full(DOSE_GRID.shape, 10.0))
+                plan_dose_gy=np.full(DOSE_GRID.shape_zyx, 10.0))
     base.update(changes)
     return dataclasses.replace(d, **base)
 
@@ -479,17 +479,17 @@ case("tps", "prior-does-not-cover-oar", TpsStateError,
      r"prior course 'Prior EBRT 10Gy/5fx' does not cover ROI 'External': 1470 of its voxels lie outside the prior "
      r"dose grid.*never zero")(
     _tps(lambda: _dose_only(prior_courses=_prior(np.where(np.arange(20)[None, :, None] < 7, np.nan,
-                                                          np.full(DOSE_GRID.shape, 10.0)))), _assess))
+                                                          np.full(DOSE_GRID.shape_zyx, 10.0)))), _assess))
 case("tps", "prior-fractions-unknown", TpsStateError, r"fraction count of evaluation dose 'Prior EBRT' is unknown")(
-    _tps(lambda: _dose_only(prior_courses=_prior(np.full(DOSE_GRID.shape, 10.0), name="Prior EBRT")), _assess))
+    _tps(lambda: _dose_only(prior_courses=_prior(np.full(DOSE_GRID.shape_zyx, 10.0), name="Prior EBRT")), _assess))
 case("tps", "prior-infinite", InputError, r"prior course 'Prior EBRT 10Gy/5fx': the dose contains 1 non-finite value")(
-    _tps(lambda: _dose_only(prior_courses=_prior(np.where(np.arange(6000).reshape(DOSE_GRID.shape) == 5, np.inf,
+    _tps(lambda: _dose_only(prior_courses=_prior(np.where(np.arange(6000).reshape(DOSE_GRID.shape_zyx) == 5, np.inf,
                                                           10.0))), _assess))
 case("tps", "nan-in-plan-dose", InputError, r"beam set 'SBRT' \(fraction dose\): the dose contains 1 non-finite")(
-    _tps(lambda: _dose_only(plan_dose_gy=np.where(np.arange(6000).reshape(DOSE_GRID.shape) == 77, np.nan, 10.0)),
+    _tps(lambda: _dose_only(plan_dose_gy=np.where(np.arange(6000).reshape(DOSE_GRID.shape_zyx) == 77, np.nan, 10.0)),
          _assess))
 case("tps", "negative-plan-dose", InputError, r"the dose contains negative values")(
-    _tps(lambda: _dose_only(plan_dose_gy=np.where(np.arange(6000).reshape(DOSE_GRID.shape) == 77, -1.0, 10.0)),
+    _tps(lambda: _dose_only(plan_dose_gy=np.where(np.arange(6000).reshape(DOSE_GRID.shape_zyx) == 77, -1.0, 10.0)),
          _assess))
 
 
@@ -508,20 +508,20 @@ case("tps", "override-unknown-roi", InputError, r"ROI override for 'esophagus' n
     _tps(_dose_only, _cfg(roi_overrides={"esophagus": "Eso9"})))
 case("tps", "organ-max-prior-misses-organ", TpsStateError, r"does not reach ROI 'Esophagus' at all")(
     _tps(lambda: _dose_only(prior_courses=_prior(np.where(np.arange(20)[None, :, None] < 10, np.nan,
-                                                          np.full(DOSE_GRID.shape, 10.0)))),
+                                                          np.full(DOSE_GRID.shape_zyx, 10.0)))),
          _cfg(unknown_prior="organ_max")))
 case("tps", "prior-unnamed", InputError, r"1 evaluation dose\(s\) on examination 'CT 1' have no name")(
-    _tps(lambda: _dose_only(prior_courses=_prior(np.full(DOSE_GRID.shape, 10.0))
-                            + _prior(np.full(DOSE_GRID.shape, 10.0), name="")), _assess))
+    _tps(lambda: _dose_only(prior_courses=_prior(np.full(DOSE_GRID.shape_zyx, 10.0))
+                            + _prior(np.full(DOSE_GRID.shape_zyx, 10.0), name="")), _assess))
 case("tps", "prior-not-listed", InputError,
      r"evaluation dose\(s\) \['Prior EBRT 2 20Gy/5fx'\] on examination 'CT 1' are neither configured prior")(
-    _tps(lambda: _dose_only(prior_courses=_prior(np.full(DOSE_GRID.shape, 10.0))
-                            + _prior(np.full(DOSE_GRID.shape, 20.0), name="Prior EBRT 2 20Gy/5fx")),
+    _tps(lambda: _dose_only(prior_courses=_prior(np.full(DOSE_GRID.shape_zyx, 10.0))
+                            + _prior(np.full(DOSE_GRID.shape_zyx, 20.0), name="Prior EBRT 2 20Gy/5fx")),
          _cfg(priors=[("Prior EBRT 10Gy/5fx", 5)])))
 case("tps", "prior-per-fraction-map", InputError, r"it looks like one fraction of 5")(
-    _tps(lambda: _dose_only(prior_courses=_prior(np.full(DOSE_GRID.shape, 2.0))), _assess))
+    _tps(lambda: _dose_only(prior_courses=_prior(np.full(DOSE_GRID.shape_zyx, 2.0))), _assess))
 case("tps", "prior-total-unknown", InputError, r"prior course 'Old': its total dose is not stated")(
-    _tps(lambda: _dose_only(prior_courses=_prior(np.full(DOSE_GRID.shape, 10.0), name="Old")),
+    _tps(lambda: _dose_only(prior_courses=_prior(np.full(DOSE_GRID.shape_zyx, 10.0), name="Old")),
          _cfg(priors=[("Old", 5)])))
 case("tps", "excluded-dose-absent", InputError, r"exclude_doses names \['Sum'\], not among the evaluation doses")(
     _tps(_dose_only, _cfg(exclude_doses=("Sum",))))

@@ -103,8 +103,8 @@ class FaultInjector:
 
 def _patient_data():
     d = make_phantom_data()
-    z = np.arange(DOSE_GRID.shape[0], dtype=float)[:, None, None]
-    prior = np.broadcast_to(30.0 + 2.0 * z, DOSE_GRID.shape).copy()
+    z = np.arange(DOSE_GRID.shape_zyx[0], dtype=float)[:, None, None]
+    prior = np.broadcast_to(30.0 + 2.0 * z, DOSE_GRID.shape_zyx).copy()
     return dataclasses.replace(d, prior_courses=(PriorCourseSpec("Prior EBRT 60Gy/30fx", prior, DOSE_GRID, 30,
                                                                  "2023-01-01"),))
 

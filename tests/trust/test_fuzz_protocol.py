@@ -166,9 +166,9 @@ def _check_invariants(p):
 def _small_plan(p):
     g = Grid((0, 0, 0), (5, 5, 5), (2, 3, 3))
     rng = np.random.default_rng(0)
-    structures = {k: Structure(k, o.kind, np.ones(g.shape), g) for k, o in p.organs.items()}
-    sbrt = DoseCourse(rng.uniform(0, 25, g.shape), g, p.prescription.fractions, "sbrt")
-    prior = DoseCourse(rng.uniform(0, 60, g.shape), g, 30, "prior")
+    structures = {k: Structure(k, o.kind, np.ones(g.shape_zyx), g) for k, o in p.organs.items()}
+    sbrt = DoseCourse(rng.uniform(0, 25, g.shape_zyx), g, p.prescription.fractions, "sbrt")
+    prior = DoseCourse(rng.uniform(0, 60, g.shape_zyx), g, 30, "prior")
     return PlanCase(g, structures, sbrt, (prior,))
 
 

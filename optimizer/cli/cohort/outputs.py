@@ -22,6 +22,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from constraints.domain import DoseDomain
+
 __all__ = ["COHORT_COLUMNS", "cohort_rows", "table3_rows", "strategy_rows", "write_tables", "METRICS",
            "quartile_summary"]
 
@@ -83,7 +85,8 @@ def table3_rows(records: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
         if rec["status"] != "completed":
             continue
         for r in rec["rows"]:
-            scope, kind = r["domain"].split("_", 1)
+            domain = DoseDomain(r["domain"])
+            scope, kind = domain.scope, domain.quantity
             values.setdefault((r["organ"], scope, kind, r["alpha_beta_gy"], r["metric"]), []).append(r["value_gy"])
     rows = []
     organs = _organ_order({k[0] for k in values})

@@ -72,11 +72,11 @@ def fmo_case_from_import(gathered: Any, imported: Any, protocol: Protocol, *, bi
                                              (w.sum(axis=(1, 2)) * zs).sum() / w.sum()))
     beams = tuple(BeamSpec(f"B{k + 1}", 360.0 * k / N_BEAMS, 0.0, 0.0, iso) for k in range(N_BEAMS))
     grid = gathered.case.grid
-    dose_grid = GridSpec(tuple(grid.corner_mm), tuple(grid.spacing_mm), tuple(grid.shape))
+    dose_grid = GridSpec(tuple(grid.corner_mm), tuple(grid.spacing_xyz_mm), tuple(grid.shape_zyx))
     res = dose_engine.influence_matrix(data.ct_hu, data.ct_grid, target, dose_grid, beams, bixel_mm,
                                        dose_region_mask=body)
     case = gathered.case
-    zero = PlanCase(grid, case.structures, DoseCourse(np.zeros(grid.shape), grid, case.sbrt.fractions, "FMO"),
+    zero = PlanCase(grid, case.structures, DoseCourse(np.zeros(grid.shape_zyx), grid, case.sbrt.fractions, "FMO"),
                     case.priors)
     rx = gathered.prescription_gy
     if rx is None:
@@ -96,7 +96,7 @@ def run_strategies(fcase: Any, protocol: Protocol, strategies: Sequence[str]) ->
         sbrt_ok = None
         if plan.evaluation is not None:
             sbrt_ok = all(r.passed for r in plan.evaluation.results
-                          if r.domain.startswith("sbrt_") and not r.advisory)
+                          if r.domain.is_sbrt and not r.advisory)
         out[s] = {"status": plan.result.status, "v24gy_percent": plan.v_rx_percent, "d95_gy": plan.d95_gy,
                   "cumulative_esophagus_pass": plan.cumulative_pass, "sbrt_only_pass": sbrt_ok,
                   "all_pass": plan.all_pass, "solve_s": round(float(plan.result.solve_s), 3)}

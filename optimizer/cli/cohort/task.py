@@ -28,6 +28,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from constraints.domain import DoseDomain
 from constraints.errors import InputError, ReirradError
 
 __all__ = ["TaskOptions", "task_key", "run_patient", "DVH_STEP_GY", "RECORD_FORMAT"]
@@ -89,7 +90,7 @@ def _table_rows(record: Dict[str, Any]) -> List[Dict[str, Any]]:
                 for ab, metrics in table[scope][kind].items():
                     for metric, value in metrics.items():
                         rows.append({"organ": roi_to_organ.get(roi, roi), "roi": roi, "metric": metric,
-                                     "domain": f"{scope}_{kind}", "alpha_beta_gy": None if ab == "-" else float(ab),
+                                     "domain": DoseDomain.of(scope, kind).value, "alpha_beta_gy": None if ab == "-" else float(ab),
                                      "value_gy": None if value is None else float(value)})
     return rows
 
@@ -102,15 +103,15 @@ def _esophagus_dvh(case: Any, protocol: Any) -> Optional[Dict[str, List[float]]]
     s = case.structures.get("esophagus")
     if s is None:
         return None
-    dvh = compute_dvh(domain_dose(case, "cumulative_eqd2", 2.0), s)
+    dvh = compute_dvh(domain_dose(case, DoseDomain.CUMULATIVE_EQD2, 2.0), s)
     levels = np.arange(0.0, np.ceil(dvh.dmax / DVH_STEP_GY) * DVH_STEP_GY + DVH_STEP_GY, DVH_STEP_GY)
     return {"dose_gy": [float(v) for v in levels], "volume_cc": [round(float(v), 6) for v in dvh.curve(levels)]}
 
 
 def _summary(evaluation: Dict[str, Any]) -> Dict[str, Any]:
     binding = [c for c in evaluation["constraints"] if not c["advisory"]]
-    sbrt = [c for c in binding if c["domain"].startswith("sbrt_")]
-    cum = [c for c in binding if c["domain"].startswith("cumulative_")]
+    sbrt = [c for c in binding if DoseDomain(c["domain"]).is_sbrt]
+    cum = [c for c in binding if DoseDomain(c["domain"]).is_cumulative]
     goals = evaluation["coverage_goals"]
     v24 = next((g["value"] for g in goals if g["metric"].startswith("V")), None)
     return {"all_pass": bool(evaluation["all_pass"]), "sbrt_only_pass": all(c["pass"] for c in sbrt),
