@@ -273,15 +273,46 @@ def test_target_reaching_the_ct_edge_is_refused_clearly(water):
 
 
 def test_beams_computed_in_groups_give_the_same_matrix(water, three_beams):
-    """The engine computes BEAMS_PER_CALL beams per pyRadPlan call and joins the columns:
-    one beam per call gives the same matrix, entry for entry, as all three at once."""
+    """The engine computes at most BEAMS_PER_CALL beams per pyRadPlan call, in worker
+    processes, and joins the columns: one beam per call, in one process or two, gives the
+    same matrix, entry for entry, as all three at once."""
+    from mock_tps._pyradplan_dose import compute_matrix
+
     res, _ = three_beams
     beams = tuple(BeamSpec(f"G{g}", float(g), 0.0, 0.0, ISO) for g in (0, 90, 180))
-    one_by_one = de._compute_pyradplan(water["hu"], GRID, water["target"], water["body"], GRID, beams, 5.0,
-                                       dict(de._DEFAULT_ENGINE_OPTIONS), beams_per_call=1)
-    at_once = de._compute_pyradplan(water["hu"], GRID, water["target"], water["body"], GRID, beams, 5.0,
-                                    dict(de._DEFAULT_ENGINE_OPTIONS), beams_per_call=3)
-    assert np.array_equal(one_by_one.beamlet_beam_index, at_once.beamlet_beam_index)
-    assert one_by_one.matrix_gy.shape == at_once.matrix_gy.shape == res.matrix_gy.shape
-    assert abs(one_by_one.matrix_gy - at_once.matrix_gy).max() == 0.0
-    assert one_by_one.matrix_gy.dtype == np.float32 and one_by_one.matrix_gy.has_canonical_format
+    args = (water["hu"], GRID, water["target"], water["body"], GRID, beams, 5.0, dict(de._DEFAULT_ENGINE_OPTIONS))
+    one_by_one = compute_matrix(*args, beams_per_call=1, workers=1)
+    two_workers = compute_matrix(*args, beams_per_call=1, workers=2)
+    at_once = compute_matrix(*args, beams_per_call=3, workers=1)
+    for a, idx in (one_by_one, two_workers):
+        assert np.array_equal(idx, at_once[1])
+        assert a.shape == at_once[0].shape == res.matrix_gy.shape
+        assert abs(a - at_once[0]).max() == 0.0
+        assert a.dtype == np.float32 and a.has_canonical_format
+
+
+@pytest.mark.parametrize("n_beams, per_call, workers, sizes", [
+    (17, 4, 2, [4, 4, 3, 3, 3]),   # ceil(17 / 4) = 5 groups, sizes as equal as can be
+    (4, 4, 2, [2, 2]),             # one group would idle the second worker
+    (4, 4, 1, [4]),
+    (1, 4, 2, [1]),
+    (3, 1, 2, [1, 1, 1]),
+])
+def test_beam_groups_cover_every_beam_once_in_order(n_beams, per_call, workers, sizes):
+    from mock_tps._pyradplan_dose import beam_groups
+
+    groups = beam_groups(n_beams, per_call, workers)
+    assert [b - a for a, b in groups] == sizes
+    assert groups[0][0] == 0 and groups[-1][1] == n_beams
+    assert all(g[1] == h[0] for g, h in zip(groups, groups[1:]))
+
+
+def test_dose_workers_from_the_environment(monkeypatch):
+    monkeypatch.setenv("REIRRAD_DOSE_WORKERS", "3")
+    assert de.dose_workers() == 3
+    monkeypatch.delenv("REIRRAD_DOSE_WORKERS")
+    assert 1 <= de.dose_workers() <= 2
+    for bad in ("0", "-1", "two"):
+        monkeypatch.setenv("REIRRAD_DOSE_WORKERS", bad)
+        with pytest.raises(InputError, match="REIRRAD_DOSE_WORKERS"):
+            de.dose_workers()
