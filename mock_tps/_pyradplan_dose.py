@@ -23,6 +23,7 @@ import numpy as np
 
 from constraints.errors import InputError
 from mock_tps._phantom_data import BeamSpec, GridSpec
+from mock_tps._pyradplan_kernel import fast_svdpb_engine
 
 __all__ = ["BEAMS_PER_CALL", "compute_matrix", "dose_workers", "beam_groups"]
 
@@ -119,12 +120,13 @@ class _Setup:
 
     def __init__(self, hu: np.ndarray, ct_grid: GridSpec, tgt: np.ndarray, region: np.ndarray,
                  dose_grid: GridSpec, beams: Tuple[BeamSpec, ...], bixel_mm: float,
-                 options: Dict[str, Any]) -> None:
+                 options: Dict[str, Any], fast_kernel_lookup: bool = True) -> None:
         _import_pyradplan()
         from pyRadPlan.cst import StructureSet, create_voi
         from pyRadPlan.ct import create_ct
 
         self.dose_grid, self.beams, self.bixel_mm, self.options = dose_grid, beams, bixel_mm, options
+        self.fast_kernel_lookup = bool(fast_kernel_lookup)
         sp_ct = np.asarray(ct_grid.spacing_xyz_mm, dtype=float)
         origin_ct = np.asarray(ct_grid.corner_mm, dtype=float) + sp_ct / 2.0
         with _quiet_pyradplan():
@@ -173,7 +175,7 @@ class _Setup:
             stf_gen = get_generator(pln)
             stf_gen.console_progress = False
             stf = validate_stf(stf_gen.generate(self.ct, self.cst))
-            engine = get_engine(pln)
+            engine = fast_svdpb_engine(pln) if self.fast_kernel_lookup else get_engine(pln)
             engine.console_progress = False  # no tqdm bars on stderr
             if engine.short_name != "SVDPB":  # pragma: no cover
                 raise RuntimeError(f"pyRadPlan chose dose engine {engine.short_name!r}, expected 'SVDPB'")
@@ -238,6 +240,7 @@ def compute_matrix(
     *,
     beams_per_call: int = BEAMS_PER_CALL,
     workers: Optional[int] = None,
+    fast_kernel_lookup: bool = True,
 ) -> Tuple[Any, np.ndarray]:
     """Beamlet dose-influence matrix of ``beams`` by pyRadPlan's SVDPB engine.
 
@@ -245,6 +248,8 @@ def compute_matrix(
     ``workers`` (default :func:`dose_workers`) processes compute the beam groups of
     :func:`beam_groups` in parallel (forked from this one, so pyRadPlan is imported once);
     where ``fork`` is unavailable, or with one worker or one group, they run here in turn.
+    ``fast_kernel_lookup`` uses :func:`mock_tps._pyradplan_kernel.fast_svdpb_engine`
+    (the same dose up to float32 rounding); False runs pyRadPlan's engine as shipped.
 
     Returns
     -------
@@ -256,7 +261,7 @@ def compute_matrix(
     beams = tuple(beams)
     n_workers = dose_workers() if workers is None else max(1, int(workers))
     groups = beam_groups(len(beams), beams_per_call, n_workers)
-    args = (hu, ct_grid, tgt, region, dose_grid, beams, float(bixel_mm), dict(options))
+    args = (hu, ct_grid, tgt, region, dose_grid, beams, float(bixel_mm), dict(options), bool(fast_kernel_lookup))
     ctx = _fork_context() if n_workers > 1 and len(groups) > 1 else None
     if ctx is None:
         setup = _Setup(*args)
