@@ -279,4 +279,8 @@ def compute_matrix(
     a = blocks[0] if len(blocks) == 1 else sp.hstack(blocks, format="csc", dtype=np.float32)
     del blocks
     idx = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-    return sp.csc_matrix(a), idx
+    a = sp.csc_matrix(a)
+    if a.nnz < np.iinfo(np.int32).max:  # pyRadPlan's int64 indices: half the memory as int32
+        a.indices = a.indices.astype(np.int32, copy=False)
+        a.indptr = a.indptr.astype(np.int32, copy=False)
+    return a, idx

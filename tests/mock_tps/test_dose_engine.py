@@ -289,6 +289,7 @@ def test_beams_computed_in_groups_give_the_same_matrix(water, three_beams):
         assert a.shape == at_once[0].shape == res.matrix_gy.shape
         assert abs(a - at_once[0]).max() == 0.0
         assert a.dtype == np.float32 and a.has_canonical_format
+        assert a.indices.dtype == a.indptr.dtype == np.int32
 
 
 @pytest.mark.parametrize("n_beams, per_call, workers, sizes", [
