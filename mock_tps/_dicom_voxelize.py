@@ -73,7 +73,12 @@ def default_subrows(dy_mm: float) -> int:
 def polygon_area_mm2(xy: np.ndarray) -> float:
     """Area (mm²) of one closed polygon (shoelace formula), vertices (n, 2) in mm."""
     x, y = xy[:, 0], xy[:, 1]
-    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+    return 0.5 * abs(float(np.dot(x, _next(y)) - np.dot(y, _next(x))))
+
+
+def _next(a: np.ndarray) -> np.ndarray:
+    """Each vertex's successor around a closed polygon (``np.roll(a, -1)``, without its overhead)."""
+    return np.concatenate((a[1:], a[:1]))
 
 
 def plane_area_mm2(contours: Sequence[np.ndarray]) -> float:
@@ -97,7 +102,7 @@ def plane_area_mm2(contours: Sequence[np.ndarray]) -> float:
             if i == j:
                 continue
             x0, y0 = cj[:, 0], cj[:, 1]
-            x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+            x1, y1 = _next(x0), _next(y0)
             crosses = (y0 > y) != (y1 > y)
             xc = x0[crosses] + (y - y0[crosses]) * (x1[crosses] - x0[crosses]) / (y1[crosses] - y0[crosses])
             depth += int(np.count_nonzero(xc > x)) % 2
@@ -154,10 +159,12 @@ def plane_fraction(contours: Sequence[np.ndarray], x_edge0_mm: float, dx_mm: flo
     subrows = default_subrows(dy_mm) if subrows is None else int(subrows)
     n_lines = ny * subrows
     h = dy_mm / subrows
-    x0 = np.concatenate([c[:, 0] for c in contours])
-    y0 = np.concatenate([c[:, 1] for c in contours])
-    x1 = np.concatenate([np.roll(c[:, 0], -1) for c in contours])
-    y1 = np.concatenate([np.roll(c[:, 1], -1) for c in contours])
+    xy = np.concatenate(contours) if len(contours) > 1 else contours[0]
+    x0, y0 = xy[:, 0], xy[:, 1]
+    succ = np.arange(1, xy.shape[0] + 1)                # each vertex's successor in its own contour
+    ends = np.cumsum([c.shape[0] for c in contours])
+    succ[ends - 1] = ends - np.array([c.shape[0] for c in contours])
+    x1, y1 = x0[succ], y0[succ]
     ylo, yhi = np.minimum(y0, y1), np.maximum(y0, y1)
     # line r lies at y_edge0 + (r + 1/2) h; edge crosses lines with ylo <= y < yhi
     r_lo = np.clip(np.ceil((ylo - y_edge0_mm) / h - 0.5), 0, n_lines).astype(np.int64)
