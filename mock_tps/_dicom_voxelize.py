@@ -191,12 +191,12 @@ def plane_fraction(contours: Sequence[np.ndarray], x_edge0_mm: float, dx_mm: flo
     sign = np.concatenate([np.ones(xs.size), -np.ones(xe.size)])
     j = np.floor(p).astype(np.int64)
     f = p - j
-    base = np.concatenate([rs, rs]) * width + j
+    base = (np.concatenate([rs, rs]) // subrows) * width + j
     diff = np.bincount(np.concatenate([base, base + 1]), weights=np.concatenate([sign * (1.0 - f), sign * f]),
-                       minlength=n_lines * width)[:n_lines * width]
-    lines = np.cumsum(diff.reshape(n_lines, width), axis=1)[:, :nx]
-    out = lines.reshape(ny, subrows, nx).mean(axis=1)
-    return np.clip(out, 0.0, 1.0)
+                       minlength=ny * width)[:ny * width]
+    out = np.cumsum(diff.reshape(ny, width), axis=1)[:, :nx]
+    out /= subrows
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def _index_range(lo_mm: float, hi_mm: float, edge0: float, step: float, n: int) -> Tuple[int, int]:
