@@ -167,8 +167,8 @@ def plane_fraction(contours: Sequence[np.ndarray], x_edge0_mm: float, dx_mm: flo
     x1, y1 = x0[succ], y0[succ]
     ylo, yhi = np.minimum(y0, y1), np.maximum(y0, y1)
     # line r lies at y_edge0 + (r + 1/2) h; edge crosses lines with ylo <= y < yhi
-    r_lo = np.clip(np.ceil((ylo - y_edge0_mm) / h - 0.5), 0, n_lines).astype(np.int64)
-    r_hi = np.clip(np.ceil((yhi - y_edge0_mm) / h - 0.5), 0, n_lines).astype(np.int64)
+    r_lo = np.minimum(np.maximum(np.ceil((ylo - y_edge0_mm) / h - 0.5), 0), n_lines).astype(np.int64)
+    r_hi = np.minimum(np.maximum(np.ceil((yhi - y_edge0_mm) / h - 0.5), 0), n_lines).astype(np.int64)
     counts = np.maximum(r_hi - r_lo, 0)
     total = int(counts.sum())
     out = np.zeros((ny, nx))
@@ -187,8 +187,9 @@ def plane_fraction(contours: Sequence[np.ndarray], x_edge0_mm: float, dx_mm: flo
     # columns (coverage = cumsum(E)), a crossing at column coordinate p = j + f with
     # sign s (+1 entering, −1 leaving) adds s(1 − f) at j and s·f at j + 1.
     width = nx + 2
-    p = np.clip((np.concatenate([xs, xe]) - x_edge0_mm) / dx_mm, 0.0, float(nx))
-    sign = np.concatenate([np.ones(xs.size), -np.ones(xe.size)])
+    p = np.minimum(np.maximum((np.concatenate([xs, xe]) - x_edge0_mm) / dx_mm, 0.0), float(nx))
+    sign = np.ones(p.size)
+    sign[xs.size:] = -1.0
     j = np.floor(p).astype(np.int64)
     f = p - j
     base = (np.concatenate([rs, rs]) // subrows) * width + j
@@ -196,12 +197,13 @@ def plane_fraction(contours: Sequence[np.ndarray], x_edge0_mm: float, dx_mm: flo
                        minlength=ny * width)[:ny * width]
     out = np.cumsum(diff.reshape(ny, width), axis=1)[:, :nx]
     out /= subrows
-    return np.clip(out, 0.0, 1.0, out=out)
+    np.maximum(out, 0.0, out=out)
+    return np.minimum(out, 1.0, out=out)
 
 
 def _index_range(lo_mm: float, hi_mm: float, edge0: float, step: float, n: int) -> Tuple[int, int]:
-    i0 = int(np.floor((lo_mm - edge0) / step))
-    i1 = int(np.ceil((hi_mm - edge0) / step))
+    i0 = math.floor((float(lo_mm) - edge0) / step)
+    i1 = math.ceil((float(hi_mm) - edge0) / step)
     return max(i0, 0), min(i1, n)
 
 
