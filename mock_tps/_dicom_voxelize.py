@@ -187,18 +187,17 @@ def plane_fraction(contours: Sequence[np.ndarray], x_edge0_mm: float, dx_mm: flo
     # columns (coverage = cumsum(E)), a crossing at column coordinate p = j + f with
     # sign s (+1 entering, −1 leaving) adds s(1 − f) at j and s·f at j + 1.
     width = nx + 2
-    p = np.minimum(np.maximum((np.concatenate([xs, xe]) - x_edge0_mm) / dx_mm, 0.0), float(nx))
+    p = np.clip((np.concatenate([xs, xe]) - x_edge0_mm) / dx_mm, 0.0, float(nx))
     sign = np.ones(p.size)
     sign[xs.size:] = -1.0
     j = np.floor(p).astype(np.int64)
     f = p - j
-    base = (np.concatenate([rs, rs]) // subrows) * width + j
+    base = np.concatenate([rs, rs]) * width + j
     diff = np.bincount(np.concatenate([base, base + 1]), weights=np.concatenate([sign * (1.0 - f), sign * f]),
-                       minlength=ny * width)[:ny * width]
-    out = np.cumsum(diff.reshape(ny, width), axis=1)[:, :nx]
-    out /= subrows
-    np.maximum(out, 0.0, out=out)
-    return np.minimum(out, 1.0, out=out)
+                       minlength=n_lines * width)[:n_lines * width]
+    lines = np.cumsum(diff.reshape(n_lines, width), axis=1)[:, :nx]
+    out = lines.reshape(ny, subrows, nx).mean(axis=1)
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def _index_range(lo_mm: float, hi_mm: float, edge0: float, step: float, n: int) -> Tuple[int, int]:
