@@ -1,6 +1,7 @@
 """Bench: ``reirrad dvh`` over every ROI of dicompyler-core's example, against dicompyler-core 0.5.6.
 
-Run: ``python bench/bench_dvh_dicom.py``.  Needs ``<repo>/../shared/data/dicompyler_example``.
+Run: ``python bench/bench_dvh_dicom.py``.  Needs ``dicompyler_example`` in ``$REIRRAD_SHARED_DATA``
+(default ``<repo>/../shared/data``).
 dicompyler-core runs in its own venv (it needs pydicom < 3)::
 
     python -m venv /tmp/dcvenv && /tmp/dcvenv/bin/pip install dicompyler-core==0.5.6 "pydicom<3"
@@ -17,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "dicompyler_example"
+DATA = Path(os.environ.get("REIRRAD_SHARED_DATA") or ROOT.parent / "shared" / "data") / "dicompyler_example"
 VENV_PY = Path("/tmp/dcvenv/bin/python")
 
 DC_SCRIPT = r"""

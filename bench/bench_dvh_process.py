@@ -1,8 +1,8 @@
 """Bench: whole-process ``reirrad dvh`` against dicompyler-core 0.5.6 on dicompyler-core's example.
 
-Run: ``python bench/bench_dvh_process.py [--repeat 5]``.  Needs
-``<repo>/../shared/data/dicompyler_example`` and, for the comparison, dicompyler-core in its own
-venv (it needs pydicom < 3, the project pydicom 3)::
+Run: ``python bench/bench_dvh_process.py [--repeat 7] [--imports]``.  Needs ``dicompyler_example``
+in ``$REIRRAD_SHARED_DATA`` (default ``<repo>/../shared/data``) and, for the comparison,
+dicompyler-core in its own venv (it needs pydicom < 3, the project pydicom 3)::
 
     python -m venv /tmp/dcvenv && /tmp/dcvenv/bin/pip install dicompyler-core==0.5.6 "pydicom<3"
 
@@ -11,9 +11,10 @@ whole job, imports included: ours is ``python -m optimizer.cli.main dvh --rtstru
 --dose rtdose.dcm --json`` (every ROI, sub-voxel DVH, D99/D95/D5/D1 % and D0.03/D0.035/D1 cc);
 dicompyler-core's is ``dvhcalc.get_dvh`` for every structure (its default: dose-grid resolution,
 no interpolation; the script of ``bench_dvh_dicom.py``).  The two run interleaved, ``--repeat``
-times each, so that both see the same machine load; the best wall and CPU (user + system, of
-the child) times are printed, and their ratios.  On a shared machine the CPU ratio is the
-steadier one.  Bytecode is cached as in an installed package (in a temporary
+times each, so that both see the same machine load; the median (and best) wall and CPU (user +
+system, of the child) times are printed, and the ratios of the medians.  On a shared machine
+the CPU ratio is the steadier one.  ``--imports`` adds the import time of each top-level
+package of our process (``python -X importtime``, one run; wall time, so load-dependent).  Bytecode is cached as in an installed package (in a temporary
 ``PYTHONPYCACHEPREFIX``, written by one untimed run of each side; ``PYTHONDONTWRITEBYTECODE`` is
 dropped for the children): otherwise every process compiles the project's modules from
 source (about 0.3 s here).  Not run by the test suite.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,7 +49,8 @@ def _timed(cmd: list, env: dict, cwd: "Path | None" = None) -> "tuple[float, flo
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=5, help="runs of each side (interleaved)")
+    ap.add_argument("--repeat", type=int, default=7, help="runs of each side (interleaved)")
+    ap.add_argument("--imports", action="store_true", help="print our import time per top-level package")
     ap.add_argument("--data", type=Path, default=DATA, help=f"dicompyler-core's example (default {DATA})")
     ap.add_argument("--repo", type=Path, default=ROOT, help="the reirrad checkout to time (default: this one)")
     args = ap.parse_args()
@@ -61,6 +64,7 @@ def main() -> int:
     ours_cmd = [sys.executable, "-m", "optimizer.cli.main", "dvh", "--rtstruct", rtss, "--dose", rtdose, "--json"]
     dc_cmd = [str(VENV_PY), "-c", DC_SCRIPT, rtss, rtdose] if VENV_PY.exists() else None
     bare_cmd = [sys.executable, "-c", "pass"]
+    load0 = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     _timed(ours_cmd, env, args.repo)                     # untimed: write the bytecode caches
     if dc_cmd:
         _timed(dc_cmd, env)
@@ -70,19 +74,48 @@ def main() -> int:
         ours.append(_timed(ours_cmd, env, args.repo))
         if dc_cmd:
             dc.append(_timed(dc_cmd, env))
-    best = lambda runs, k: min(r[k] for r in runs)      # noqa: E731
-    print(f"python startup alone: {best(bare, 0):.3f} s wall, {best(bare, 1):.3f} s CPU")
-    print(f"reirrad dvh, whole process: {best(ours, 0):.3f} s wall, {best(ours, 1):.3f} s CPU "
-          f"(best of {args.repeat}; walls {', '.join(f'{r[0]:.2f}' for r in ours)})")
+    print(f"load average before: {load0}, after: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
+    print(f"python startup alone: {_fmt(bare)}")
+    print(f"reirrad dvh, whole process: {_fmt(ours)}")
+    if args.imports:
+        _print_imports(ours_cmd, env, args.repo)
     if not dc:
         print("dicompyler-core venv not found; make it with:\n"
               "  python -m venv /tmp/dcvenv && /tmp/dcvenv/bin/pip install dicompyler-core==0.5.6 \"pydicom<3\"")
         return 0
-    print(f"dicompyler-core 0.5.6, whole process: {best(dc, 0):.3f} s wall, {best(dc, 1):.3f} s CPU "
-          f"(best of {args.repeat}; walls {', '.join(f'{r[0]:.2f}' for r in dc)})")
-    print(f"ratio (dicompyler-core / reirrad dvh): {best(dc, 0) / best(ours, 0):.1f}x wall, "
-          f"{best(dc, 1) / best(ours, 1):.1f}x CPU")
+    print(f"dicompyler-core 0.5.6, whole process: {_fmt(dc)}")
+    print(f"ratio of medians (dicompyler-core / reirrad dvh): {_median(dc, 1) / _median(ours, 1):.1f}x CPU, "
+          f"{_median(dc, 0) / _median(ours, 0):.1f}x wall ({args.repeat} runs each)")
     return 0
+
+
+def _median(runs: list, k: int) -> float:
+    return statistics.median(r[k] for r in runs)
+
+
+def _fmt(runs: list) -> str:
+    return (f"median {_median(runs, 1):.3f} s CPU, {_median(runs, 0):.3f} s wall "
+            f"(best {min(r[1] for r in runs):.3f} s CPU, {min(r[0] for r in runs):.3f} s wall; "
+            f"CPU of each run {', '.join(f'{r[1]:.2f}' for r in runs)})")
+
+
+def _print_imports(cmd: list, env: dict, cwd: Path) -> None:
+    """Cumulative import time (ms) of each top-level package of one run of ``cmd``."""
+    res = subprocess.run([cmd[0], "-X", "importtime"] + cmd[1:], env=env, cwd=cwd, check=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    top: dict = {}
+    for line in res.stderr.splitlines():
+        parts = line.split("|")
+        if len(parts) != 3 or not parts[1].strip().isdigit():
+            continue
+        name = parts[2]
+        if name.startswith(" ") and not name.startswith("  "):        # a module imported at top level
+            pkg = name.strip().split(".")[0]
+            top[pkg] = top.get(pkg, 0) + int(parts[1])
+    total = sum(top.values())
+    shown = sorted(top.items(), key=lambda kv: -kv[1])[:8]
+    print(f"  imports (one run, -X importtime, wall): {total / 1000:.0f} ms; "
+          + ", ".join(f"{k} {v / 1000:.0f}" for k, v in shown))
 
 
 if __name__ == "__main__":

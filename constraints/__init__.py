@@ -16,28 +16,36 @@ Protocols     : :func:`load_protocol`, :func:`builtin_protocols`, :class:`Protoc
 Eligibility   : :class:`CaseFacts`, :func:`assess_eligibility`
 Evaluation    : :class:`PlanCase`, :func:`evaluate_protocol`, :func:`dose_table`
 Errors        : :class:`ReirradError` and subclasses (``constraints.errors``)
+
+The names are imported from their modules when first used (PEP 562), so that a
+program needing one module (``reirrad dvh`` needs the sub-voxel DVH, not the
+protocols) does not import the others.
 """
-from .accumulate import course_bed, cumulative_bed, cumulative_eqd2
-from .dose_course import DoseCourse
-from .dvh import Dvh, compute_dvh
-from .dvh_subvoxel import SubvoxelDvh, compute_subvoxel_dvh
-from .evaluation import ConstraintResult, Evaluation, GoalResult, PlanCase, dose_table, evaluate_protocol
-from .eligibility import CaseFacts, EligibilityResult, assess_eligibility
-from .errors import (
-    DicomImportError,
-    GridMismatchError,
-    InfeasibleError,
-    InputError,
-    NotEvaluableError,
-    ProtocolError,
-    ReirradError,
-    TpsStateError,
-)
-from .grid import Grid
-from .lq import bed, bed_from_eqd2, dose_from_bed, dose_from_eqd2, eqd2, eqd2_from_bed
-from .metric import Metric, parse_metric
-from .protocol import Protocol, RoiMatch, builtin_protocols, load_protocol, match_roi_names
-from .structure import Structure
+from __future__ import annotations
+
+import importlib
+from typing import Any, Dict, List
+
+#: Public name -> the module of this package that defines it.
+_EXPORTS: Dict[str, str] = {
+    "course_bed": "accumulate", "cumulative_bed": "accumulate", "cumulative_eqd2": "accumulate",
+    "DoseCourse": "dose_course",
+    "Dvh": "dvh", "compute_dvh": "dvh",
+    "SubvoxelDvh": "dvh_subvoxel", "compute_subvoxel_dvh": "dvh_subvoxel",
+    "ConstraintResult": "evaluation", "Evaluation": "evaluation", "GoalResult": "evaluation",
+    "PlanCase": "evaluation", "dose_table": "evaluation", "evaluate_protocol": "evaluation",
+    "CaseFacts": "eligibility", "EligibilityResult": "eligibility", "assess_eligibility": "eligibility",
+    "DicomImportError": "errors", "GridMismatchError": "errors", "InfeasibleError": "errors",
+    "InputError": "errors", "NotEvaluableError": "errors", "ProtocolError": "errors",
+    "ReirradError": "errors", "TpsStateError": "errors",
+    "Grid": "grid",
+    "bed": "lq", "bed_from_eqd2": "lq", "dose_from_bed": "lq", "dose_from_eqd2": "lq", "eqd2": "lq",
+    "eqd2_from_bed": "lq",
+    "Metric": "metric", "parse_metric": "metric",
+    "Protocol": "protocol", "RoiMatch": "protocol", "builtin_protocols": "protocol", "load_protocol": "protocol",
+    "match_roi_names": "protocol",
+    "Structure": "structure",
+}
 
 __all__ = [
     "Grid", "Structure", "DoseCourse",
@@ -50,3 +58,17 @@ __all__ = [
     "ReirradError", "InputError", "GridMismatchError", "ProtocolError", "NotEvaluableError",
     "InfeasibleError", "TpsStateError", "DicomImportError",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its module on first use."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(__all__))

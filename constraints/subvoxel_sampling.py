@@ -200,16 +200,21 @@ def subvoxel_elements(coverage: np.ndarray, dose: DoseField, box_lo: Sequence[in
     if refined:
         blocks = coverage.reshape(nz, fz, ny, fy, nx, fx)
         full = blocks.min(axis=(1, 3, 5)) >= 1.0
-        box_flat = np.flatnonzero(full)
-        w_nodes = np.full(box_flat.size, voxel_cc, dtype=np.float32)
+        rows, ii = np.nonzero(full.reshape(nz * ny, nx))
+        w_nodes = np.full(rows.size, voxel_cc, dtype=np.float32)
     else:
-        box_flat = np.flatnonzero(coverage)
-        w_nodes = coverage.ravel().take(box_flat) * np.float32(voxel_cc)
-    kk, jj, ii = np.unravel_index(box_flat, (nz, ny, nx))
-    flat = (kk + (k0 + 1)) * pyx + (jj + (j0 + 1)) * px + (ii + (i0 + 1))      # padded grid
+        covered = coverage != 0
+        rows, ii = np.nonzero(covered.reshape(nz * ny, nx))
+        w_nodes = coverage[covered] * np.float32(voxel_cc)
+    # padded-grid index of each node less one z plane (that of its z - 1 neighbour), row (k, j) by row
+    row_base = ((np.arange(nz)[:, None] + k0) * pyx + (np.arange(ny)[None, :] + (j0 + 1)) * px + (i0 + 1)).ravel()
+    below = row_base.take(rows)
+    below += ii
     p = dose.padded_gy.ravel()
-    d_nodes = p.take(flat)
-    dz, dy, dx = dose._central_differences(flat)
+    d_nodes = p[pyx:].take(below)
+    dz = p[2 * pyx:].take(below) - p.take(below)             # D[i+1] - D[i-1] along z, y, x
+    dy = p[pyx + px:].take(below) - p[pyx - px:].take(below)
+    dx = p[pyx + 1:].take(below) - p[pyx - 1:].take(below)
     h_nodes = np.sqrt(dz * dz + dy * dy + dx * dx)
     h_nodes *= np.float32(0.25)
     if not refined:

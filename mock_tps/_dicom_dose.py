@@ -101,11 +101,20 @@ def _frame_z(ds: Any, n_frames: int, ipp_z: float, normal_z: float, path: str) -
     return off                                   # absolute z
 
 
+def _median(values: np.ndarray) -> float:
+    """``np.median`` of a 1-D array (NaN when one value is NaN), without its import of ``numpy.ma``."""
+    s = np.sort(values)
+    n = s.size
+    if n == 0 or np.isnan(s[-1]):
+        return float("nan")
+    return float(s[n // 2]) if n % 2 else float((s[n // 2 - 1] + s[n // 2]) / 2.0)
+
+
 def _uniform_step(z_sorted: np.ndarray, path: str, what: str) -> float:
     if z_sorted.size == 1:
         return 0.0
     steps = np.diff(z_sorted)
-    step = float(np.median(steps))
+    step = _median(steps)
     if step <= 0 or np.max(np.abs(steps - step)) > _SPACING_RTOL * step + 1e-4:
         bad = int(np.argmax(np.abs(steps - step)))
         raise DicomImportError(

@@ -73,7 +73,12 @@ def default_subrows(dy_mm: float) -> int:
 def polygon_area_mm2(xy: np.ndarray) -> float:
     """Area (mm²) of one closed polygon (shoelace formula), vertices (n, 2) in mm."""
     x, y = xy[:, 0], xy[:, 1]
-    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+    return 0.5 * abs(float(np.dot(x, _next(y)) - np.dot(y, _next(x))))
+
+
+def _next(a: np.ndarray) -> np.ndarray:
+    """Each vertex's successor around a closed polygon (``np.roll(a, -1)``, without its overhead)."""
+    return np.concatenate((a[1:], a[:1]))
 
 
 def plane_area_mm2(contours: Sequence[np.ndarray]) -> float:
@@ -97,7 +102,7 @@ def plane_area_mm2(contours: Sequence[np.ndarray]) -> float:
             if i == j:
                 continue
             x0, y0 = cj[:, 0], cj[:, 1]
-            x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+            x1, y1 = _next(x0), _next(y0)
             crosses = (y0 > y) != (y1 > y)
             xc = x0[crosses] + (y - y0[crosses]) * (x1[crosses] - x0[crosses]) / (y1[crosses] - y0[crosses])
             depth += int(np.count_nonzero(xc > x)) % 2
@@ -154,14 +159,16 @@ def plane_fraction(contours: Sequence[np.ndarray], x_edge0_mm: float, dx_mm: flo
     subrows = default_subrows(dy_mm) if subrows is None else int(subrows)
     n_lines = ny * subrows
     h = dy_mm / subrows
-    x0 = np.concatenate([c[:, 0] for c in contours])
-    y0 = np.concatenate([c[:, 1] for c in contours])
-    x1 = np.concatenate([np.roll(c[:, 0], -1) for c in contours])
-    y1 = np.concatenate([np.roll(c[:, 1], -1) for c in contours])
+    xy = np.concatenate(contours) if len(contours) > 1 else contours[0]
+    x0, y0 = xy[:, 0], xy[:, 1]
+    succ = np.arange(1, xy.shape[0] + 1)                # each vertex's successor in its own contour
+    ends = np.cumsum([c.shape[0] for c in contours])
+    succ[ends - 1] = ends - np.array([c.shape[0] for c in contours])
+    x1, y1 = x0[succ], y0[succ]
     ylo, yhi = np.minimum(y0, y1), np.maximum(y0, y1)
     # line r lies at y_edge0 + (r + 1/2) h; edge crosses lines with ylo <= y < yhi
-    r_lo = np.clip(np.ceil((ylo - y_edge0_mm) / h - 0.5), 0, n_lines).astype(np.int64)
-    r_hi = np.clip(np.ceil((yhi - y_edge0_mm) / h - 0.5), 0, n_lines).astype(np.int64)
+    r_lo = np.minimum(np.maximum(np.ceil((ylo - y_edge0_mm) / h - 0.5), 0), n_lines).astype(np.int64)
+    r_hi = np.minimum(np.maximum(np.ceil((yhi - y_edge0_mm) / h - 0.5), 0), n_lines).astype(np.int64)
     counts = np.maximum(r_hi - r_lo, 0)
     total = int(counts.sum())
     out = np.zeros((ny, nx))
@@ -181,7 +188,8 @@ def plane_fraction(contours: Sequence[np.ndarray], x_edge0_mm: float, dx_mm: flo
     # sign s (+1 entering, −1 leaving) adds s(1 − f) at j and s·f at j + 1.
     width = nx + 2
     p = np.clip((np.concatenate([xs, xe]) - x_edge0_mm) / dx_mm, 0.0, float(nx))
-    sign = np.concatenate([np.ones(xs.size), -np.ones(xe.size)])
+    sign = np.ones(p.size)
+    sign[xs.size:] = -1.0
     j = np.floor(p).astype(np.int64)
     f = p - j
     base = np.concatenate([rs, rs]) * width + j
@@ -189,12 +197,12 @@ def plane_fraction(contours: Sequence[np.ndarray], x_edge0_mm: float, dx_mm: flo
                        minlength=n_lines * width)[:n_lines * width]
     lines = np.cumsum(diff.reshape(n_lines, width), axis=1)[:, :nx]
     out = lines.reshape(ny, subrows, nx).mean(axis=1)
-    return np.clip(out, 0.0, 1.0)
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def _index_range(lo_mm: float, hi_mm: float, edge0: float, step: float, n: int) -> Tuple[int, int]:
-    i0 = int(np.floor((lo_mm - edge0) / step))
-    i1 = int(np.ceil((hi_mm - edge0) / step))
+    i0 = math.floor((float(lo_mm) - edge0) / step)
+    i1 = math.ceil((float(hi_mm) - edge0) / step)
     return max(i0, 0), min(i1, n)
 
 

@@ -248,8 +248,10 @@ class RoiGeometry(ApiObject):
         grid = GridSpec(corner_mm=tuple(float(Corner[k]) * MM_PER_CM for k in "xyz"),
                         spacing_xyz_mm=tuple(float(VoxelSize[k]) * MM_PER_CM for k in "xyz"),
                         shape_zyx=(int(NrVoxels["z"]), int(NrVoxels["y"]), int(NrVoxels["x"])))
-        cov = self._coverage_on(grid)
-        return np.floor(255.0 * cov + 0.5 + 1e-9).astype(np.uint8).ravel()
+        q = np.multiply(self._coverage_on(grid), 255.0)
+        q += 0.5
+        q += 1e-9
+        return q.astype(np.uint8).ravel()       # floor(255 × coverage + 0.5): truncation of a value >= 0
 
 
 class _ContourShape(ApiObject):

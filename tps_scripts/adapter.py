@@ -14,23 +14,24 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
 from constraints.dose_course import DoseCourse, fractions_from_name, total_from_name
 from constraints.errors import InputError, TpsStateError
-from constraints.evaluation import PlanCase
-from constraints.geometry_checks import Finding, overlap_findings, prv_margin_findings
 from constraints.grid import Grid
-from constraints.morphology import max_over_sphere
-from constraints.subvoxel_rule import FineCoverage, fine_box
-from constraints.protocol import Protocol, RoiMatch, match_roi_names
-from constraints.resample import resample_to_grid
 from constraints.structure import Structure
 
-from .config import PluginConfig
 from .units import cgy_to_gy, cm_to_mm, mm_to_cm
+
+if TYPE_CHECKING:  # imported where used: reading a dose or an ROI needs none of the protocol machinery
+    from constraints.evaluation import PlanCase
+    from constraints.geometry_checks import Finding
+    from constraints.protocol import Protocol, RoiMatch
+    from constraints.subvoxel_rule import FineCoverage
+
+    from .config import PluginConfig
 
 __all__ = ["get_api", "TpsContext", "current_context", "dose_grid", "read_dose_gy", "roi_mask",
            "PriorInfo", "find_prior_doses", "Gathered", "gather", "fractions_from_name", "array_digest",
@@ -136,10 +137,7 @@ def roi_mask(structure_set: Any, roi_name: str, dose_distribution: Any, grid: Gr
     g = dose_distribution.InDoseGrid
     vox = structure_set.RoiGeometries[roi_name].GetRoiGeometryAsVoxels(
         Corner=g.Corner, VoxelSize=g.VoxelSize, NrVoxels=g.NrVoxels)
-    arr = np.asarray(vox, dtype=np.float64)
-    if arr.size != grid.n_voxels:
-        raise InputError(f"ROI {roi_name!r}: GetRoiGeometryAsVoxels gave {arr.size} values for {grid.n_voxels} voxels")
-    return np.clip(arr.reshape(grid.shape_zyx) / 255.0, 0.0, 1.0)
+    return _coverage_of_voxels(vox, grid, f"ROI {roi_name!r}")
 
 
 def roi_coverage_on(geometry: Any, grid: Grid, what: str) -> np.ndarray:
@@ -150,10 +148,21 @@ def roi_coverage_on(geometry: Any, grid: Grid, what: str) -> np.ndarray:
         Corner={k: mm_to_cm(v) for k, v in zip("xyz", grid.corner_mm)},
         VoxelSize={k: mm_to_cm(v) for k, v in zip("xyz", grid.spacing_xyz_mm)},
         NrVoxels={"x": nx, "y": ny, "z": nz})
-    arr = np.asarray(vox, dtype=np.float64)
+    return _coverage_of_voxels(vox, grid, what)
+
+
+#: Coverage of each value of ``GetRoiGeometryAsVoxels`` (0–255 → 0–1): one table look-up per voxel.
+_COVERAGE_OF_BYTE = np.arange(256, dtype=np.float64) / 255.0
+
+
+def _coverage_of_voxels(vox: Any, grid: Grid, what: str) -> np.ndarray:
+    """``GetRoiGeometryAsVoxels`` values (0–255, x fastest) as coverage in [0, 1], shaped (nz, ny, nx)."""
+    arr = np.asarray(vox)
     if arr.size != grid.n_voxels:
         raise InputError(f"{what}: GetRoiGeometryAsVoxels gave {arr.size} values for {grid.n_voxels} voxels")
-    return np.clip(arr.reshape(grid.shape_zyx) / 255.0, 0.0, 1.0)
+    if arr.dtype == np.uint8:
+        return _COVERAGE_OF_BYTE.take(arr.reshape(grid.shape_zyx))
+    return np.clip(arr.astype(np.float64).reshape(grid.shape_zyx) / 255.0, 0.0, 1.0)
 
 
 def roi_bounding_box_mm(geometry: Any) -> Tuple[Tuple[float, float, float], Tuple[float, float, float]]:
@@ -393,6 +402,8 @@ def _fine_coverages(ss: Any, structures: Mapping[str, Structure], grid: Grid,
                     protocol: Protocol) -> Dict[str, FineCoverage]:
     """Each organ's coverage on the refined box of its dose voxels, for the sub-voxel rule
     (organs with a Dmax or D_V constraint; derived organs are read on the dose grid)."""
+    from constraints.subvoxel_rule import FineCoverage, fine_box
+
     wanted = {c.organ for c in protocol.constraints if c.metric.kind in ("max", "d_cc", "d_percent")}
     out: Dict[str, FineCoverage] = {}
     for key, s in structures.items():
@@ -413,6 +424,9 @@ _MARGIN_CHECK_MM, _MARGIN_CHECK_BUDGET = 0.5, 4_000_000
 def _geometry_findings(ss: Any, structures: Mapping[str, Structure], grid: Grid, protocol: Protocol) -> List[Finding]:
     """Target–PRV overlap and OARs inside the target (on 0.5 mm sub-voxels of the dose voxels they share) and
     the cord PRV margin (0.5 mm sub-voxels of the cord and PRV)."""
+    from constraints.geometry_checks import overlap_findings, prv_margin_findings
+    from constraints.subvoxel_rule import fine_box
+
     target_key = protocol.prescription.target
     out: List[Finding] = []
     if target_key in structures:
@@ -463,6 +477,11 @@ def gather(api: Any, config: PluginConfig, protocol: Protocol, *, require_dose: 
     constraints.errors.InputError
         Ambiguous ROI names, bad dose data.
     """
+    from constraints.evaluation import PlanCase
+    from constraints.morphology import max_over_sphere
+    from constraints.protocol import match_roi_names
+    from constraints.resample import resample_to_grid
+
     ctx = current_context(api)
     bs = ctx.beam_set
     fractions = int(bs.FractionationPattern.NumberOfFractions)

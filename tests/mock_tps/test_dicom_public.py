@@ -1,4 +1,4 @@
-"""Public DICOM-RT data (``<repo>/../shared/data``; skipped when absent).
+"""Public DICOM-RT data (``$REIRRAD_SHARED_DATA``, default ``<repo>/../shared/data``; skipped when absent).
 
 - dicompyler-core's example (Eclipse): every ROI ≥ 10 cc inside the dose grid has its
   volume and mean dose within 2 % of the Eclipse DVH stored in the RTDOSE.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ import pytest
 
 pydicom = pytest.importorskip("pydicom")
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = Path(os.environ.get("REIRRAD_SHARED_DATA") or Path(__file__).resolve().parents[2].parent / "shared" / "data")
 DICOMPYLER = DATA / "dicompyler_example"
 NELMS = DATA / "nelms_dvh_analytical"
 
