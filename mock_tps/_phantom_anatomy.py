@@ -24,13 +24,17 @@ from constraints.errors import InputError
 from mock_tps._contours import Planes
 from mock_tps._dicom_voxelize import voxelize_planes
 from mock_tps._phantom_data import GridSpec
-from mock_tps._phantom_masks import dilated_fractions, fractional_mask, shape_planes, subsample_for
+from mock_tps._phantom_masks import (CONTOUR_SAMPLE_MM, dilated_fractions, fractional_mask, push_out_of_stadium,
+                                     shape_planes, subsample_for)
 from mock_tps._phantom_regions import REGIONS, Shapes, SpineRegion
 
-__all__ = ["Anatomy", "build_anatomy", "PTV_MARGIN_MM", "check_number", "check_int"]
+__all__ = ["Anatomy", "build_anatomy", "PTV_MARGIN_MM", "PTVEVAL_PRV_CLEARANCE_MM", "check_number", "check_int"]
 
 #: PTV = CTV + this margin, mm.
 PTV_MARGIN_MM = 2.0
+#: Gap between the PTVeval and cord PRV contours, mm: the PRV's contour lies within half a
+#: contour sample of its analytic surface, so PTVeval's contours keep that much + 0.025 mm away.
+PTVEVAL_PRV_CLEARANCE_MM = 0.5 * CONTOUR_SAMPLE_MM + 0.025
 
 HU_AIR, HU_SOFT, HU_ORGAN, HU_LUNG, HU_BONE, HU_DISC = -1000.0, 30.0, 40.0, -800.0, 700.0, 80.0
 
@@ -152,6 +156,10 @@ def build_anatomy(name: str, *, grid_mm: float = 2.0, esophagus_gap_mm: float = 
             planes[roi] = shape_planes(ct_grid, shape)
     masks["PTV"], masks["PTVeval"], planes["PTV"], planes["PTVeval"] = dilated_fractions(
         ct_grid, shp.ctv, PTV_MARGIN_MM, shp.prv, ss)
+    # PTVeval = PTV − PRV: its contours keep clear of the PRV's, which lie within half a
+    # contour sample of the analytic PRV (measured <= 0.166 mm at 1-4 mm grids)
+    planes["PTVeval"] = push_out_of_stadium(planes["PTVeval"], *shp.prv_segment,
+                                            shp.prv_radius_mm + PTVEVAL_PRV_CLEARANCE_MM)
 
     # --- CT numbers (partial-volume painting, back to front)
     hu = np.full(ct_grid.shape_zyx, HU_AIR, dtype=np.float32)

@@ -165,6 +165,7 @@ class Shapes:
         seg = ((-(a.cord_ax - a.cord_ay), a.canal_y), (a.cord_ax - a.cord_ay, a.canal_y))
         self.cord = capsule(seg[0], seg[1], a.cord_ay, -zb, zb)
         self.prv = capsule(seg[0], seg[1], a.cord_ay + PRV_MARGIN_MM, -zb, zb)
+        self.prv_segment, self.prv_radius_mm = seg, a.cord_ay + PRV_MARGIN_MM   # the PRV stadium's axis, radius
         ex, ey = a.esophagus_centre(gap_mm)
         self.esophagus_centre = (ex, ey)
         self.esophagus = cyl(ex, ey, a.esoph_r, -zb, zb)
