@@ -86,7 +86,8 @@ def run_one(name: str, params: dict, protocol, fresh_cache: bool = True) -> dict
     from scipy.ndimage import distance_transform_edt
 
     from constraints.evaluation import organ_structure
-    from mock_tps._phantoms import _ANATOMY, build_phantom
+    from mock_tps._phantom_regions import REGIONS
+    from mock_tps._phantoms import build_phantom
     from optimizer.fmo import FmoOptions
     from optimizer.fmo_case import case_from_phantom_data
     from optimizer.fmo_strategies import plan_strategy
@@ -137,7 +138,7 @@ def run_one(name: str, params: dict, protocol, fresh_cache: bool = True) -> dict
         n = int(sel.sum())
         bands.append((lo, hi, 100.0 * n / max(int(ptv.sum()), 1),
                       100.0 * float((dose[sel] >= rx).mean()) if n else float("nan")))
-    a = _ANATOMY[name]
+    a = REGIONS[name]
     grad = cord_gradient(dose, g, data.params["cord_centre_mm"], a.treated_centres(), rx)
     binding = []
     ev = plan.evaluation

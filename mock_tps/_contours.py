@@ -6,7 +6,7 @@ contours.  The mock keeps the same order of things wherever it can:
 
 - ROIs imported from an RTSTRUCT keep the file's contours;
 - phantom ROIs are contoured once when the phantom is built (the analytic shapes'
-  cross-sections at the CT slice centres, :func:`mock_tps._phantoms.shape_planes`)
+  cross-sections at the CT slice centres, :func:`mock_tps._phantom_masks.shape_planes`)
   and their coverage is *computed from the contours*
   (:func:`mock_tps._dicom_voxelize.voxelize_planes`), so the coverage a script reads
   in the mock and the coverage obtained by importing the exported RTSTRUCT are the

@@ -113,7 +113,7 @@ def _index_range(lo_mm: float, hi_mm: float, corner_mm: float, step_mm: float, n
 def _roi_dvh(name: str, geometry: Any, dose: DoseField, grid: Grid) -> Tuple[Optional[SubvoxelDvh], bool]:
     """Sub-voxel DVH of one ROI (rule in the module doc), or None when no part lies in the dose grid;
     and whether the ROI reaches beyond the dose grid."""
-    from tps_scripts.adapter import roi_bounding_box_mm, roi_coverage_on
+    from tps_scripts.tps_read import roi_bounding_box_mm, roi_coverage_on
 
     (x0, y0, z0), (x1, y1, z1) = roi_bounding_box_mm(geometry)
     nz, ny, nx = grid.shape_zyx
@@ -151,7 +151,7 @@ def dvh_report(args: argparse.Namespace) -> Dict[str, Any]:
     import mock_tps
     from mock_tps import connect as api
     from mock_tps.dicom_import import import_dicom
-    from tps_scripts.adapter import current_context, dose_grid, read_dose_gy
+    from tps_scripts.tps_read import current_context, dose_grid, read_dose_gy
 
     _check_args(args)
     imported = import_dicom(rtstruct=args.rtstruct, plan_dose=args.dose, ct_dir=args.ct, fractions=args.fractions)

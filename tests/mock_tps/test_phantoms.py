@@ -1,4 +1,4 @@
-"""Tests of mock_tps._phantoms: anatomy (analytic volumes, margins, gaps), CT
+"""Tests of the phantoms (mock_tps._phantoms and its modules): anatomy (analytic volumes, margins, gaps), CT
 numbers, the PhantomData contract and the prior-course doses.
 
 Geometry tests use :func:`build_anatomy` (no dose engine).  Dose tests build the
@@ -16,7 +16,8 @@ import pytest
 from constraints.errors import InputError
 from mock_tps._dicom_voxelize import polygon_area_mm2
 from mock_tps._phantom_data import GridSpec, PhantomData
-from mock_tps import _phantoms as ph
+from mock_tps import _phantom_anatomy as anatomy, _phantom_masks as masks, _phantom_regions as regions
+from mock_tps import _phantom_shapes as shapes, _phantoms as ph
 from mock_tps._phantoms import PHANTOM_BUILDERS, ROI_NAMES_BY_PHANTOM, build_anatomy, fractional_mask
 
 COARSE = dict(grid_mm=4.0, dose_grid_mm=5.0, bixel_mm=10.0)
@@ -58,14 +59,14 @@ def test_registry_names_and_roi_sets():
 def test_fractional_mask_and_margin_match_analytic_volumes():
     """A 10 mm sphere on a 2 mm grid; +2 mm margin → 12 mm sphere; minus a cylinder."""
     g = GridSpec((-20.3, -19.7, -20.1), (2.0, 2.0, 2.0), (20, 20, 20))
-    s = ph._sphere(0.0, 0.0, 0.0, 10.0)
+    s = shapes.sphere(0.0, 0.0, 0.0, 10.0)
     v10 = 4.0 / 3.0 * math.pi * 10.0 ** 3 / 1000.0
     v12 = 4.0 / 3.0 * math.pi * 12.0 ** 3 / 1000.0
     f = fractional_mask(g, s)
     assert f.dtype == np.float32 and f.min() >= 0.0 and f.max() <= 1.0
     assert _cc(f, g) == pytest.approx(v10, rel=0.01)
-    cyl = ph._cyl(0.0, 0.0, 3.0)
-    dil, dil_minus, planes, planes_minus = ph._dilated_fractions(g, s, 2.0, cyl, ph.subsample_for(2.0))
+    cyl = shapes.cyl(0.0, 0.0, 3.0)
+    dil, dil_minus, planes, planes_minus = masks.dilated_fractions(g, s, 2.0, cyl, ph.subsample_for(2.0))
     # equivalent radius of the dilated sphere: 12 mm within 0.15 mm (sub-point spacing 0.67 mm)
     r_eff = (3.0 * _cc(dil, g) * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
     assert r_eff == pytest.approx(12.0, abs=0.15)
@@ -73,7 +74,7 @@ def test_fractional_mask_and_margin_match_analytic_volumes():
     # the subtraction removes the cylinder's own sub-points inside the dilated sphere
     # (compared on the same sub-point lattice: flat-capped cylinder, caps ~2 %)
     h_cap = math.sqrt(12.0 ** 2 - 3.0 ** 2)
-    cut_ref = fractional_mask(g, ph._cyl(0.0, 0.0, 3.0, -h_cap, h_cap))
+    cut_ref = fractional_mask(g, shapes.cyl(0.0, 0.0, 3.0, -h_cap, h_cap))
     assert _cc(dil - dil_minus, g) == pytest.approx(_cc(cut_ref, g), rel=0.05)
     assert np.all(dil_minus <= dil + 1e-7)
     # contours of the dilation: each slice's cross-section of the 12 mm sphere, area within
@@ -93,7 +94,7 @@ def test_shape_contours_are_the_slice_cross_sections_and_voxelize_to_their_slabs
     RTSTRUCT rule: each plane fills its slab)."""
     from mock_tps._dicom_voxelize import voxelize_planes
     g = GridSpec((-20.3, -19.7, -20.1), (2.0, 2.0, 2.0), (20, 20, 20))
-    planes = ph.shape_planes(g, ph._sphere(0.0, 0.0, 0.0, 10.0))
+    planes = masks.shape_planes(g, shapes.sphere(0.0, 0.0, 0.0, 10.0))
     z_centres = g.centres_mm()[2]
     assert [z for z, _ in planes] == [z for z in z_centres.tolist() if abs(z) < 10.0]
     areas = []
@@ -144,8 +145,8 @@ def test_thoracic_cord_is_9_by_7_mm_and_prv_everywhere_1p5_mm():
     from scipy.ndimage import distance_transform_edt
 
     for name in ("t4t5_esophageal", "t8_two_courses"):
-        a = ph._ANATOMY[name]
-        s = ph._Shapes(a, 0.0)
+        a = regions.REGIONS[name]
+        s = regions.Shapes(a, 0.0)
         cord = _slice(s.cord, 0.0, yc=a.canal_y)
         ys, xs = np.nonzero(cord)
         assert (xs.max() - xs.min() + 1) * 0.25 == pytest.approx(9.0, abs=0.3)
@@ -163,8 +164,8 @@ def test_gtv_has_a_bilsky_1b_epidural_component(name):
     (Bilsky 1b: thecal sac deformed, CSF left): canal_r − cord_ay − 1.5 = 8 − 3.5 − 1.5 = 3 mm deep."""
     from scipy.ndimage import distance_transform_edt
 
-    a = ph._ANATOMY[name]
-    s = ph._Shapes(a, 0.0)
+    a = regions.REGIONS[name]
+    s = regions.Shapes(a, 0.0)
     zc = float(a.treated_centres()[0])
     gtv = _slice(s.gtv, zc, yc=a.canal_y)
     cord = _slice(s.cord, zc, yc=a.canal_y)
@@ -175,7 +176,7 @@ def test_gtv_has_a_bilsky_1b_epidural_component(name):
     assert float(d[epi].min()) == pytest.approx(1.5, abs=0.3)
     ys = np.nonzero(epi)[0] * 0.25 + a.canal_y - 30.0
     assert ys.max() - a.vb_post_y == pytest.approx(3.0, abs=0.3)
-    assert ph._ANATOMY[name].epidural[0] == "1b"
+    assert regions.REGIONS[name].epidural[0] == "1b"
     # the CTV holds it, PTVeval leaves the PRV out
     assert np.all(_slice(s.ctv, zc, yc=a.canal_y)[epi])
     # no epidural disease outside the first treated level
@@ -184,8 +185,8 @@ def test_gtv_has_a_bilsky_1b_epidural_component(name):
 
 @pytest.mark.parametrize("name", ["t4t5_esophageal", "c7t1_head_neck"])
 def test_two_level_ctv_holds_the_disc(name):
-    a = ph._ANATOMY[name]
-    s = ph._Shapes(a, 0.0)
+    a = regions.REGIONS[name]
+    s = regions.Shapes(a, 0.0)
     zt = a.treated_centres()
     z_disc = float(zt.mean())                                # midway between the two bodies
     disc = _slice(s.discs, z_disc, yc=a.vb_y)
@@ -198,8 +199,8 @@ def test_lungs_reach_the_costovertebral_region(name):
     """The paravertebral lung lies 3 mm from the vertebral body (1 mm outside the PTV)."""
     from scipy.ndimage import distance_transform_edt
 
-    a = ph._ANATOMY[name]
-    s = ph._Shapes(a, 0.0)
+    a = regions.REGIONS[name]
+    s = regions.Shapes(a, 0.0)
     zc = float(a.treated_centres()[0])
     lungs = _slice(s.lungs, zc, yc=a.vb_y, half=40.0)
     vb = _slice(a.vb_shape(-100.0, 100.0), zc, yc=a.vb_y, half=40.0)
@@ -245,15 +246,15 @@ def test_esophagus_gap_is_honoured(gap_mm):
     """Surface-to-surface gap between esophagus and vertebral body, on a 0.25 mm slice."""
     from scipy.ndimage import distance_transform_edt
 
-    a = ph._ANATOMY["t4t5_esophageal"]
-    shapes = ph._Shapes(a, gap_mm)
-    ex, ey = shapes.esophagus_centre
+    a = regions.REGIONS["t4t5_esophageal"]
+    s = regions.Shapes(a, gap_mm)
+    ex, ey = s.esophagus_centre
     assert math.hypot(ex, ey - a.vb_y) == pytest.approx(a.vb_r + gap_mm + a.esoph_r)
     zc = float(a.treated_centres()[0])
     h = 0.25
     g = GridSpec((-30.0, -5.0, zc - h / 2), (h, h, h), (1, 240, 240))
-    esoph = fractional_mask(g, shapes.esophagus, ss=1)[0] > 0.5
-    vert = fractional_mask(g, shapes.vertebra, ss=1)[0] > 0.5
+    esoph = fractional_mask(g, s.esophagus, ss=1)[0] > 0.5
+    vert = fractional_mask(g, s.vertebra, ss=1)[0] > 0.5
     dist = distance_transform_edt(~vert, sampling=(h, h))
     gap_measured = float(dist[esoph].min()) - h  # centre-to-centre → surface-to-surface
     assert gap_measured == pytest.approx(gap_mm, abs=0.3)
@@ -276,12 +277,12 @@ def test_ct_numbers(anat_t4t5):
         return float(hu[np.argmin(np.abs(z - pz)), np.argmin(np.abs(y - py)), np.argmin(np.abs(x - px))])
 
     zc = float(a.treated_centres()[0])
-    assert at(0.0, a.vb_y, zc) == pytest.approx(ph.HU_BONE, abs=30)
-    assert at(a.lungs[0], a.lungs[1], zc) == pytest.approx(ph.HU_LUNG, abs=30)
-    assert at(-a.lungs[0], a.lungs[1], zc) == pytest.approx(ph.HU_LUNG, abs=30)
-    assert at(0.0, -a.body_ay + 20.0, zc) == pytest.approx(ph.HU_SOFT, abs=30)
-    assert at(0.0, a.canal_y, zc) == pytest.approx(ph.HU_SOFT, abs=30)
-    assert hu[0, 0, 0] == ph.HU_AIR
+    assert at(0.0, a.vb_y, zc) == pytest.approx(anatomy.HU_BONE, abs=30)
+    assert at(a.lungs[0], a.lungs[1], zc) == pytest.approx(anatomy.HU_LUNG, abs=30)
+    assert at(-a.lungs[0], a.lungs[1], zc) == pytest.approx(anatomy.HU_LUNG, abs=30)
+    assert at(0.0, -a.body_ay + 20.0, zc) == pytest.approx(anatomy.HU_SOFT, abs=30)
+    assert at(0.0, a.canal_y, zc) == pytest.approx(anatomy.HU_SOFT, abs=30)
+    assert hu[0, 0, 0] == anatomy.HU_AIR
     assert hu.dtype == np.float32 and hu.shape == g.shape_zyx
     for name in ("Body", "Lungs", "PTV"):
         assert anat.masks[name].shape == g.shape_zyx and anat.masks[name].dtype == np.float32
@@ -361,7 +362,7 @@ def test_phantom_data_contract(t4t5):
     assert len(g) == 17 and np.allclose(np.diff(g), 15.0) and (g[0], g[-1]) == (60.0, 300.0)
     assert all(b.couch_deg == 0.0 for b in p.beams)
     iso = np.array(p.beams[0].isocenter_mm)
-    a = ph._ANATOMY["t4t5_esophageal"]
+    a = regions.REGIONS["t4t5_esophageal"]
     assert abs(iso[0]) < 2.0 and abs(iso[2]) < 2.0 and a.vb_y - 5 < iso[1] < a.canal_y
     # influence matrix
     A = p.influence_gy
@@ -417,7 +418,7 @@ def test_open_field_sbrt_dose_lands_on_the_target(t4t5):
         assert V[ptv].min() < v_c < V[ptv].max(), (b.name, v_c)
     w = d / d.sum()
     cx, cy = float((w.sum(axis=(0, 1)) * xd).sum()), float((w.sum(axis=(0, 2)) * yd).sum())
-    a = ph._ANATOMY["t4t5_esophageal"]
+    a = regions.REGIONS["t4t5_esophageal"]
     assert abs(cx) < 10.0 and a.vb_y - a.vb_r < cy < a.canal_y + 5.0
 
 
