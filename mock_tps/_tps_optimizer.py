@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import scipy.optimize
+import scipy.linalg
 import scipy.sparse
 
 from constraints.errors import InputError
@@ -50,8 +50,24 @@ _EUD_DOSE_FLOOR_GY = 1e-6
 # Outer (augmented-Lagrangian) loops are capped, whatever the iteration budget.
 _MAX_OUTER_LOOPS = 30
 _PENALTY_GROWTH = 10.0
+_PENALTY_START = 10.0
+# μ grows at most this much (beyond, the Gauss-Newton systems lose precision).
+_PENALTY_MAX_GROWTH = 1e4
+# Constraints aim this fraction of the constraint tolerance inside their levels.
+_BACKOFF = 0.5
+_FIRST_INNER_TOLERANCE = 1e-2
+_INNER_TOLERANCE_DECAY = 0.1
 # Above this fill the restricted matrix is made dense for the optimization.
 _DENSE_FILL = 0.25
+# Levenberg damping of the Gauss-Newton matrix, relative to its mean diagonal.
+_DAMPING = 1e-9
+# The Gauss-Newton matrix is rebuilt when more than this fraction of curved voxels changed.
+_REBUILD_FRACTION = 0.5
+# Block-pivoting passes of the bound-constrained Newton subproblem.
+_PIVOT_PASSES = 20
+# Slope evaluations of the line minimization.
+_LINE_SEARCH_STEPS = 12
+_TINY = 1e-300
 
 
 # --------------------------------------------------------------------------- specs
@@ -486,13 +502,37 @@ class _Term:
     param: object
     shift: object = 0.0          # AL shift σ = λ/μ (Gy): scalar, or per voxel for pointwise
     mu: float = 0.0              # AL penalty parameter (1/Gy² scale of the objective)
+    mu_max: float = math.inf
+    backoff_gy: float = 0.0      # constraints aim this far inside their level
     last_violation_gy: float = math.inf
+
+    @property
+    def aim(self):
+        """The level the constraint aims at: ``backoff_gy`` inside its own (Gy)."""
+        ftype = self.spec.function_type
+        if ftype == "UniformDose" or not self.spec.is_constraint:
+            return self.level
+        return self.level - self.backoff_gy if ftype in _UPPER else self.level + self.backoff_gy
 
     def shifted_level(self):
         ftype = self.spec.function_type
         if ftype == "UniformDose" or ftype in _UPPER:
-            return self.level - self.shift
-        return self.level + self.shift
+            return self.aim - self.shift
+        return self.aim + self.shift
+
+
+def _curvature(ftype: str, value: float, grad: np.ndarray, v: np.ndarray):
+    """Gauss-Newton curvature of a kernel in dose space: (diagonal or None, rank-one vector or None).
+
+    The hinge-squared kernels have the generalized Hessian ``2 v̂`` on the voxels whose
+    residual is positive (exactly those of non-zero gradient), UniformDose ``2 v̂`` on all;
+    gEUD kernels ``f = r²`` have ``2 ∇E ∇Eᵀ = u uᵀ`` with ``u = ∇f / √(2 f)``.
+    """
+    if ftype == "UniformDose":
+        return 2.0 * v, None
+    if ftype in ("MaxEud", "MinEud"):
+        return None, (grad / math.sqrt(2.0 * value) if value > 0 else None)
+    return np.where(grad != 0.0, 2.0 * v, 0.0), None
 
 
 @dataclass
@@ -502,7 +542,7 @@ class _Problem:
     constraints: List[_Term]
     n_rows: int
     evaluations: int = 0
-    cache: Dict[str, object] = field(default_factory=dict)
+    curvature_cache: Optional[Tuple[np.ndarray, np.ndarray]] = None   # (h, Aᵀ diag(h) A) of the last step
 
     def dose(self, weights: np.ndarray) -> np.ndarray:
         return self.matrix @ weights
@@ -516,27 +556,34 @@ class _Problem:
                 grad_d[term.local] += term.spec.weight * grad
         return total
 
-    def value_and_gradient(self, weights: np.ndarray) -> Tuple[float, np.ndarray]:
-        """Augmented Lagrangian and its gradient; caches the pure objective at ``weights``."""
+    def merit(self, d: np.ndarray, derivatives: bool = False):
+        """Augmented Lagrangian L at dose ``d`` and the objective alone; with ``derivatives``
+        also ∂L/∂d, the diagonal Gauss-Newton curvature and its rank-one terms (dose space)."""
         self.evaluations += 1
-        d = self.dose(weights)
-        grad_d = np.zeros(self.n_rows)
-        objective = self.objective_from_dose(d, grad_d)
-        total = objective
-        for term in self.constraints:
-            value, grad = _KERNELS[term.spec.function_type](d[term.local], term.shifted_level(), term.v,
-                                                            term.param)
-            total += 0.5 * term.mu * value
-            grad_d[term.local] += 0.5 * term.mu * grad
-        self.cache["weights"] = weights.copy()
-        self.cache["objective"] = objective
-        return total, self.matrix.T @ grad_d
-
-    def objective(self, weights: np.ndarray) -> float:
-        cached = self.cache.get("weights")
-        if cached is not None and np.array_equal(cached, weights):
-            return float(self.cache["objective"])  # type: ignore[arg-type]
-        return self.objective_from_dose(self.dose(weights), None)
+        grad_d = np.zeros(self.n_rows) if derivatives else None
+        diag_d = np.zeros(self.n_rows) if derivatives else None
+        rank_one: List[np.ndarray] = []
+        objective = 0.0
+        total = 0.0
+        for term, scale, level in ([(t, t.spec.weight, t.level) for t in self.objectives]
+                                   + [(t, 0.5 * t.mu, t.shifted_level()) for t in self.constraints]):
+            ftype = term.spec.function_type
+            value, grad = _KERNELS[ftype](d[term.local], level, term.v, term.param)
+            total += scale * value
+            if not term.spec.is_constraint:
+                objective += scale * value
+            if derivatives and scale > 0:
+                grad_d[term.local] += scale * grad
+                diag, vector = _curvature(ftype, value, grad, term.v)
+                if diag is not None:
+                    diag_d[term.local] += scale * diag
+                if vector is not None:
+                    full = np.zeros(self.n_rows)
+                    full[term.local] = math.sqrt(scale) * vector
+                    rank_one.append(full)
+        if derivatives:
+            return total, objective, grad_d, diag_d, rank_one
+        return total, objective
 
     def update_multipliers(self, d: np.ndarray, tolerance_gy: float) -> None:
         """AL update λ ← (λ + μ g)_+ written for σ = λ/μ; μ × 10 when the violation stalls."""
@@ -545,15 +592,161 @@ class _Problem:
             dl = d[term.local]
             violation = _achieved_violation_gy(ftype, dl, term.level, term.v, term.param)
             if ftype in _POINTWISE:
-                h = dl - term.level if ftype in _UPPER or ftype == "UniformDose" else term.level - dl
+                h = dl - term.aim if ftype in _UPPER or ftype == "UniformDose" else term.aim - dl
                 shift = term.shift + h
                 term.shift = shift if ftype == "UniformDose" else np.maximum(shift, 0.0)
             else:
-                term.shift = max(float(term.shift) + violation, 0.0)
-            if violation > tolerance_gy and violation > 0.25 * term.last_violation_gy:
+                aimed = _achieved_violation_gy(ftype, dl, term.aim, term.v, term.param)
+                term.shift = max(float(term.shift) + aimed, 0.0)
+            stalled = violation > tolerance_gy and violation > 0.25 * term.last_violation_gy
+            if stalled and term.mu * _PENALTY_GROWTH <= term.mu_max:
                 term.mu *= _PENALTY_GROWTH
                 term.shift = term.shift / _PENALTY_GROWTH  # keep λ = μ σ
             term.last_violation_gy = violation
+
+    def violations_gy(self, d: np.ndarray) -> List[float]:
+        return [_achieved_violation_gy(t.spec.function_type, d[t.local], t.level, t.v, t.param)
+                for t in self.constraints]
+
+
+@dataclass
+class _Iterate:
+    weights: np.ndarray
+    dose: np.ndarray
+    merit: float
+    objective: float
+
+
+def _newton_step(problem: _Problem, x: _Iterate) -> Tuple[_Iterate, float]:
+    """One projected Gauss-Newton step on the augmented Lagrangian (w ≥ 0).
+
+    Returns the new iterate and the decrease the Gauss-Newton model predicts (≥ 0).
+    """
+    A = problem.matrix
+    _, _, grad_d, diag_d, rank_one = problem.merit(x.dose, derivatives=True)
+    g = A.T @ grad_d
+    w = x.weights
+    hessian = _gauss_newton_matrix(problem, diag_d, rank_one)
+
+    newton = _box_qp_step(hessian, g, w)
+    t = float(g @ g) / max(float(g @ (hessian @ g)), _TINY)
+    gradient = np.maximum(w - t * g, 0.0) - w       # projected-gradient step, the fallback
+    for step in (newton, gradient):
+        if not float(g @ step) < 0.0:
+            continue
+        alpha = _line_minimum(problem, x.dose, problem.dose(step))
+        trial = np.maximum(w + alpha * step, 0.0)
+        d = problem.dose(trial)
+        merit, objective = problem.merit(d)
+        if merit < x.merit:
+            predicted = -float(g @ step + 0.5 * step @ (hessian @ step))
+            return _Iterate(trial, d, merit, objective), max(predicted, 0.0)
+    return x, 0.0
+
+
+def _box_qp_step(hessian: np.ndarray, g: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Step s minimizing the model ``gᵀs + ½ sᵀHs`` subject to ``w + s ≥ 0``, by block principal
+    pivoting [3]_: solve on the free beamlets with the others at zero, move those the solution
+    makes negative to the bound and release bound ones whose model gradient is negative;
+    at most :data:`_PIVOT_PASSES` passes, the last solution projected onto ``w + s ≥ 0``."""
+    bound = (w <= 0.0) & (g > 0.0)
+    y = np.maximum(w, 0.0)
+    for _ in range(_PIVOT_PASSES):
+        free = np.flatnonzero(~bound)
+        fixed = np.flatnonzero(bound)
+        y = np.zeros_like(w)
+        if free.size:
+            rhs = -(g[free] - hessian[np.ix_(free, fixed)] @ w[fixed])
+            y[free] = w[free] + _solve_psd(hessian[np.ix_(free, free)], rhs)
+        model_grad = g + hessian @ (y - w)
+        new_bound = np.where(bound, model_grad >= 0.0, y < 0.0)
+        if np.array_equal(new_bound, bound):
+            break
+        bound = new_bound
+    return np.maximum(y, 0.0) - w
+
+
+def _gauss_newton_matrix(problem: "_Problem", diag_d: np.ndarray, rank_one: List[np.ndarray]) -> np.ndarray:
+    """``Aᵀ diag(h) A + Σ (Aᵀu)(Aᵀu)ᵀ``, damped (dense, beamlets × beamlets).
+
+    The diagonal part is updated from the previous iteration's by the voxels whose
+    curvature changed (``Σ Δh_v a_v a_vᵀ``), or rebuilt when more than
+    :data:`_REBUILD_FRACTION` of the curved voxels changed.
+    """
+    A = problem.matrix
+    previous = problem.curvature_cache
+    changed = None
+    if previous is not None:
+        delta = diag_d - previous[0]
+        changed = np.flatnonzero(delta != 0.0)
+        if changed.size > _REBUILD_FRACTION * max(int(np.count_nonzero(diag_d)), 1):
+            changed = None
+    if changed is None:
+        base = _weighted_gram(A, np.flatnonzero(diag_d > 0.0), diag_d)
+    else:
+        base = previous[1].copy()
+        for sign in (1.0, -1.0):
+            rows = changed[sign * delta[changed] > 0.0]
+            if rows.size:
+                part = _weighted_gram(A, rows, np.abs(delta))
+                base += part if sign > 0 else -part
+    problem.curvature_cache = (diag_d.copy(), base)
+    hessian = base.copy()
+    for u in rank_one:
+        column = A.T @ u
+        hessian += np.outer(column, column)
+    n = hessian.shape[0]
+    hessian.flat[::n + 1] += _DAMPING * max(float(np.trace(hessian)) / n, _TINY)
+    return hessian
+
+
+def _weighted_gram(A, rows: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``Σ_{v in rows} weight_v a_v a_vᵀ`` (a_v the rows of A), dense."""
+    block = A[rows]
+    block = np.array(block) if isinstance(block, np.ndarray) else block.toarray()
+    block *= np.sqrt(weight[rows])[:, None]
+    return block.T @ block
+
+
+def _solve_psd(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve a damped Gauss-Newton system by Cholesky (diagonal scaling if it is not definite)."""
+    try:
+        return scipy.linalg.cho_solve(scipy.linalg.cho_factor(matrix, check_finite=False), rhs,
+                                      check_finite=False)
+    except np.linalg.LinAlgError:
+        return rhs / np.maximum(np.diag(matrix), _TINY)
+
+
+def _line_minimum(problem: _Problem, dose: np.ndarray, dose_step: np.ndarray) -> float:
+    """α in (0, 1] minimizing the merit along ``dose + α dose_step`` (regula falsi on the slope).
+
+    The merit is convex piecewise quadratic in α for the pointwise functions, so the
+    root of its slope is the minimum; a fixed number of slope evaluations, O(voxels) each.
+    """
+    def slope(alpha: float) -> float:
+        return float(problem.merit(dose + alpha * dose_step, derivatives=True)[2] @ dose_step)
+
+    lo, hi = 0.0, 1.0
+    s_lo, s_hi = slope(lo), slope(hi)
+    if s_hi <= 0.0 or s_lo >= 0.0:
+        return hi
+    side = 0
+    for _ in range(_LINE_SEARCH_STEPS):
+        alpha = (lo * s_hi - hi * s_lo) / (s_hi - s_lo)
+        s = slope(alpha)
+        if s > 0.0:
+            hi, s_hi = alpha, s
+            if side == -1:
+                s_lo *= 0.5
+            side = -1
+        else:
+            lo, s_lo = alpha, s
+            if side == 1:
+                s_hi *= 0.5
+            side = 1
+        if hi - lo <= 1e-6 or s == 0.0:
+            break
+    return max(lo, min(hi, alpha))
 
 
 def _validate_problem(influence_gy, functions, fractions, initial_weights, max_iterations,
@@ -590,7 +783,8 @@ def _validate_problem(influence_gy, functions, fractions, initial_weights, max_i
     return matrix, weights
 
 
-def _prepare(matrix: scipy.sparse.csr_matrix, functions: Sequence[FunctionSpec], fractions: int) -> _Problem:
+def _prepare(matrix: scipy.sparse.csr_matrix, functions: Sequence[FunctionSpec], fractions: int,
+             backoff_gy: float = 0.0) -> _Problem:
     rows = np.unique(np.concatenate([spec.voxel_index for spec in functions]))
     used = matrix if rows.size == matrix.shape[0] else matrix[rows]  # rows are sorted and unique
     restricted = (used * float(fractions)).tocsr()
@@ -608,12 +802,19 @@ def _prepare(matrix: scipy.sparse.csr_matrix, functions: Sequence[FunctionSpec],
             constraints.append(term)
         else:
             objectives.append(term)
-    # Penalty start: pointwise constraints count each voxel ~ like a whole objective ROI.
-    total_weight = max(sum(t.spec.weight for t in objectives), 1.0)
+    # Penalty start: a constraint voxel's curvature μ v̂ is _PENALTY_START times the largest
+    # curvature the objectives give one voxel (2 Σ ω v̂); a DVH/EUD constraint counts as one voxel.
+    per_voxel = np.zeros(rows.size)
+    for term in objectives:
+        per_voxel[term.local] += 2.0 * term.spec.weight * term.v
+    kappa = max(float(per_voxel.max(initial=0.0)), _TINY)
     for term in constraints:
-        scale = term.spec.voxel_index.size if term.spec.function_type in _POINTWISE else 1.0
-        term.mu = 10.0 * total_weight * scale
+        v_max = float(term.v.max()) if term.spec.function_type in _POINTWISE else 1.0
+        term.mu = _PENALTY_START * kappa / v_max
+        term.mu_max = term.mu * _PENALTY_MAX_GROWTH
+        term.backoff_gy = backoff_gy
     return _Problem(matrix=restricted, objectives=objectives, constraints=constraints, n_rows=rows.size)
+
 
 
 def objective_value_and_gradient(influence_gy, functions: Sequence[FunctionSpec], weights: np.ndarray, *,
@@ -665,10 +866,11 @@ def optimize_beamlet_weights(influence_gy, functions: Sequence[FunctionSpec], *,
     initial_weights : ndarray of float, shape (n_beamlets,)
         Start point (≥ 0), e.g. the current plan's weights or zeros.
     max_iterations : int
-        Cap on the TOTAL number of L-BFGS-B iterations over all outer loops
+        Cap on the TOTAL number of (Newton) iterations over all outer loops
         (RayStation's ``MaxNumberOfIterations``), ≥ 1.
     optimality_tolerance : float
-        L-BFGS-B ``ftol`` (relative objective decrease) and ``gtol`` (projected gradient).
+        A subproblem is solved when one iteration lowers its merit function by less than
+        this fraction (relative), or predicts less.
     constraint_tolerance_gy : float
         A constraint is satisfied when its violation (see :func:`constraint_violation_gy`)
         is ≤ this, in Gy (> 0).
@@ -691,24 +893,33 @@ def optimize_beamlet_weights(influence_gy, functions: Sequence[FunctionSpec], *,
     Notes
     -----
     Minimizes :math:`F(w) = \\sum_{i \\in obj} \\omega_i f_i(d)`, :math:`d = n A w`, subject to
-    :math:`w \\ge 0` and the constraints, by an augmented Lagrangian [1]_ around
-    L-BFGS-B [2]_ (RayStation uses SQP; both reach a KKT point of the same problem).
+    :math:`w \\ge 0` and the constraints, by an augmented Lagrangian [1]_ whose subproblems
+    are solved by projected Gauss-Newton steps [2]_ (RayStation uses SQP; both reach a KKT
+    point of the same problem, and on the convex functions — MinDose, MaxDose,
+    UniformDose, DoseFallOff — its minimum).
     A constraint c enters the subproblem as :math:`\\tfrac{\\mu_c}{2} f_c(d; D_c \\mp \\sigma_c)`,
     its own penalty with the level shifted by :math:`\\sigma_c = \\lambda_c/\\mu_c` (per voxel
     for MaxDose, MinDose, UniformDose and DoseFallOff, so that each voxel bound
     :math:`d_v \\le r_v` has its own multiplier; one scalar for DVH and EUD). After every
     subproblem :math:`\\sigma_c \\leftarrow (\\sigma_c + g_c)_+` (:math:`g_c` the violation, per
     voxel or scalar) and :math:`\\mu_c` grows ten-fold when :math:`g_c` did not fall below a
-    quarter of its previous value. Each subproblem gets at most a quarter of
-    ``max_iterations`` (at least 10) while constraints remain violated. The influence
-    matrix is restricted once to the rows that some function uses; one forward and one
-    transposed sparse product per evaluation. Deterministic.
+    quarter of its previous value.
+
+    One iteration: the Gauss-Newton model of the merit function (the penalties are
+    piecewise quadratic in dose: curvature :math:`2\\hat w_v` where a residual is positive;
+    gEUD terms rank one) is minimized over the beamlets not held at zero by a fixed
+    number (:data:`_CG_STEPS`) of Jacobi-preconditioned conjugate-gradient steps, then
+    the step is cut back along the projection arc :math:`\\max(w + \\alpha s, 0)` until the
+    Armijo condition holds. Each subproblem gets at most a quarter of ``max_iterations``
+    (at least 10) while constraints remain violated. No decision depends on a
+    convergence test inside the linear algebra, so BLAS threading changes a result only
+    by rounding. Deterministic.
 
     References
     ----------
     .. [1] J. Nocedal, S. J. Wright, *Numerical Optimization*, 2nd ed., Springer (2006), ch. 17.
-    .. [2] R. H. Byrd, P. Lu, J. Nocedal, C. Zhu, "A limited memory algorithm for bound
-       constrained optimization", SIAM J. Sci. Comput. 16(5), 1190-1208 (1995).
+    .. [2] D. P. Bertsekas, "Projected Newton methods for optimization problems with simple
+       constraints", SIAM J. Control Optim. 20(2), 221-246 (1982).
 
     Examples
     --------
@@ -723,60 +934,60 @@ def optimize_beamlet_weights(influence_gy, functions: Sequence[FunctionSpec], *,
     start = time.perf_counter()
     matrix, weights = _validate_problem(influence_gy, functions, fractions, initial_weights, max_iterations,
                                         optimality_tolerance, constraint_tolerance_gy)
-    problem = _prepare(matrix, functions, fractions)
-    objective_values = [problem.objective(weights)]
-
-    def record(xk: np.ndarray) -> None:
-        objective_values.append(problem.objective(xk))
-        if progress is not None:
-            progress(len(objective_values) - 1, objective_values[-1])
-
-    bounds = scipy.optimize.Bounds(np.zeros(weights.size), np.full(weights.size, np.inf))
-    iterations, outer, inner_success, inner_message = 0, 0, False, "no iteration run"
-    all_satisfied = True
+    problem = _prepare(matrix, functions, fractions, backoff_gy=_BACKOFF * constraint_tolerance_gy)
+    d = problem.dose(weights)
+    merit, objective = problem.merit(d)
+    x = _Iterate(weights, d, merit, objective)
+    objective_values = [objective]
+    iterations, outer, inner_solved, all_satisfied = 0, 0, False, True
     while iterations < max_iterations and outer < _MAX_OUTER_LOOPS:
         outer += 1
         remaining = max_iterations - iterations
         budget = remaining if not problem.constraints else min(remaining, max(10, max_iterations // 4))
-        result = scipy.optimize.minimize(
-            problem.value_and_gradient, weights, jac=True, method="L-BFGS-B", bounds=bounds, callback=record,
-            options={"maxiter": budget, "ftol": optimality_tolerance, "gtol": optimality_tolerance,
-                     "maxfun": 20 * budget + 20})
-        weights = np.maximum(result.x, 0.0)
-        iterations += int(result.nit)
-        inner_success, inner_message = bool(result.success), str(result.message)
+        inner_solved = False
+        # early subproblems are solved loosely: their multipliers are provisional
+        tolerance = max(optimality_tolerance, _FIRST_INNER_TOLERANCE * _INNER_TOLERANCE_DECAY ** (outer - 1))
+        if not problem.constraints:
+            tolerance = optimality_tolerance
+        for _ in range(budget):
+            before = x.merit
+            x, predicted = _newton_step(problem, x)
+            iterations += 1
+            objective_values.append(x.objective)
+            if progress is not None:
+                progress(iterations, x.objective)
+            scale = max(abs(before), _TINY)
+            if predicted <= tolerance * scale or before - x.merit <= tolerance * scale:
+                inner_solved = tolerance <= optimality_tolerance or predicted <= optimality_tolerance * scale
+                break
         if not problem.constraints:
             break
-        d = problem.dose(weights)
-        violations = [_achieved_violation_gy(t.spec.function_type, d[t.local], t.level, t.v, t.param)
-                      for t in problem.constraints]
+        violations = problem.violations_gy(x.dose)
         all_satisfied = all(v <= constraint_tolerance_gy for v in violations)
-        if all_satisfied and inner_success:
+        if all_satisfied and inner_solved:
             break
-        if all_satisfied and result.nit == 0:
-            break
-        problem.update_multipliers(d, constraint_tolerance_gy)
-    # Iterations reported by the callback and by nit agree for L-BFGS-B; keep the cap exact.
-    del objective_values[iterations + 1:]
+        problem.update_multipliers(x.dose, constraint_tolerance_gy)
+        x = _Iterate(x.weights, x.dose, *problem.merit(x.dose))   # the merit function changed
+    weights = x.weights
 
     full_dose = np.zeros(matrix.shape[0])
     rows = np.unique(np.concatenate([spec.voxel_index for spec in functions]))
-    full_dose[rows] = problem.dose(weights)
+    full_dose[rows] = x.dose
     function_values = tuple(float(penalty_value_and_dose_gradient(s, full_dose)[0]) for s in functions)
     violations_gy = tuple(constraint_violation_gy(s, full_dose) for s in functions)
     satisfied = tuple((v <= constraint_tolerance_gy) if s.is_constraint else None
                       for s, v in zip(functions, violations_gy))
     failed = [f"functions[{i}] {s.function_type} (violation {v:.4g} Gy > {constraint_tolerance_gy:g} Gy)"
               for i, (s, v, ok) in enumerate(zip(functions, violations_gy, satisfied)) if ok is False]
-    converged = inner_success and not failed
+    converged = inner_solved and not failed
     if failed:
         message = ("constraints not satisfied after "
                    f"{iterations} of {max_iterations} iterations: " + "; ".join(failed))
         _LOG.warning(message)
-    elif inner_success:
-        message = f"converged after {iterations} iterations ({inner_message})"
+    elif inner_solved:
+        message = f"converged after {iterations} iterations ({outer} outer loops)"
     else:
-        message = f"stopped after {iterations} of {max_iterations} iterations ({inner_message})"
+        message = f"stopped after {iterations} of {max_iterations} iterations (iteration limit)"
     return OptimizationResult(
         weights=_read_only(weights), iterations=iterations, function_evaluations=problem.evaluations,
         outer_iterations=outer, objective_values=tuple(float(v) for v in objective_values),

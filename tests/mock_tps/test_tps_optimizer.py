@@ -344,3 +344,44 @@ def test_optimize_rejects_a_generator_of_functions():
         optimize_beamlet_weights(scipy.sparse.identity(1, format="csr"),
                                  (spec("MinDose", [0], dose_level_gy=1.0) for _ in range(1)), fractions=1,
                                  initial_weights=np.zeros(1))
+
+
+# ----------------------------------------------------------------- convergence against an exact solver
+@pytest.mark.slow
+def test_objective_within_one_percent_of_cvxpy_on_a_coarse_phantom():
+    """Convex set (MinDose, MaxDose, UniformDose, DoseFallOff, MaxDose constraints) on the
+    coarse T4-T5 phantom: the mock's objective within 1 % of Clarabel's exact minimum, the
+    constraints met within the mock's tolerance (0.05 Gy), in at most 100 iterations.
+    Measured 2026-12: 2146.7 vs 2136.4 Gy² (+0.48 %), 31 iterations."""
+    pytest.importorskip("pyRadPlan")
+    pytest.importorskip("cvxpy")
+    from mock_tps._optimizer_reference import gap_problem, reference_objective
+    influence, functions, start, fractions = gap_problem("t4t5_esophageal", grid_mm=4.0, dose_grid_mm=5.0,
+                                                         bixel_mm=10.0)
+    assert {s.function_type for s in functions} == {"MinDose", "MaxDose", "UniformDose", "DoseFallOff"}
+    assert sum(s.is_constraint for s in functions) == 2
+    result = optimize_beamlet_weights(influence, functions, fractions=fractions, initial_weights=start,
+                                      max_iterations=100, optimality_tolerance=1e-5)
+    reference, _, _ = reference_objective(influence, functions, fractions=fractions)
+    assert result.iterations <= 100
+    assert result.converged, result.message
+    assert all(ok is not False for ok in result.constraint_satisfied)
+    assert max(v for v, s in zip(result.constraint_violations_gy, functions) if s.is_constraint) <= 0.05
+    # the tolerance lets the mock undercut the exact optimum only by what 0.05 Gy buys
+    assert 0.98 * reference <= result.objective_values[-1] <= 1.01 * reference
+
+
+def test_converges_on_a_convex_problem_and_matches_the_kkt_point_by_hand():
+    # Two beamlets, three voxels (1 Gy/fx per unit weight, 1 fx):
+    #   d0 = w0 (target), d1 = w1 (target), d2 = 0.5 w0 + 0.5 w1 (OAR).
+    # MinDose 20 Gy on {0, 1} (weight 1, v = 1/2 each), MaxDose constraint d2 <= 6 Gy.
+    # Symmetric optimum: w0 = w1 = 6 (d2 = 6 binding), F = 1/2 (14² + 14²) = 196.
+    influence = scipy.sparse.csr_matrix(np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]))
+    functions = [spec("MinDose", [0, 1], dose_level_gy=20.0),
+                 spec("MaxDose", [2], dose_level_gy=6.0, is_constraint=True)]
+    result = optimize_beamlet_weights(influence, functions, fractions=1, initial_weights=np.array([1.0, 3.0]),
+                                      max_iterations=100, optimality_tolerance=1e-8)
+    assert result.converged, result.message
+    np.testing.assert_allclose(result.weights, [6.0, 6.0], atol=0.05)
+    assert result.objective_values[-1] == pytest.approx(196.0, rel=0.01)
+    assert result.iterations < 100

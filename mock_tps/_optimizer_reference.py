@@ -1,0 +1,138 @@
+"""A reference solution of the mock optimizer's convex problems by cvxpy, and a phantom
+problem to compare them on (the objective-gap test and ``bench/bench_optimizer_gap.py``).
+
+Offline only: needs cvxpy (the ``offline`` extra); never imported by the mock's API.
+"""
+from __future__ import annotations
+
+import time
+from typing import List, Sequence, Tuple
+
+import numpy as np
+import scipy.sparse
+
+from constraints.errors import InputError
+
+from ._tps_optimizer import FunctionSpec, _normalized_weights, _reference_level
+
+__all__ = ["CONVEX_TYPES", "reference_objective", "gap_problem"]
+
+#: The function types whose penalties are convex in the beamlet weights.
+CONVEX_TYPES = ("MinDose", "MaxDose", "UniformDose", "DoseFallOff")
+
+
+def reference_objective(influence_gy, functions: Sequence[FunctionSpec], *, fractions: int,
+                        solver: str = "CLARABEL") -> Tuple[float, np.ndarray, float]:
+    """Minimum of the mock's objective under its constraints, solved exactly by cvxpy.
+
+    Parameters
+    ----------
+    influence_gy : scipy.sparse matrix, Gy per fraction per unit weight
+    functions : sequence of FunctionSpec
+        Objectives and constraints of the types in :data:`CONVEX_TYPES` only
+        (constraints: MaxDose or DoseFallOff, i.e. per-voxel upper bounds).
+    fractions : int
+    solver : str
+        A cvxpy solver name (``CLARABEL`` or ``OSQP``).
+
+    Returns
+    -------
+    objective_gy2 : float
+        :math:`\\min_w \\sum_i \\omega_i f_i(nAw)` over :math:`w \\ge 0` and the constraints
+        (the constraints met exactly, no tolerance).
+    weights : ndarray
+    solve_s : float
+
+    Raises
+    ------
+    InputError
+        A function outside :data:`CONVEX_TYPES`, or a constraint other than an upper bound.
+    """
+    import cvxpy as cp
+
+    for position, spec in enumerate(functions):
+        if spec.function_type not in CONVEX_TYPES or (
+                spec.is_constraint and spec.function_type not in ("MaxDose", "DoseFallOff")):
+            raise InputError(f"functions[{position}] {spec.function_type} "
+                             f"({'constraint' if spec.is_constraint else 'objective'}) has no convex reference")
+    rows = np.unique(np.concatenate([s.voxel_index for s in functions]))
+    matrix = (scipy.sparse.csr_matrix(influence_gy)[rows] * float(fractions)).toarray()
+    w = cp.Variable(matrix.shape[1], nonneg=True)
+    d = cp.Variable(rows.size)                 # the dose, so that every term is element-wise
+    objective = 0
+    constraints = [d == matrix @ w]
+    for spec in functions:
+        local = np.searchsorted(rows, spec.voxel_index)
+        v = _normalized_weights(spec)
+        level = np.broadcast_to(_reference_level(spec), local.shape)
+        keep = v > 0
+        dose = d[local[keep]]
+        if spec.is_constraint:
+            constraints.append(dose <= level[keep])
+            continue
+        if spec.function_type in ("MaxDose", "DoseFallOff"):
+            residual = cp.pos(dose - level[keep])
+        elif spec.function_type == "MinDose":
+            residual = cp.pos(level[keep] - dose)
+        else:
+            residual = dose - level[keep]
+        objective = objective + spec.weight * cp.sum(cp.multiply(v[keep], cp.square(residual)))
+    problem = cp.Problem(cp.Minimize(objective), constraints)
+    start = time.perf_counter()
+    problem.solve(solver=solver)
+    if problem.status != "optimal":
+        raise InputError(f"the reference problem is {problem.status} ({solver})")
+    return float(problem.value), np.asarray(w.value, dtype=np.float64), time.perf_counter() - start
+
+
+def gap_problem(name: str, **phantom_params) -> Tuple[object, List[FunctionSpec], np.ndarray, int]:
+    """A convex planning problem on a built-in phantom, as RunOptimization sees it.
+
+    PTVeval MinDose 24 Gy (weight 100) and MaxDose 28 Gy (20), GTV UniformDose 25 Gy (5),
+    a ring PTV+5 mm..PTV+10 mm with a DoseFallOff 24 → 12 Gy over 1 cm (5), and MaxDose
+    constraints on the cord PRV (12 Gy) and the esophagus (16 Gy), where present.
+
+    Returns
+    -------
+    influence_gy, functions, initial_weights, fractions
+    """
+    from ._loader import load_phantom, unload
+    from ._tps_optimizer import FunctionSpec as Spec
+
+    patient = load_phantom(name, initial_plan="none", **phantom_params)
+    try:
+        case = patient.Cases[0]
+        pm = case.PatientModel
+        plan = case.TreatmentPlans[0]
+        bs = plan.BeamSets[0]
+        exam = bs._examination
+        names = set(pm.RegionsOfInterest.Keys)
+        ring = pm.CreateRoi(Name="rr_gap_ring", Color="Cyan", Type="Control")
+        zero = {"Type": "Expand", "Superior": 0.0, "Inferior": 0.0, "Anterior": 0.0, "Posterior": 0.0,
+                "Right": 0.0, "Left": 0.0}
+        outer = dict(zero, **{k: 1.0 for k in zero if k != "Type"})
+        inner = dict(zero, **{k: 0.5 for k in zero if k != "Type"})
+        ring.CreateAlgebraGeometry(Examination=exam, Algorithm="Auto",
+                                   ExpressionA={"Operation": "Union", "SourceRoiNames": ["PTV"],
+                                                "MarginSettings": outer},
+                                   ExpressionB={"Operation": "Union", "SourceRoiNames": ["PTV"],
+                                                "MarginSettings": inner},
+                                   ResultOperation="Subtraction", ResultMarginSettings=zero)
+        po = plan.PlanOptimizations[0]
+        wanted = [("MinDose", "PTVeval", dict(DoseLevel=2400, Weight=100), False),
+                  ("MaxDose", "PTVeval", dict(DoseLevel=2800, Weight=20), False),
+                  ("UniformDose", "GTV", dict(DoseLevel=2500, Weight=5), False),
+                  ("DoseFallOff", ring.Name, dict(HighDoseLevel=2400, LowDoseLevel=1200, LowDoseDistance=1.0,
+                                                  Weight=5), False),
+                  ("MaxDose", "SpinalCord_PRV", dict(DoseLevel=1200), True),
+                  ("MaxDose", "Esophagus", dict(DoseLevel=1600), True)]
+        for ftype, roi, params, constraint in wanted:
+            if roi not in names and roi != ring.Name:
+                continue
+            f = po.AddOptimizationFunction(FunctionType=ftype, RoiName=roi, IsConstraint=constraint)
+            for key, value in params.items():
+                setattr(f.DoseFunctionParameters, key, value)
+        specs = po._function_specs(po._functions(), Spec)
+        return bs._influence.value, specs, np.array(bs._initial_weights), bs.FractionationPattern.NumberOfFractions
+    finally:
+        unload()
