@@ -11,7 +11,8 @@ For every phantom, on one built phantom (one influence matrix):
 - ``sbrt_only``: the planner's plan as loaded (the seed's SBRT-only constraints), checked
   against the whole protocol;
 - ``tps_loop``: ``tps_scripts.optimize.run_optimization`` in the mock TPS (limit zones,
-  MaxDose constraints, the mock's RunOptimization), i.e. what a RayStation user gets;
+  MaxDose constraints, the mock's RunOptimization), i.e. what a RayStation user gets
+  (``--target-design`` picks :class:`tps_scripts.optimize.TuningSettings` ``target_design``);
 - ``fmo_exact`` / ``fmo_zones`` / ``fmo_sbrt-only``: :func:`optimizer.fmo_strategies.plan_strategy`
   (cvxpy) — ``exact`` is the ceiling: the best V24Gy the beam arrangement allows under the
   exact per-voxel limits.
@@ -43,14 +44,15 @@ def _cumulative_pass(constraints) -> bool:
     return all(c["pass"] for c in cum) if cum else None
 
 
-def tps_rows(name: str, data) -> list:
+def tps_rows(name: str, data, target_design=None) -> list:
     import tempfile
 
     import mock_tps
     from tps_scripts.assess import run_assessment
     from tps_scripts.config import PluginConfig
-    from tps_scripts.optimize import run_optimization
+    from tps_scripts.optimize import TuningSettings, run_optimization
 
+    settings = TuningSettings() if target_design is None else TuningSettings(target_design=target_design)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         cfg = PluginConfig(output_dir=tmp)
@@ -65,7 +67,7 @@ def tps_rows(name: str, data) -> list:
                          "esophagus_cumulative_pass": _cumulative_pass(a["evaluation"]["constraints"]),
                          "seconds": round(time.perf_counter() - t0, 1)})
             t0 = time.perf_counter()
-            _, rec = run_optimization(api=connect, config=cfg)
+            _, rec = run_optimization(api=connect, config=cfg, settings=settings)
         finally:
             mock_tps.unload()
         rows.append({"phantom": name, "method": "tps_loop", "v24gy_percent": rec["ptv_eval"]["v_rx_percent"],
@@ -110,6 +112,7 @@ def main() -> int:
     ap.add_argument("--skip-fmo", action="store_true")
     ap.add_argument("--strategies", help="FMO strategies, comma-separated (default: all)")
     ap.add_argument("--skip-tps", action="store_true", help="FMO rows only (the TPS loop takes minutes per phantom)")
+    ap.add_argument("--target-design", help="TuningSettings.target_design of the TPS loop (default: its default)")
     args = ap.parse_args()
     from machine_speed import syrk_reference_s
     from mock_tps._phantoms import build_phantom
@@ -129,18 +132,23 @@ def main() -> int:
     rows = []
     for name in args.phantoms.split(","):
         data = build_phantom(name, **params)
-        got = (([] if args.skip_tps else tps_rows(name, data))
+        got = (([] if args.skip_tps else tps_rows(name, data, args.target_design))
                + ([] if args.skip_fmo else fmo_rows(name, data, args.solver, strategies, args.objective_truncation)))
         for r in got:
             print(json.dumps(r), flush=True)
         rows += got
     print(json.dumps({"machine_syrk_reference_s": round(syrk_reference_s(), 3), "at": "end"}), flush=True)
-    print(f"\n{'phantom':18s} {'method':16s} {'V24Gy %':>8s} {'D95 Gy':>7s} {'all pass':>8s} {'esoph cum':>9s}")
+    print(f"\n{'phantom':18s} {'method':16s} {'V24Gy %':>8s} {'D95 Gy':>7s} {'all pass':>8s} {'esoph cum':>9s} "
+          f"{'calls':>5s} {'dV24 vs exact':>13s}")
+    exact = {r["phantom"]: r for r in rows if r["method"] == "fmo_exact"}
     for r in rows:
         v = "-" if r["v24gy_percent"] is None else f"{r['v24gy_percent']:.1f}"
         d = "-" if r.get("d95_gy") is None else f"{r['d95_gy']:.2f}"
+        ref = exact.get(r["phantom"])
+        gap = "-" if ref is None or r["v24gy_percent"] is None or ref["v24gy_percent"] is None else \
+            f"{r['v24gy_percent'] - ref['v24gy_percent']:+.1f}"
         print(f"{r['phantom']:18s} {r['method']:16s} {v:>8s} {d:>7s} {str(r['all_pass']):>8s} "
-              f"{str(r['esophagus_cumulative_pass']):>9s}")
+              f"{str(r['esophagus_cumulative_pass']):>9s} {str(r.get('run_optimization_calls', '-')):>5s} {gap:>13s}")
     return 0
 
 

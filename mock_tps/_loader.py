@@ -35,7 +35,12 @@ EXAM_NAME = "CT 1"
 PLAN_NAME = "SBRT"
 BEAM_SET_NAME = "SBRT"
 #: Objective weights of the planner's SBRT-only plan (illustrative, not from the seed study).
-_SBRT_ONLY_WEIGHTS = {"MinDvh": 100.0, "UniformDose": 30.0, "Esophagus": 10.0, "DoseFallOff": 1.0}
+_SBRT_ONLY_WEIGHTS = {"MinDvh": 100.0, "MinDose": 5.0, "MaxDose": 20.0, "DoseFallOff": 5.0}
+#: The planner's PTVeval MinDvh: Rx + 0.5 Gy to 80 % (the hottest 80 % pushed past Rx; the
+#: voxels the cord holds down are left to the MinDose at Rx), MaxDose at 125 % of Rx.
+_MIN_DVH_HEADROOM_CGY = 50.0
+_MIN_DVH_PERCENT = 80
+_MAX_DOSE_FACTOR = 1.25
 _CORD_PRV = "SpinalCord_PRV"
 _ESOPHAGUS = "Esophagus"
 #: The SBRT-only 20 Gy organs of Koide 2024 that the phantoms have (as MaxDose constraints at 19.5 Gy).
@@ -98,10 +103,10 @@ def load_patient_data(data: PhantomData, *, initial_plan: str = "sbrt_only",
         available).  Default False, as a script run without GUI.
     initial_plan : {'sbrt_only', 'none'}
         'sbrt_only': the plan carries the functions a planner would have made under
-        the seed study's SBRT-only constraints — PTVeval MinDvh (Rx at 90 %) and
-        UniformDose (Rx), SpinalCord_PRV MaxDose *constraint* 12.2 Gy, Esophagus
-        MaxDose 20 Gy, External DoseFallOff (Rx → Rx/2 over 1.5 cm) — optimized, dose
-        computed.  Functions on absent ROIs are left out.  'none': no functions, no
+        the seed study's SBRT-only constraints — PTVeval MinDvh (Rx + 0.5 Gy at 80 %),
+        MinDose (Rx) and MaxDose (125 % Rx), SpinalCord_PRV MaxDose *constraint* at its
+        table limit − 0.3 Gy, other OARs MaxDose constraints 19.5 Gy, External
+        DoseFallOff (Rx → Rx/2 over 1.5 cm) — optimized, dose computed.  Functions on absent ROIs are left out.  'none': no functions, no
         dose (``DoseValues`` None).
 
     Returns
@@ -220,7 +225,8 @@ def _make_sbrt_only_plan(po: PlanOptimization, data: PhantomData) -> None:
       constraint 19.5 Gy (D0.035cc ≤ 20 Gy);
     - unspecified tissue: a ring ROI ``Ring_PTV+5mm`` = External − (PTV + 5 mm) with a
       MaxDose constraint 19.5 Gy;
-    - PTVeval MinDvh 24 Gy at 90 % and UniformDose 24 Gy; External DoseFallOff.
+    - PTVeval MinDvh 24.5 Gy at 80 %, MinDose 24 Gy (weight 5), MaxDose 30 Gy;
+      External DoseFallOff (24 → 12 Gy over 1.5 cm).
 
     Weights and margins are this mock's illustrative choices, not the seed study's.
     """
@@ -231,13 +237,17 @@ def _make_sbrt_only_plan(po: PlanOptimization, data: PhantomData) -> None:
     rx = gy_to_cgy(data.prescription_gy)
     made = []
     f = po.AddOptimizationFunction(FunctionType="MinDvh", RoiName=data.target_roi)
-    f.DoseFunctionParameters.DoseLevel = rx
-    f.DoseFunctionParameters.PercentVolume = 90
+    f.DoseFunctionParameters.DoseLevel = rx + _MIN_DVH_HEADROOM_CGY
+    f.DoseFunctionParameters.PercentVolume = _MIN_DVH_PERCENT
     f.DoseFunctionParameters.Weight = _SBRT_ONLY_WEIGHTS["MinDvh"]
     made.append(f)
-    f = po.AddOptimizationFunction(FunctionType="UniformDose", RoiName=data.target_roi)
+    f = po.AddOptimizationFunction(FunctionType="MinDose", RoiName=data.target_roi)
     f.DoseFunctionParameters.DoseLevel = rx
-    f.DoseFunctionParameters.Weight = _SBRT_ONLY_WEIGHTS["UniformDose"]
+    f.DoseFunctionParameters.Weight = _SBRT_ONLY_WEIGHTS["MinDose"]
+    made.append(f)
+    f = po.AddOptimizationFunction(FunctionType="MaxDose", RoiName=data.target_roi)
+    f.DoseFunctionParameters.DoseLevel = rx * _MAX_DOSE_FACTOR
+    f.DoseFunctionParameters.Weight = _SBRT_ONLY_WEIGHTS["MaxDose"]
     made.append(f)
     if _CORD_PRV in names:
         table = load_protocol("koide2024").tables["cord_prv_d0035cc"]

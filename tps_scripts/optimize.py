@@ -41,8 +41,8 @@ from .assess import assessment_record, assessment_report, summary_lines
 from .config import PluginConfig, load_config
 from .limit_zones import Zone, build_zones
 from .record import write_record
-from .writeback import (PREFIX, add_clinical_goal, add_function, check_editable, set_dose_level, step,
-                        unique_plan_name)
+from .writeback import (PREFIX, add_clinical_goal, add_function, check_editable, create_algebra_roi,
+                        create_dose_threshold_roi, set_dose_level, step, unique_plan_name)
 
 __all__ = ["TuningSettings", "run_optimization", "main"]
 
@@ -51,10 +51,29 @@ _LOG = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TuningSettings:
-    """Knobs of the loop (defaults chosen on the mock phantoms; see the README)."""
+    """Knobs of the loop (defaults chosen on the mock phantoms; see the README).
+
+    ``target_design`` says how PTVeval's coverage is asked for:
+
+    * ``'single'``: MinDose at Rx + ``target_headroom_gy`` on the whole PTVeval;
+    * ``'split_distance'``: PTVeval cut into ``rr_PTVeval_core`` (farther from every organ
+      whose lowest zone level is below Rx than ``(Rx − level) / split_gradient_gy_per_mm``)
+      with that MinDose, and ``rr_PTVeval_edge`` (the rest) with a MinDose at Rx of weight
+      ``edge_weight``: the quadratic penalty stops spending the optimizer on voxels the
+      limits hold below Rx;
+    * ``'split_dose'``: as ``'single'`` for the first run, then the cut is the first passing
+      run's ``Rx − split_dose_margin_gy`` isodose (``CreateRoiGeometryFromDose``);
+    * ``'min_dvh'``: MinDvh at Rx + ``target_headroom_gy`` to ``target_dvh_percent`` % of
+      PTVeval (weight ``target_min_dose_weight``) and MinDose at Rx (weight ``edge_weight``):
+      the DVH function penalizes only the hottest voxels short of the level, so the voxels
+      the limits hold down cost nothing and the rest are pushed past Rx.
+
+    ``replace_target_objectives``: the copy's own objectives on PTVeval and its dose
+    fall-offs are deleted (listed in the record), as they ask for 24 Gy everywhere.
+    """
 
     margin_gy: float = 0.3
-    max_iterations: int = 200
+    max_iterations: int = 100
     reset_each_run: bool = True
     min_margin_gy: float = 0.1
     tighten_extra_gy: float = 0.1
@@ -65,6 +84,15 @@ class TuningSettings:
     falloff_weight: float = 5.0
     falloff_low_factor: float = 0.5
     falloff_distance_mm: float = 10.0
+    falloff_high_factor: float = 1.0
+    target_design: str = "min_dvh"
+    replace_target_objectives: bool = True
+    target_headroom_gy: float = 0.5
+    edge_weight: float = 5.0
+    edge_level_factor: float = 1.0
+    split_gradient_gy_per_mm: float = 2.0
+    split_dose_margin_gy: float = 1.0
+    target_dvh_percent: float = 80.0
 
 
 def _coverage(dose_gy: np.ndarray, case: PlanCase, protocol: Protocol) -> Dict[str, float]:
@@ -95,22 +123,110 @@ def _subvoxel_excess(ev) -> Dict[str, float]:
     return out
 
 
-def _setup_functions(po: Any, zones: List[Zone], case: PlanCase, protocol: Protocol, s: TuningSettings) -> None:
+def _setup_functions(po: Any, zones: List[Zone], case: PlanCase, protocol: Protocol, s: TuningSettings,
+                     target_rois: Tuple[str, Optional[str]]) -> List[Any]:
+    """Add the target objectives, the fall-off and the zone constraints; return the target functions."""
     rx = protocol.prescription.dose_gy
     target = case.structures[protocol.prescription.target].name
-    with step(f"add PTV objectives on {target}"):
-        add_function(po, "MinDose", target, dose_level_gy=rx, weight=s.target_min_dose_weight)
+    core, edge = target_rois
+    made = []
+    with step(f"add PTV objectives on {core}" + (f" and {edge}" if edge else "")):
+        if s.target_design == "min_dvh":
+            made.append(add_function(po, "MinDvh", core, dose_level_gy=rx + s.target_headroom_gy,
+                                     percent_volume=s.target_dvh_percent, weight=s.target_min_dose_weight))
+            made.append(add_function(po, "MinDose", core, dose_level_gy=rx * s.edge_level_factor,
+                                     weight=s.edge_weight))
+        else:
+            made.append(add_function(po, "MinDose", core, dose_level_gy=rx + s.target_headroom_gy,
+                                     weight=s.target_min_dose_weight))
+        if edge:
+            made.append(add_function(po, "MinDose", edge, dose_level_gy=rx * s.edge_level_factor,
+                                     weight=s.edge_weight))
         add_function(po, "MaxDose", target, dose_level_gy=rx * s.target_max_dose_factor,
                      weight=s.target_max_dose_weight)
     external = [st.name for k, st in case.structures.items() if protocol.organs[k].kind == "external"]
     if external:
         with step(f"add dose fall-off on {external[0]}"):
-            add_function(po, "DoseFallOff", external[0], high_dose_gy=rx, low_dose_gy=rx * s.falloff_low_factor,
-                         low_dose_distance_mm=s.falloff_distance_mm, weight=s.falloff_weight)
+            add_function(po, "DoseFallOff", external[0], high_dose_gy=rx * s.falloff_high_factor,
+                         low_dose_gy=rx * s.falloff_low_factor, low_dose_distance_mm=s.falloff_distance_mm,
+                         weight=s.falloff_weight)
     for z in zones:
         with step(f"add MaxDose constraint on {z.roi_name}"):
             z.function = add_function(po, "MaxDose", z.roi_name, dose_level_gy=z.level_gy(), is_constraint=True)
         z.history.append(z.level_gy())
+    return made
+
+
+def _split_by_distance(pm: Any, examination: Any, zones: List[Zone], case: PlanCase, protocol: Protocol,
+                       s: TuningSettings) -> Tuple[str, Optional[str]]:
+    """``rr_PTVeval_core`` = PTVeval minus every organ below Rx expanded by (Rx − its lowest zone
+    level) / gradient; ``rr_PTVeval_edge`` = PTVeval minus the core.  (PTVeval, None) when no
+    organ's zones lie below Rx or the core would be empty."""
+    rx = protocol.prescription.dose_gy
+    target = case.structures[protocol.prescription.target].name
+    lowest: Dict[str, float] = {}
+    for z in zones:
+        if z.kind == "whole" and z.created:
+            continue          # a region of the external (unspecified tissue): no cut
+        name = case.structures[z.organ].name
+        lowest[name] = min(lowest.get(name, np.inf), z.level_gy())
+    cuts = [(name, min((rx - level) / s.split_gradient_gy_per_mm, 30.0)) for name, level in sorted(lowest.items())
+            if level < rx]
+    if not cuts:
+        return target, None
+    previous = target
+    made = []
+    for k, (name, margin_mm) in enumerate(cuts):
+        with step(f"cut PTVeval core: minus {name} + {margin_mm:.1f} mm"):
+            roi = create_algebra_roi(pm, f"rr_{target}_core" if k == len(cuts) - 1 else f"rr_tmp_core_{k + 1}",
+                                     examination, [previous], b_rois=[name], b_expand_mm=margin_mm,
+                                     result="Subtraction", color="Cyan")
+        made.append(roi)
+        previous = roi.Name
+    core = made[-1]
+    with step("create PTVeval edge (PTVeval minus its core)"):
+        edge = create_algebra_roi(pm, f"rr_{target}_edge", examination, [target], b_rois=[core.Name],
+                                  result="Subtraction", color="Blue")
+    with step("delete temporary core ROIs"):
+        for roi in made[:-1]:
+            roi.DeleteRoi()
+    return core.Name, edge.Name
+
+
+def _split_by_dose(pm: Any, examination: Any, dose: Any, fractions: int, case: PlanCase, protocol: Protocol,
+                   s: TuningSettings) -> Tuple[str, str]:
+    """``rr_PTVeval_core`` = PTVeval ∩ {dose ≥ Rx − margin}; ``rr_PTVeval_edge`` = the rest."""
+    rx = protocol.prescription.dose_gy
+    target = case.structures[protocol.prescription.target].name
+    with step("create the reached-isodose ROI of the last run"):
+        iso = create_dose_threshold_roi(pm, "rr_tmp_isodose", dose, (rx - s.split_dose_margin_gy) / fractions)
+    with step("cut PTVeval core and edge by the reached isodose"):
+        core = create_algebra_roi(pm, f"rr_{target}_core", examination, [target, iso.Name],
+                                  a_operation="Intersection", color="Cyan")
+        edge = create_algebra_roi(pm, f"rr_{target}_edge", examination, [target], b_rois=[iso.Name],
+                                  result="Subtraction", color="Blue")
+        iso.DeleteRoi()
+    return core.Name, edge.Name
+
+
+def _replace_copied_target_objectives(po: Any, case: PlanCase, protocol: Protocol) -> List[Dict[str, Any]]:
+    """Delete, in reirrad's copy, the copied objectives on PTVeval and the copied dose fall-offs
+    (reirrad sets its own); returns what was removed (for the record)."""
+    target = case.structures[protocol.prescription.target].name
+    removed = []
+    functions = list(po.Objective.ConstituentFunctions) if po.Objective is not None else []
+    for f in functions:
+        roi = f.ForRegionOfInterest.Name
+        p = f.DoseFunctionParameters
+        ftype = str(getattr(p, "FunctionType", type(p).__name__))
+        is_falloff = getattr(p, "HighDoseLevel", None) is not None
+        if roi != target and not is_falloff:
+            continue
+        item = {"roi": roi, "function": "DoseFallOff" if is_falloff else ftype}
+        with step(f"remove the copied {item['function']} objective on {roi} (replaced by reirrad's)"):
+            f.DeleteFunction()
+        removed.append(item)
+    return removed
 
 
 def _replace_copied_constraints(po: Any, zones: List[Zone], case: PlanCase) -> List[Dict[str, Any]]:
@@ -168,9 +284,15 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
                             protocol, limits, g.prior_objects, margin_gy=settings.margin_gy)
         po = new_plan.PlanOptimizations[0]
         replaced = _replace_copied_constraints(po, zones, g.case)
+        replaced_objectives = _replace_copied_target_objectives(po, g.case, protocol) \
+            if settings.replace_target_objectives else []
         with step("set the optimization's maximum number of iterations"):
             po.OptimizationParameters.Algorithm.MaxNumberOfIterations = settings.max_iterations
-        _setup_functions(po, zones, g.case, protocol, settings)
+        target_rois: Tuple[str, Optional[str]] = (g.case.structures[protocol.prescription.target].name, None)
+        if settings.target_design == "split_distance":
+            target_rois = _split_by_distance(ctx.case.PatientModel, ctx.examination, zones, g.case, protocol,
+                                             settings)
+        target_functions = _setup_functions(po, zones, g.case, protocol, settings, target_rois)
         best: Optional[Dict[str, Any]] = None
         floors: Dict[str, float] = {}     # zone margins the sub-voxel rule showed are needed
         stop_reason = "maximum number of optimizations reached"
@@ -200,6 +322,7 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
                       "pass" if ev.all_pass else "FAIL (" + ", ".join(entry["failures"]) + ")")
             return entry
 
+        split_done = False
         for it in range(1, config.max_optimizations + 1):
             _progress(api, f"reirrad: optimization {it} of at most {config.max_optimizations}",
                       int(100 * (it - 1) / config.max_optimizations))
@@ -217,6 +340,20 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
                 if not entry["changes"]:
                     stop_reason = "a constraint fails that no zone controls: " + ", ".join(entry["failures"])
                     break
+            elif settings.target_design == "split_dose" and not split_done:
+                split_done = True
+                with step("delete the PTVeval MinDose before splitting PTVeval"):
+                    for f in target_functions:
+                        f.DeleteFunction()
+                core, edge = _split_by_dose(ctx.case.PatientModel, ctx.examination, new_bs.FractionDose, fx, g.case,
+                                            protocol, settings)
+                rx = protocol.prescription.dose_gy
+                with step(f"add MinDose objectives on {core} and {edge}"):
+                    add_function(po, "MinDose", core, dose_level_gy=rx + settings.target_headroom_gy,
+                                 weight=settings.target_min_dose_weight)
+                    add_function(po, "MinDose", edge, dose_level_gy=rx * settings.edge_level_factor,
+                                 weight=settings.edge_weight)
+                entry["changes"].append(f"split PTVeval at the {rx - settings.split_dose_margin_gy:g} Gy isodose")
             else:
                 cov = entry["ptv_eval"]
                 gain = cov["v_rx_percent"] - (best["ptv_eval"]["v_rx_percent"] if best else -np.inf)
@@ -269,6 +406,8 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
                         "final_level_gy": z.level_gy(), "level_history_gy": z.history} for z in zones]
     record["limit_sources"] = {k: list(v.sources) for k, v in limits.items()}
     record["replaced_constraints"] = replaced
+    record["replaced_objectives"] = replaced_objectives
+    record["target_design"] = settings.target_design
     record["ptv_eval"] = _coverage(final.case.sbrt.dose_gy, final.case, protocol)
     lines = assessment_report(record, title="reirrad optimization")
     lines += ["", f"optimized plan {new_name!r} (copy of {ctx.plan.Name!r}); RunOptimization calls: {calls}",

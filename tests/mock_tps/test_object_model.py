@@ -410,7 +410,8 @@ def test_sbrt_only_initial_plan():
         po = plan.PlanOptimizations[0]
         types = [(f.ForRegionOfInterest.Name, f.DoseFunctionParameters.__dict__.get("FunctionType", "DoseFallOff"))
                  for f in po.Objective.ConstituentFunctions]
-        assert types == [("PTVeval", "MinDvh"), ("PTVeval", "UniformDose"), ("External", "DoseFallOff")]
+        assert types == [("PTVeval", "MinDvh"), ("PTVeval", "MinDose"), ("PTVeval", "MaxDose"),
+                         ("External", "DoseFallOff")]
         # SBRT-only constraints of the seed study: cord PRV 0.3 Gy below the table limit for the prior cord
         # BED (10 Gy/5 fx: BED2 = 10 (1 + 2/2) = 20 Gy2 <= 90 -> 12.2 Gy -> 1190 cGy); 19.5 Gy on the OARs and ring
         cons = {c.ForRegionOfInterest.Name: c.DoseFunctionParameters.DoseLevel for c in po.Constraints}
