@@ -6,8 +6,11 @@
    its functions and dose stay untouched), create limit zones (``rr_`` ROIs), remove
    from the copy the copied *constraints* on the organs that get zones (their
    SBRT-only limits are superseded by the exact ones; listed in the record as
-   ``replaced_constraints``), add MaxDose constraints at each zone's level (lowest
-   exact limit − margin), PTVeval objectives and a dose fall-off, then loop:
+   ``replaced_constraints``) and the copied objectives on PTVeval and fall-offs
+   (``replaced_objectives``), add MaxDose constraints at each zone's level (lowest
+   exact limit − margin), PTVeval objectives that do not fight the limits
+   (:class:`TuningSettings` ``target_design``; default a MinDvh at Rx + 0.5 Gy to 80 %
+   with a weak MinDose at Rx) and a dose fall-off, then loop:
    ``RunOptimization`` → read the dose → evaluate the exact per-voxel cumulative
    metrics and the whole protocol →
    * a limit fails: lower the failing zones' levels by their excess (+ 0.1 Gy);
