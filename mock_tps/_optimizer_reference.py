@@ -132,7 +132,7 @@ def gap_problem(name: str, **phantom_params) -> Tuple[object, List[FunctionSpec]
             f = po.AddOptimizationFunction(FunctionType=ftype, RoiName=roi, IsConstraint=constraint)
             for key, value in params.items():
                 setattr(f.DoseFunctionParameters, key, value)
-        specs = po._function_specs(po._functions(), Spec)
+        specs, _ = po._function_specs(po._functions(), Spec)      # (specs, owning function of each)
         return bs._influence.value, specs, np.array(bs._initial_weights), bs.FractionationPattern.NumberOfFractions
     finally:
         unload()
