@@ -52,7 +52,7 @@ _MAX_OUTER_LOOPS = 30
 _PENALTY_GROWTH = 10.0
 _PENALTY_START = 10.0
 # μ grows at most this much (beyond, the Gauss-Newton systems lose precision).
-_PENALTY_MAX_GROWTH = 1e4
+_PENALTY_MAX_GROWTH = 1e6
 # Constraints aim this fraction of the constraint tolerance inside their levels.
 _BACKOFF = 0.5
 _FIRST_INNER_TOLERANCE = 1e-2
@@ -543,6 +543,7 @@ class _Problem:
     n_rows: int
     evaluations: int = 0
     curvature_cache: Optional[Tuple[np.ndarray, np.ndarray]] = None   # (h, Aᵀ diag(h) A) of the last step
+    locked: Optional[np.ndarray] = None   # beamlets held at zero (they reach a voxel whose upper bound is ≤ 0)
 
     def dose(self, weights: np.ndarray) -> np.ndarray:
         return self.matrix @ weights
@@ -628,9 +629,10 @@ def _newton_step(problem: _Problem, x: _Iterate) -> Tuple[_Iterate, float]:
     w = x.weights
     hessian = _gauss_newton_matrix(problem, diag_d, rank_one)
 
-    newton = _box_qp_step(hessian, g, w)
+    locked = problem.locked if problem.locked is not None else np.zeros(w.size, dtype=bool)
+    newton = _box_qp_step(hessian, g, w, locked)
     t = float(g @ g) / max(float(g @ (hessian @ g)), _TINY)
-    gradient = np.maximum(w - t * g, 0.0) - w       # projected-gradient step, the fallback
+    gradient = np.where(locked, 0.0, np.maximum(w - t * g, 0.0) - w)   # projected-gradient step, the fallback
     for step in (newton, gradient):
         if not float(g @ step) < 0.0:
             continue
@@ -644,12 +646,12 @@ def _newton_step(problem: _Problem, x: _Iterate) -> Tuple[_Iterate, float]:
     return x, 0.0
 
 
-def _box_qp_step(hessian: np.ndarray, g: np.ndarray, w: np.ndarray) -> np.ndarray:
+def _box_qp_step(hessian: np.ndarray, g: np.ndarray, w: np.ndarray, locked: np.ndarray) -> np.ndarray:
     """Step s minimizing the model ``gᵀs + ½ sᵀHs`` subject to ``w + s ≥ 0``, by block principal
     pivoting [3]_: solve on the free beamlets with the others at zero, move those the solution
     makes negative to the bound and release bound ones whose model gradient is negative;
     at most :data:`_PIVOT_PASSES` passes, the last solution projected onto ``w + s ≥ 0``."""
-    bound = (w <= 0.0) & (g > 0.0)
+    bound = ((w <= 0.0) & (g > 0.0)) | locked
     y = np.maximum(w, 0.0)
     for _ in range(_PIVOT_PASSES):
         free = np.flatnonzero(~bound)
@@ -659,11 +661,28 @@ def _box_qp_step(hessian: np.ndarray, g: np.ndarray, w: np.ndarray) -> np.ndarra
             rhs = -(g[free] - hessian[np.ix_(free, fixed)] @ w[fixed])
             y[free] = w[free] + _solve_psd(hessian[np.ix_(free, free)], rhs)
         model_grad = g + hessian @ (y - w)
-        new_bound = np.where(bound, model_grad >= 0.0, y < 0.0)
+        new_bound = np.where(bound, model_grad >= 0.0, y < 0.0) | locked
         if np.array_equal(new_bound, bound):
             break
         bound = new_bound
     return np.maximum(y, 0.0) - w
+
+
+def _locked_beamlets(problem: "_Problem") -> np.ndarray:
+    """Beamlets that must be zero: those reaching a voxel whose upper-bound constraint
+    (MaxDose, DoseFallOff) is ≤ 0 Gy — with non-negative influence and weights, such a
+    voxel's dose is zero only if every beamlet reaching it is off."""
+    A = problem.matrix
+    zero_rows = np.zeros(problem.n_rows, dtype=bool)
+    for term in problem.constraints:
+        if term.spec.function_type in ("MaxDose", "DoseFallOff"):
+            level = np.broadcast_to(term.level, term.local.shape)
+            zero_rows[term.local[(level <= 0.0) & (term.v > 0)]] = True
+    locked = np.zeros(A.shape[1], dtype=bool)
+    if zero_rows.any():
+        block = A[np.flatnonzero(zero_rows)]
+        locked = np.asarray((block > 0).sum(axis=0)).ravel() > 0
+    return locked
 
 
 def _gauss_newton_matrix(problem: "_Problem", diag_d: np.ndarray, rank_one: List[np.ndarray]) -> np.ndarray:
@@ -935,6 +954,8 @@ def optimize_beamlet_weights(influence_gy, functions: Sequence[FunctionSpec], *,
     matrix, weights = _validate_problem(influence_gy, functions, fractions, initial_weights, max_iterations,
                                         optimality_tolerance, constraint_tolerance_gy)
     problem = _prepare(matrix, functions, fractions, backoff_gy=_BACKOFF * constraint_tolerance_gy)
+    problem.locked = _locked_beamlets(problem)
+    weights = np.where(problem.locked, 0.0, weights)
     d = problem.dose(weights)
     merit, objective = problem.merit(d)
     x = _Iterate(weights, d, merit, objective)

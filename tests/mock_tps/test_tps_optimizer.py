@@ -385,3 +385,15 @@ def test_converges_on_a_convex_problem_and_matches_the_kkt_point_by_hand():
     np.testing.assert_allclose(result.weights, [6.0, 6.0], atol=0.05)
     assert result.objective_values[-1] == pytest.approx(196.0, rel=0.01)
     assert result.iterations < 100
+
+
+def test_a_zero_dose_bound_switches_off_every_beamlet_that_reaches_the_voxel():
+    # Voxel 2 (an exhausted cord) must get 0 Gy; beamlet 0 gives it 0.1 Gy/unit, beamlet 1 nothing.
+    # d2 = 0.1 w0 <= 0 -> w0 = 0; the target voxel 0 (1 Gy/unit from w0, 0.5 from w1) is covered by w1 alone:
+    # MinDose 10 Gy on voxel 0 -> 0.5 w1 = 10 -> w1 = 20, F = 0.
+    influence = scipy.sparse.csr_matrix(np.array([[1.0, 0.5], [0.0, 0.0], [0.1, 0.0]]))
+    functions = [spec("MinDose", [0], dose_level_gy=10.0), spec("MaxDose", [2], dose_level_gy=0.0, is_constraint=True)]
+    result = optimize_beamlet_weights(influence, functions, fractions=1, initial_weights=np.ones(2))
+    assert result.weights[0] == 0.0
+    assert result.weights[1] == pytest.approx(20.0, abs=0.01)
+    assert result.constraint_violations_gy[1] <= 0.0
