@@ -43,9 +43,9 @@ _MIN_DVH_PERCENT = 80
 _MAX_DOSE_FACTOR = 1.25
 _CORD_PRV = "SpinalCord_PRV"
 _ESOPHAGUS = "Esophagus"
-#: The SBRT-only 20 Gy organs of Koide 2024 that the phantoms have (as MaxDose constraints at 19.5 Gy).
+#: The SBRT-only 20 Gy organs of Koide 2024 that the phantoms have (as MaxDose constraints at 19.0 Gy).
 _SBRT_ONLY_OARS = ("Esophagus", "Trachea", "Lungs", "Aorta")
-_OAR_MAX_CGY = 1950.0
+_OAR_MAX_CGY = 1900.0
 _RING = "Ring_PTV+5mm"
 _SBRT_ONLY_ITERATIONS = 100
 
@@ -105,7 +105,7 @@ def load_patient_data(data: PhantomData, *, initial_plan: str = "sbrt_only",
         'sbrt_only': the plan carries the functions a planner would have made under
         the seed study's SBRT-only constraints — PTVeval MinDvh (Rx + 0.5 Gy at 80 %),
         MinDose (Rx) and MaxDose (125 % Rx), SpinalCord_PRV MaxDose *constraint* at its
-        table limit − 0.3 Gy, other OARs MaxDose constraints 19.5 Gy, External
+        table limit − 0.3 Gy, other OARs MaxDose constraints 19.0 Gy, External
         DoseFallOff (Rx → Rx/2 over 1.5 cm) — optimized, dose computed.  Functions on absent ROIs are left out.  'none': no functions, no
         dose (``DoseValues`` None).
 
@@ -222,9 +222,9 @@ def _make_sbrt_only_plan(po: PlanOptimization, data: PhantomData) -> None:
     - cord PRV: MaxDose constraint 0.3 Gy below the Koide 2024 table limit for the
       prior cord BED (α/β 2) — D0.035cc ≤ limit is then met with margin;
     - every other specified OAR present (esophagus, trachea, lungs, aorta): MaxDose
-      constraint 19.5 Gy (D0.035cc ≤ 20 Gy);
+      constraint 19.0 Gy (D0.035cc ≤ 20 Gy, also by the sub-voxel rule);
     - unspecified tissue: a ring ROI ``Ring_PTV+5mm`` = External − (PTV + 5 mm) with a
-      MaxDose constraint 19.5 Gy;
+      MaxDose constraint 19.0 Gy;
     - PTVeval MinDvh 24.5 Gy at 80 %, MinDose 24 Gy (weight 5), MaxDose 30 Gy;
       External DoseFallOff (24 → 12 Gy over 1.5 cm).
 
