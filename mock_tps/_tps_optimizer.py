@@ -61,13 +61,20 @@ _INNER_TOLERANCE_DECAY = 0.1
 _DENSE_FILL = 0.25
 # Levenberg damping of the Gauss-Newton matrix, relative to its mean diagonal.
 _DAMPING = 1e-9
-# The Gauss-Newton matrix is rebuilt when more than this fraction of curved voxels changed.
-_REBUILD_FRACTION = 0.5
 # Block-pivoting passes of the bound-constrained Newton subproblem.
 _PIVOT_PASSES = 20
 # Slope evaluations of the line minimization.
 _LINE_SEARCH_STEPS = 12
 _TINY = 1e-300
+# Conjugate-gradient steps (at most) and relative residual of the Newton system when the free
+# beamlets are too many for a dense Gauss-Newton matrix.
+_CG_MAX = 20
+_CG_RTOL = 1e-2
+# Up to this many free beamlets the Newton step is exact (dense Gauss-Newton matrix of the free
+# beamlets on the curved rows, block principal pivoting); above, preconditioned CG.
+_N_GRAM = 800
+# Constraint rows (at most) whose curvature the CG preconditioner holds exactly (Woodbury).
+_WOOD_MAX = 2000
 
 
 # --------------------------------------------------------------------------- specs
@@ -505,6 +512,7 @@ class _Term:
     mu_max: float = math.inf
     backoff_gy: float = 0.0      # constraints aim this far inside their level
     last_violation_gy: float = math.inf
+    mu_rel: object = 1.0
 
     @property
     def aim(self):
@@ -542,11 +550,12 @@ class _Problem:
     constraints: List[_Term]
     n_rows: int
     evaluations: int = 0
-    curvature_cache: Optional[Tuple[np.ndarray, np.ndarray]] = None   # (h, Aᵀ diag(h) A) of the last step
     locked: Optional[np.ndarray] = None   # beamlets held at zero (they reach a voxel whose upper bound is ≤ 0)
 
+    matrix_sq: object = None
+
     def dose(self, weights: np.ndarray) -> np.ndarray:
-        return self.matrix @ weights
+        return _mv(self.matrix, weights)
 
     def objective_from_dose(self, d: np.ndarray, grad_d: Optional[np.ndarray]) -> float:
         total = 0.0
@@ -564,20 +573,25 @@ class _Problem:
         grad_d = np.zeros(self.n_rows) if derivatives else None
         diag_d = np.zeros(self.n_rows) if derivatives else None
         rank_one: List[np.ndarray] = []
+        con_d = np.zeros(self.n_rows) if derivatives else None
+        self.con_d = con_d
         objective = 0.0
         total = 0.0
         for term, scale, level in ([(t, t.spec.weight, t.level) for t in self.objectives]
                                    + [(t, 0.5 * t.mu, t.shifted_level()) for t in self.constraints]):
             ftype = term.spec.function_type
-            value, grad = _KERNELS[ftype](d[term.local], level, term.v, term.param)
+            tv = term.v * term.mu_rel if (term.spec.is_constraint and isinstance(term.mu_rel, np.ndarray)) else term.v
+            value, grad = _KERNELS[ftype](d[term.local], level, tv, term.param)
             total += scale * value
             if not term.spec.is_constraint:
                 objective += scale * value
             if derivatives and scale > 0:
                 grad_d[term.local] += scale * grad
-                diag, vector = _curvature(ftype, value, grad, term.v)
+                diag, vector = _curvature(ftype, value, grad, tv)
                 if diag is not None:
                     diag_d[term.local] += scale * diag
+                    if term.spec.is_constraint:
+                        con_d[term.local] += scale * diag
                 if vector is not None:
                     full = np.zeros(self.n_rows)
                     full[term.local] = math.sqrt(scale) * vector
@@ -596,6 +610,15 @@ class _Problem:
                 h = dl - term.aim if ftype in _UPPER or ftype == "UniformDose" else term.aim - dl
                 shift = term.shift + h
                 term.shift = shift if ftype == "UniformDose" else np.maximum(shift, 0.0)
+                true_h = dl - term.level if ftype in _UPPER else (term.level - dl if ftype != "UniformDose" else np.abs(dl - term.level))
+                if not isinstance(term.last_violation_gy, np.ndarray):
+                    term.last_violation_gy = np.full(dl.size, np.inf)
+                    term.mu_rel = np.ones(dl.size)
+                stalled = (true_h > tolerance_gy) & (true_h > 0.25 * term.last_violation_gy) & (term.mu_rel * _PENALTY_GROWTH <= _PENALTY_MAX_GROWTH)
+                term.mu_rel = np.where(stalled, term.mu_rel * _PENALTY_GROWTH, term.mu_rel)
+                term.shift = np.where(stalled, term.shift / _PENALTY_GROWTH, term.shift)
+                term.last_violation_gy = true_h
+                continue
             else:
                 aimed = _achieved_violation_gy(ftype, dl, term.aim, term.v, term.param)
                 term.shift = max(float(term.shift) + aimed, 0.0)
@@ -618,31 +641,125 @@ class _Iterate:
     objective: float
 
 
-def _newton_step(problem: _Problem, x: _Iterate) -> Tuple[_Iterate, float]:
-    """One projected Gauss-Newton step on the augmented Lagrangian (w ≥ 0).
 
-    Returns the new iterate and the decrease the Gauss-Newton model predicts (≥ 0).
-    """
+
+def _mv(A, x):
+    return np.asarray(A @ x.astype(A.dtype), dtype=np.float64)
+
+def _rmv(A, y):
+    return np.asarray(A.T @ y.astype(A.dtype), dtype=np.float64)
+
+def _newton_step(problem, x):
     A = problem.matrix
     _, _, grad_d, diag_d, rank_one = problem.merit(x.dose, derivatives=True)
-    g = A.T @ grad_d
+    g = _rmv(A, grad_d)
     w = x.weights
-    hessian = _gauss_newton_matrix(problem, diag_d, rank_one)
-
     locked = problem.locked if problem.locked is not None else np.zeros(w.size, dtype=bool)
-    newton = _box_qp_step(hessian, g, w, locked)
-    t = float(g @ g) / max(float(g @ (hessian @ g)), _TINY)
-    gradient = np.where(locked, 0.0, np.maximum(w - t * g, 0.0) - w)   # projected-gradient step, the fallback
+    rows = np.flatnonzero(diag_d > 0.0)
+    AR = A[rows]
+    hR = diag_d[rows].astype(A.dtype)
+    U = [_rmv(A, u) for u in rank_one]
+    con_d = problem.con_d
+    obj_d = diag_d - con_d
+    hd_full = _rmv(problem.matrix_sq, diag_d) + sum(u * u for u in U)
+    damp = _DAMPING * max(float(hd_full.mean()), _TINY)
+    hd_full = hd_full + damp
+    dg = _rmv(problem.matrix_sq, obj_d) + sum(u * u for u in U) + damp
+    crows = np.flatnonzero(con_d > 0.0)
+    if crows.size > _WOOD_MAX:
+        excess = (x.dose - 0)[crows]
+        crows = crows[np.argsort(-con_d[crows] * 0 - excess, kind="stable")[:_WOOD_MAX]]
+        crows.sort()
+    USE_W = crows.size > 0
+    bound0 = None
+    hd = hd_full
+    dg = np.maximum(dg, 1e-12 * max(float(dg.max()), _TINY))
+    # Bertsekas epsilon-active set
+    scaled = np.maximum(w - g / hd, 0.0) - w
+    eps = min(float(np.abs(scaled).max(initial=0.0)), 1e-3 * max(float(w.max(initial=0.0)), _TINY))
+    bound = ((w <= eps) & (g > 0.0)) | locked
+    free = ~bound
+    def hess(p):
+        q = _rmv(AR, hR * _mv(AR, p).astype(hR.dtype))
+        for u in U:
+            q += u * float(u @ p)
+        return q + damp * p
+    nfree = int(free.sum())
+    if nfree <= _N_GRAM:
+        F = np.flatnonzero(free)
+        block = A[rows][:, F]
+        block = block.toarray() if scipy.sparse.issparse(block) else block
+        block = block * np.sqrt(hR)[:, None]
+        HF = np.asarray(block.T @ block, dtype=np.float64)
+        for u in U:
+            HF += np.outer(u[F], u[F])
+        HF.flat[::F.size + 1] += damp
+        sF = _box_qp_step(HF, g[F], w[F], locked[F])
+        s = np.where(bound, -np.minimum(w, np.where(locked, w, g / hd)), 0.0)
+        s[F] = sF
+        k = -1
+        return _finish_step(problem, x, g, w, s, locked, hd, hess, free, crows, k)
+    if USE_W:
+        C = A[crows]
+        C = (C.toarray() if scipy.sparse.issparse(C) else np.asarray(C, dtype=np.float64)) * free
+        Cd = C / dg
+        S = Cd @ C.T
+        S.flat[::S.shape[0] + 1] += 1.0 / con_d[crows]
+        try:
+            cf = scipy.linalg.cho_factor(S, check_finite=False)
+        except np.linalg.LinAlgError:
+            cf = None
+        if cf is not None:
+            def precond(r):
+                y = r / dg
+                return np.where(free, y - (scipy.linalg.cho_solve(cf, C @ y, check_finite=False) @ Cd), 0.0)
+        else:
+            def precond(r):
+                return r / hd
+    else:
+        def precond(r):
+            return r / hd
+    # PCG on the free variables
+    s = np.zeros(w.size)
+    r = np.where(free, -g, 0.0)
+    z = precond(r)
+    p = z.copy()
+    rz = float(r @ z)
+    r0 = math.sqrt(float(r @ r))
+    for k in range(_CG_MAX):
+        Hp = np.where(free, hess(p), 0.0)
+        pHp = float(p @ Hp)
+        if pHp <= 0:
+            break
+        a = rz / pHp
+        s += a * p
+        r -= a * Hp
+        if math.sqrt(float(r @ r)) <= _CG_RTOL * r0:
+            break
+        z = precond(r)
+        rz_new = float(r @ z)
+        p = z + (rz_new / rz) * p
+        rz = rz_new
+    s = np.where(bound, -np.minimum(w, np.where(locked, w, g / hd)), s)
+    return _finish_step(problem, x, g, w, s, locked, hd, hess, free, crows, k)
+
+
+def _finish_step(problem, x, g, w, s, locked, hd, hess, free, crows, k):
+    newton = s
+    gradient = np.where(locked, -w, np.maximum(w - g / hd, 0.0) - w)
     for step in (newton, gradient):
         if not float(g @ step) < 0.0:
             continue
         alpha = _line_minimum(problem, x.dose, problem.dose(step))
-        trial = np.maximum(w + alpha * step, 0.0)
-        d = problem.dose(trial)
-        merit, objective = problem.merit(d)
-        if merit < x.merit:
-            predicted = -float(g @ step + 0.5 * step @ (hessian @ step))
-            return _Iterate(trial, d, merit, objective), max(predicted, 0.0)
+        for _ in range(4):
+            trial = np.maximum(w + alpha * step, 0.0)
+            d = problem.dose(trial)
+            merit, objective = problem.merit(d)
+            if merit < x.merit:
+                Hs = hess(step)
+                predicted = -float(g @ step + 0.5 * step @ Hs)
+                return _Iterate(trial, d, merit, objective), max(predicted, 0.0)
+            alpha *= 0.3
     return x, 0.0
 
 
@@ -683,48 +800,6 @@ def _locked_beamlets(problem: "_Problem") -> np.ndarray:
         block = A[np.flatnonzero(zero_rows)]
         locked = np.asarray((block > 0).sum(axis=0)).ravel() > 0
     return locked
-
-
-def _gauss_newton_matrix(problem: "_Problem", diag_d: np.ndarray, rank_one: List[np.ndarray]) -> np.ndarray:
-    """``Aᵀ diag(h) A + Σ (Aᵀu)(Aᵀu)ᵀ``, damped (dense, beamlets × beamlets).
-
-    The diagonal part is updated from the previous iteration's by the voxels whose
-    curvature changed (``Σ Δh_v a_v a_vᵀ``), or rebuilt when more than
-    :data:`_REBUILD_FRACTION` of the curved voxels changed.
-    """
-    A = problem.matrix
-    previous = problem.curvature_cache
-    changed = None
-    if previous is not None:
-        delta = diag_d - previous[0]
-        changed = np.flatnonzero(delta != 0.0)
-        if changed.size > _REBUILD_FRACTION * max(int(np.count_nonzero(diag_d)), 1):
-            changed = None
-    if changed is None:
-        base = _weighted_gram(A, np.flatnonzero(diag_d > 0.0), diag_d)
-    else:
-        base = previous[1].copy()
-        for sign in (1.0, -1.0):
-            rows = changed[sign * delta[changed] > 0.0]
-            if rows.size:
-                part = _weighted_gram(A, rows, np.abs(delta))
-                base += part if sign > 0 else -part
-    problem.curvature_cache = (diag_d.copy(), base)
-    hessian = base.copy()
-    for u in rank_one:
-        column = A.T @ u
-        hessian += np.outer(column, column)
-    n = hessian.shape[0]
-    hessian.flat[::n + 1] += _DAMPING * max(float(np.trace(hessian)) / n, _TINY)
-    return hessian
-
-
-def _weighted_gram(A, rows: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """``Σ_{v in rows} weight_v a_v a_vᵀ`` (a_v the rows of A), dense."""
-    block = A[rows]
-    block = np.array(block) if isinstance(block, np.ndarray) else block.toarray()
-    block *= np.sqrt(weight[rows])[:, None]
-    return block.T @ block
 
 
 def _solve_psd(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -803,7 +878,7 @@ def _validate_problem(influence_gy, functions, fractions, initial_weights, max_i
 
 
 def _prepare(matrix: scipy.sparse.csr_matrix, functions: Sequence[FunctionSpec], fractions: int,
-             backoff_gy: float = 0.0) -> _Problem:
+             backoff_gy: float = 0.0, single: bool = False) -> _Problem:
     rows = np.unique(np.concatenate([spec.voxel_index for spec in functions]))
     used = matrix if rows.size == matrix.shape[0] else matrix[rows]  # rows are sorted and unique
     restricted = (used * float(fractions)).tocsr()
@@ -811,6 +886,9 @@ def _prepare(matrix: scipy.sparse.csr_matrix, functions: Sequence[FunctionSpec],
         # photon beamlet matrices of the phantoms are 65-95 % filled: a dense BLAS product is
         # several times faster than a sparse one (measured in bench/bench_tps_optimizer.py)
         restricted = restricted.toarray()
+        if single:
+            # float32 halves the memory traffic of every product; doses stay float64
+            restricted = restricted.astype(np.float32)
     objectives, constraints = [], []
     for spec in functions:
         term = _Term(spec=spec, local=np.searchsorted(rows, spec.voxel_index), v=_normalized_weights(spec),
@@ -826,13 +904,16 @@ def _prepare(matrix: scipy.sparse.csr_matrix, functions: Sequence[FunctionSpec],
     per_voxel = np.zeros(rows.size)
     for term in objectives:
         per_voxel[term.local] += 2.0 * term.spec.weight * term.v
-    kappa = max(float(per_voxel.max(initial=0.0)), _TINY)
+    sq = restricted.multiply(restricted).tocsr() if scipy.sparse.issparse(restricted) else restricted * restricted
+    c_obj = _rmv(sq, per_voxel)
+    start_mu = _PENALTY_START
     for term in constraints:
-        v_max = float(term.v.max()) if term.spec.function_type in _POINTWISE else 1.0
-        term.mu = _PENALTY_START * kappa / v_max
+        cv = np.zeros(rows.size); cv[term.local] = term.v
+        c_c = _rmv(sq, cv)
+        term.mu = start_mu * max(float(c_obj @ c_c) / max(float(c_c @ c_c), _TINY), _TINY)
         term.mu_max = term.mu * _PENALTY_MAX_GROWTH
         term.backoff_gy = backoff_gy
-    return _Problem(matrix=restricted, objectives=objectives, constraints=constraints, n_rows=rows.size)
+    return _Problem(matrix=restricted, objectives=objectives, constraints=constraints, n_rows=rows.size, matrix_sq=sq)
 
 
 
@@ -864,7 +945,7 @@ def objective_value_and_gradient(influence_gy, functions: Sequence[FunctionSpec]
     d = problem.dose(weights)
     grad_d = np.zeros(problem.n_rows)
     value = problem.objective_from_dose(d, grad_d)
-    return value, problem.matrix.T @ grad_d
+    return value, _rmv(problem.matrix, grad_d)
 
 
 def optimize_beamlet_weights(influence_gy, functions: Sequence[FunctionSpec], *, fractions: int,
@@ -953,7 +1034,7 @@ def optimize_beamlet_weights(influence_gy, functions: Sequence[FunctionSpec], *,
     start = time.perf_counter()
     matrix, weights = _validate_problem(influence_gy, functions, fractions, initial_weights, max_iterations,
                                         optimality_tolerance, constraint_tolerance_gy)
-    problem = _prepare(matrix, functions, fractions, backoff_gy=_BACKOFF * constraint_tolerance_gy)
+    problem = _prepare(matrix, functions, fractions, backoff_gy=_BACKOFF * constraint_tolerance_gy, single=True)
     problem.locked = _locked_beamlets(problem)
     weights = np.where(problem.locked, 0.0, weights)
     d = problem.dose(weights)
@@ -993,7 +1074,7 @@ def optimize_beamlet_weights(influence_gy, functions: Sequence[FunctionSpec], *,
 
     full_dose = np.zeros(matrix.shape[0])
     rows = np.unique(np.concatenate([spec.voxel_index for spec in functions]))
-    full_dose[rows] = x.dose
+    full_dose[rows] = float(fractions) * (matrix[rows] @ weights)   # reported in float64
     function_values = tuple(float(penalty_value_and_dose_gradient(s, full_dose)[0]) for s in functions)
     violations_gy = tuple(constraint_violation_gy(s, full_dose) for s in functions)
     satisfied = tuple((v <= constraint_tolerance_gy) if s.is_constraint else None
