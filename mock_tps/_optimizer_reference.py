@@ -13,7 +13,8 @@ import scipy.sparse
 
 from constraints.errors import InputError
 
-from ._tps_optimizer import FunctionSpec, _normalized_weights, _reference_level
+from ._tps_function_spec import FunctionSpec
+from ._tps_penalties import normalized_weights, reference_level
 
 __all__ = ["CONVEX_TYPES", "reference_objective", "gap_problem"]
 
@@ -63,8 +64,8 @@ def reference_objective(influence_gy, functions: Sequence[FunctionSpec], *, frac
     constraints = [d == matrix @ w]
     for spec in functions:
         local = np.searchsorted(rows, spec.voxel_index)
-        v = _normalized_weights(spec)
-        level = np.broadcast_to(_reference_level(spec), local.shape)
+        v = normalized_weights(spec)
+        level = np.broadcast_to(reference_level(spec), local.shape)
         keep = v > 0
         dose = d[local[keep]]
         if spec.is_constraint:
