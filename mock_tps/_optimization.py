@@ -335,9 +335,8 @@ class PlanOptimization(ApiObject):
 
         ``ScalingOfSoftMachineConstraints`` is accepted (the mock has no machine
         constraints).  A TargetEud is optimized as MaxEud + MinEud at its level (the
-        same penalty (E − D)²); a UniformityConstraint is refused (the mock's optimizer
-        has no such constraint: its value and gradient are in
-        :mod:`mock_tps._uniformity`).
+        same penalty (E − D)²); a UniformityConstraint bounds the relative standard
+        deviation of the ROI's dose (:mod:`mock_tps._uniformity`).
         """
         from . import _tps_optimizer
         from ._bridge import _session
@@ -347,11 +346,6 @@ class PlanOptimization(ApiObject):
         if not funcs:
             raise InvalidOperationException("There are no optimization functions: add at least one objective.")
         t0 = time.perf_counter()
-        unsupported = [f for f in funcs if f._type == "UniformityConstraint"]
-        if unsupported:
-            raise InvalidOperationException(
-                f"The mock's optimizer cannot run a UniformityConstraint (ROI "
-                f"'{unsupported[0].ForRegionOfInterest.Name}'): delete it or use UniformDose.")
         specs, owners = self._function_specs(funcs, _tps_optimizer.FunctionSpec)
         bs = self._beam_set
         algo = self.OptimizationParameters.Algorithm
@@ -408,6 +402,9 @@ class PlanOptimization(ApiObject):
                                       low_dose_level_gy=cgy_to_gy(p.LowDoseLevel),
                                       low_dose_distance_mm=p.LowDoseDistance * MM_PER_CM,
                                       distance_mm=distance[idx], **common))
+            elif f._type == "UniformityConstraint":
+                specs.append(spec_cls(function_type="UniformityConstraint",
+                                      percent_std_deviation=p.PercentStdDeviation, **common))
             else:
                 extra = {}
                 if f._type in ("MaxDvh", "MinDvh"):

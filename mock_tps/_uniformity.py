@@ -14,11 +14,8 @@ stay at or below ``PercentStdDeviation`` %.  With normalized volume weights
 with gradient :math:`\\partial r/\\partial d_v = 100\\,\\hat w_v\\,[(d_v - \\mu)/(\\sigma\\mu)
 - \\sigma/\\mu^2]` (the :math:`\\partial\\mu` term of :math:`\\partial\\sigma^2` vanishes
 because :math:`\\sum_v \\hat w_v (d_v - \\mu) = 0`).  The penalty form mirrors the
-one-sided quadratic penalties of :mod:`mock_tps._tps_optimizer`.
-
-The mock's optimizer (``_tps_optimizer``, owned by the converging-optimizer work)
-does not yet take this function: ``RunOptimization`` refuses a UniformityConstraint
-until it is wired in.
+one-sided quadratic penalties of :mod:`mock_tps._tps_penalties`, whose
+UniformityConstraint kernel calls :func:`uniformity_penalty`.
 """
 from __future__ import annotations
 
