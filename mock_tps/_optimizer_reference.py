@@ -6,7 +6,7 @@ Offline only: needs cvxpy (the ``offline`` extra); never imported by the mock's 
 from __future__ import annotations
 
 import time
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import scipy.sparse
@@ -22,8 +22,60 @@ __all__ = ["CONVEX_TYPES", "reference_objective", "gap_problem"]
 CONVEX_TYPES = ("MinDose", "MaxDose", "UniformDose", "DoseFallOff")
 
 
+def _dose_at(influence_gy, rows: np.ndarray, weights: np.ndarray, fractions: int) -> np.ndarray:
+    return float(fractions) * np.asarray(scipy.sparse.csr_matrix(influence_gy)[rows].astype(np.float64) @ weights)
+
+
+def _solve_on(influence_gy, functions: Sequence[FunctionSpec], kept: List[np.ndarray], fractions: int,
+              solver: str, solver_options: dict) -> Tuple[float, np.ndarray]:
+    """Exact minimum with each function's terms on its ``kept`` voxels only (the full
+    functions' normalized volume weights)."""
+    import cvxpy as cp
+
+    rows = np.unique(np.concatenate([spec.voxel_index[k] for spec, k in zip(functions, kept)]))
+    matrix = (scipy.sparse.csr_matrix(influence_gy)[rows] * float(fractions)).toarray()
+    w = cp.Variable(matrix.shape[1], nonneg=True)
+    d = cp.Variable(rows.size)                 # the dose, so that every term is element-wise
+    objective = 0
+    constraints = [d == matrix @ w]
+    for spec, keep in zip(functions, kept):
+        if not keep.any():
+            continue
+        local = np.searchsorted(rows, spec.voxel_index[keep])
+        v = normalized_weights(spec)[keep]
+        level = np.broadcast_to(reference_level(spec), spec.voxel_index.shape)[keep]
+        dose = d[local]
+        if spec.is_constraint:
+            constraints.append(dose <= level)
+            continue
+        if spec.function_type in ("MaxDose", "DoseFallOff"):
+            residual = cp.pos(dose - level)
+        elif spec.function_type == "MinDose":
+            residual = cp.pos(level - dose)
+        else:
+            residual = dose - level
+        objective = objective + spec.weight * cp.sum(cp.multiply(v, cp.square(residual)))
+    problem = cp.Problem(cp.Minimize(objective), constraints)
+    problem.solve(solver=solver, **solver_options)
+    if problem.status != "optimal":
+        raise InputError(f"the reference problem is {problem.status} ({solver})")
+    return float(problem.value), np.asarray(w.value, dtype=np.float64)
+
+
+def _needed(spec: FunctionSpec, dose_gy: np.ndarray, margin_gy: float) -> np.ndarray:
+    """Voxels whose term is active (or within ``margin_gy`` of it) at ``dose_gy``."""
+    level = np.broadcast_to(reference_level(spec), dose_gy.shape)
+    counted = normalized_weights(spec) > 0
+    if spec.function_type == "UniformDose":
+        return counted
+    if spec.function_type == "MinDose":
+        return counted & (dose_gy < level + margin_gy)
+    return counted & (dose_gy > level - margin_gy)
+
+
 def reference_objective(influence_gy, functions: Sequence[FunctionSpec], *, fractions: int,
-                        solver: str = "CLARABEL") -> Tuple[float, np.ndarray, float]:
+                        solver: str = "CLARABEL", screen_weights: Optional[np.ndarray] = None,
+                        screen_margin_gy: float = 1.0, **solver_options) -> Tuple[float, np.ndarray, float]:
     """Minimum of the mock's objective under its constraints, solved exactly by cvxpy.
 
     Parameters
@@ -35,6 +87,17 @@ def reference_objective(influence_gy, functions: Sequence[FunctionSpec], *, frac
     fractions : int
     solver : str
         A cvxpy solver name (``CLARABEL`` or ``OSQP``).
+    screen_weights : ndarray, optional
+        Weights (e.g. the mock's) that pick the voxels to start from: those whose one-sided
+        term or bound is active, or within ``screen_margin_gy`` of it, there (UniformDose:
+        all). The rest join when the solution makes their term non-zero or breaks their
+        bound, and the problem is solved again, until none does: the result is then the
+        exact minimum of the whole problem (the left-out terms are ≥ 0 everywhere and 0 at
+        the solution; the left-out bounds hold there). Needed at the default size, where
+        the whole problem needs more memory than the machine has.
+    **solver_options
+        Passed to the solver, e.g. ``direct_solve_method="faer"`` (Clarabel's supernodal
+        factorization).
 
     Returns
     -------
@@ -47,43 +110,34 @@ def reference_objective(influence_gy, functions: Sequence[FunctionSpec], *, frac
     Raises
     ------
     InputError
-        A function outside :data:`CONVEX_TYPES`, or a constraint other than an upper bound.
+        A function outside :data:`CONVEX_TYPES`, or a constraint other than an upper bound;
+        the solver finds no optimum; screening does not settle in 6 rounds.
     """
-    import cvxpy as cp
-
     for position, spec in enumerate(functions):
         if spec.function_type not in CONVEX_TYPES or (
                 spec.is_constraint and spec.function_type not in ("MaxDose", "DoseFallOff")):
             raise InputError(f"functions[{position}] {spec.function_type} "
                              f"({'constraint' if spec.is_constraint else 'objective'}) has no convex reference")
-    rows = np.unique(np.concatenate([s.voxel_index for s in functions]))
-    matrix = (scipy.sparse.csr_matrix(influence_gy)[rows] * float(fractions)).toarray()
-    w = cp.Variable(matrix.shape[1], nonneg=True)
-    d = cp.Variable(rows.size)                 # the dose, so that every term is element-wise
-    objective = 0
-    constraints = [d == matrix @ w]
-    for spec in functions:
-        local = np.searchsorted(rows, spec.voxel_index)
-        v = normalized_weights(spec)
-        level = np.broadcast_to(reference_level(spec), local.shape)
-        keep = v > 0
-        dose = d[local[keep]]
-        if spec.is_constraint:
-            constraints.append(dose <= level[keep])
-            continue
-        if spec.function_type in ("MaxDose", "DoseFallOff"):
-            residual = cp.pos(dose - level[keep])
-        elif spec.function_type == "MinDose":
-            residual = cp.pos(level[keep] - dose)
-        else:
-            residual = dose - level[keep]
-        objective = objective + spec.weight * cp.sum(cp.multiply(v[keep], cp.square(residual)))
-    problem = cp.Problem(cp.Minimize(objective), constraints)
     start = time.perf_counter()
-    problem.solve(solver=solver)
-    if problem.status != "optimal":
-        raise InputError(f"the reference problem is {problem.status} ({solver})")
-    return float(problem.value), np.asarray(w.value, dtype=np.float64), time.perf_counter() - start
+    if screen_weights is None:
+        kept = [normalized_weights(spec) > 0 for spec in functions]
+    else:
+        kept = [_needed(spec, _dose_at(influence_gy, spec.voxel_index, screen_weights, fractions), screen_margin_gy)
+                for spec in functions]
+    for _ in range(6):
+        value, weights = _solve_on(influence_gy, functions, kept, fractions, solver, solver_options)
+        if screen_weights is None:
+            return value, weights, time.perf_counter() - start
+        grown = False
+        for k, spec in enumerate(functions):
+            missing = _needed(spec, _dose_at(influence_gy, spec.voxel_index, weights, fractions), -1e-6) & ~kept[k]
+            if missing.any():
+                kept[k] = kept[k] | _needed(spec, _dose_at(influence_gy, spec.voxel_index, weights, fractions),
+                                            screen_margin_gy)
+                grown = True
+        if not grown:
+            return value, weights, time.perf_counter() - start
+    raise InputError("the screened reference problem did not settle in 6 rounds")
 
 
 def gap_problem(name: str, **phantom_params) -> Tuple[object, List[FunctionSpec], np.ndarray, int]:

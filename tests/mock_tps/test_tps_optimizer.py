@@ -385,6 +385,23 @@ def test_objective_within_one_percent_of_cvxpy_on_a_coarse_phantom(coarse_gap_pr
     assert 0.98 * reference <= result.objective_values[-1] <= 1.01 * reference
 
 
+def test_screened_reference_equals_the_whole_problem():
+    """The reference solved on screened voxels (grown until no left-out term is active) is the
+    exact minimum of the whole problem, screened from a plan optimized without the OAR bound."""
+    pytest.importorskip("cvxpy")
+    from mock_tps._optimizer_reference import reference_objective
+    influence, functions = _random_problem(seed=3, n_voxels=900, n_beamlets=30)
+    convex = [f for f in functions if f.function_type in ("MinDose", "MaxDose", "DoseFallOff")]
+    whole, _, _ = reference_objective(influence, convex, fractions=2)
+    unbounded = optimize_beamlet_weights(influence, [f for f in convex if not f.is_constraint], fractions=2,
+                                         initial_weights=np.ones(30)).weights
+    screened, weights, _ = reference_objective(influence, convex, fractions=2, screen_weights=unbounded,
+                                               screen_margin_gy=0.1)
+    assert screened == pytest.approx(whole, rel=1e-6)
+    dose = 2 * influence @ weights
+    assert dose[400:600].max() <= 6.0 + 1e-6          # the OAR bound, left out at first, holds
+
+
 def test_converges_on_a_convex_problem_and_matches_the_kkt_point_by_hand():
     # Two beamlets, three voxels (1 Gy/fx per unit weight, 1 fx):
     #   d0 = w0 (target), d1 = w1 (target), d2 = 0.5 w0 + 0.5 w1 (OAR).
