@@ -62,7 +62,9 @@ class FunctionSpec:
 
     Parameters
     ----------
-    function_type : {'MaxDose', 'MinDose', 'MaxDvh', 'MinDvh', 'UniformDose', 'DoseFallOff', 'MaxEud', 'MinEud', 'UniformityConstraint'}
+    function_type : str
+        One of :data:`FUNCTION_TYPES`: 'MaxDose', 'MinDose', 'MaxDvh', 'MinDvh', 'UniformDose',
+        'DoseFallOff', 'MaxEud', 'MinEud', 'UniformityConstraint'.
         RayStation's ``FunctionType`` name (``UniformityConstraint`` is the function RayStation
         adds by that name, a constraint on the relative standard deviation of the dose).
     voxel_index : ndarray of int, shape (n,)
