@@ -4,7 +4,7 @@ Usage::
 
     python bench/bench_tps_vs_fmo.py [--phantoms t4t5_esophageal,...] [--coarse | --grid-mm 3 --dose-grid-mm 4
                                      --bixel-mm 7] [--solver SCHUR_IPM] [--skip-fmo | --strategies exact,...]
-                                     [--skip-tps]
+                                     [--skip-tps] [--target-design min_dvh] [--rs-version 10B]
 
 For every phantom, on one built phantom (one influence matrix):
 
@@ -44,7 +44,7 @@ def _cumulative_pass(constraints) -> bool:
     return all(c["pass"] for c in cum) if cum else None
 
 
-def tps_rows(name: str, data, target_design=None) -> list:
+def tps_rows(name: str, data, target_design=None, rs_version=None) -> list:
     import tempfile
 
     import mock_tps
@@ -57,7 +57,8 @@ def tps_rows(name: str, data, target_design=None) -> list:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = PluginConfig(output_dir=tmp)
         t0 = time.perf_counter()
-        mock_tps.load_patient_data(data, initial_plan="sbrt_only")
+        mock_tps.load_patient_data(data, initial_plan="sbrt_only",
+                                   **({"rs_version": rs_version} if rs_version else {}))
         try:
             import connect
             _, a = run_assessment(connect, cfg)
@@ -113,6 +114,7 @@ def main() -> int:
     ap.add_argument("--strategies", help="FMO strategies, comma-separated (default: all)")
     ap.add_argument("--skip-tps", action="store_true", help="FMO rows only (the TPS loop takes minutes per phantom)")
     ap.add_argument("--target-design", help="TuningSettings.target_design of the TPS loop (default: its default)")
+    ap.add_argument("--rs-version", help="mock RayStation version profile of the TPS rows (default: the mock's)")
     args = ap.parse_args()
     from machine_speed import syrk_reference_s
     from mock_tps._phantoms import build_phantom
@@ -132,7 +134,7 @@ def main() -> int:
     rows = []
     for name in args.phantoms.split(","):
         data = build_phantom(name, **params)
-        got = (([] if args.skip_tps else tps_rows(name, data, args.target_design))
+        got = (([] if args.skip_tps else tps_rows(name, data, args.target_design, args.rs_version))
                + ([] if args.skip_fmo else fmo_rows(name, data, args.solver, strategies, args.objective_truncation)))
         for r in got:
             print(json.dumps(r), flush=True)
@@ -149,6 +151,17 @@ def main() -> int:
             f"{r['v24gy_percent'] - ref['v24gy_percent']:+.1f}"
         print(f"{r['phantom']:18s} {r['method']:16s} {v:>8s} {d:>7s} {str(r['all_pass']):>8s} "
               f"{str(r['esophagus_cumulative_pass']):>9s} {str(r.get('run_optimization_calls', '-')):>5s} {gap:>13s}")
+    print(f"\nper phantom, V24Gy % / D95 Gy (calls): plan as loaded | loop | ceiling (exact) | zones | sbrt-only")
+    for name in dict.fromkeys(r["phantom"] for r in rows):
+        cells = []
+        for method in ("sbrt_only", "tps_loop", "fmo_exact", "fmo_zones", "fmo_sbrt-only"):
+            r = next((x for x in rows if x["phantom"] == name and x["method"] == method), None)
+            if r is None or r["v24gy_percent"] is None:
+                cells.append("-")
+                continue
+            calls = f" ({r['run_optimization_calls']})" if "run_optimization_calls" in r else ""
+            cells.append(f"{r['v24gy_percent']:.1f} / {r['d95_gy']:.2f}{calls}")
+        print(f"{name:18s} " + " | ".join(cells))
     return 0
 
 

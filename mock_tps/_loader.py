@@ -35,7 +35,7 @@ EXAM_NAME = "CT 1"
 PLAN_NAME = "SBRT"
 BEAM_SET_NAME = "SBRT"
 #: Objective weights of the planner's SBRT-only plan (illustrative, not from the seed study).
-_SBRT_ONLY_WEIGHTS = {"MinDvh": 100.0, "MinDose": 5.0, "MaxDose": 20.0, "DoseFallOff": 5.0}
+_SBRT_ONLY_WEIGHTS = {"MinDvh": 100.0, "MinDose": 5.0, "MaxDose": 20.0, "DoseFallOff": 5.0, "Ring": 50.0}
 #: The planner's PTVeval MinDvh: Rx + 0.5 Gy to 80 % (the hottest 80 % pushed past Rx; the
 #: voxels the cord holds down are left to the MinDose at Rx), MaxDose at 125 % of Rx.
 _MIN_DVH_HEADROOM_CGY = 50.0
@@ -105,7 +105,8 @@ def load_patient_data(data: PhantomData, *, initial_plan: str = "sbrt_only",
         'sbrt_only': the plan carries the functions a planner would have made under
         the seed study's SBRT-only constraints — PTVeval MinDvh (Rx + 0.5 Gy at 80 %),
         MinDose (Rx) and MaxDose (125 % Rx), SpinalCord_PRV MaxDose *constraint* at its
-        table limit − 0.3 Gy, other OARs MaxDose constraints 19.0 Gy, External
+        table limit − 0.3 Gy, other OARs MaxDose constraints 19.0 Gy, a ring
+        (External − (PTV + 5 mm)) MaxDose objective 19.0 Gy, External
         DoseFallOff (Rx → Rx/2 over 1.5 cm) — optimized, dose computed.  Functions on absent ROIs are left out.  'none': no functions, no
         dose (``DoseValues`` None).
 
@@ -224,7 +225,9 @@ def _make_sbrt_only_plan(po: PlanOptimization, data: PhantomData) -> None:
     - every other specified OAR present (esophagus, trachea, lungs, aorta): MaxDose
       constraint 19.0 Gy (D0.035cc ≤ 20 Gy, also by the sub-voxel rule);
     - unspecified tissue: a ring ROI ``Ring_PTV+5mm`` = External − (PTV + 5 mm) with a
-      MaxDose constraint 19.0 Gy;
+      MaxDose *objective* 19.0 Gy (weight 50): as a constraint it binds the ring's partial
+      voxels 2-3 mm from the PTV (coarse T4-T5: PTVeval V24Gy 42.5 % instead of 52.9 %, the
+      ring's D0.035cc ≤ 20 Gy met either way);
     - PTVeval MinDvh 24.5 Gy at 80 %, MinDose 24 Gy (weight 5), MaxDose 30 Gy;
       External DoseFallOff (24 → 12 Gy over 1.5 cm).
 
@@ -274,8 +277,9 @@ def _make_sbrt_only_plan(po: PlanOptimization, data: PhantomData) -> None:
                                                 "MarginSettings": margin},
                                    ResultOperation="Subtraction", ResultMarginSettings=zero)
         ring._mock_user_made = True
-        f = po.AddOptimizationFunction(FunctionType="MaxDose", RoiName=ring.Name, IsConstraint=True)
+        f = po.AddOptimizationFunction(FunctionType="MaxDose", RoiName=ring.Name)
         f.DoseFunctionParameters.DoseLevel = _OAR_MAX_CGY
+        f.DoseFunctionParameters.Weight = _SBRT_ONLY_WEIGHTS["Ring"]
         made.append(f)
         f = po.AddOptimizationFunction(FunctionType="DoseFallOff", RoiName=external)
         p = f.DoseFunctionParameters
