@@ -93,3 +93,40 @@ def test_copy_plan_in_mock(synthetic):
         case.CopyPlan(PlanName="SBRT", NewPlanName="RR_COPY")
     with pytest.raises(IndexError):
         case.CopyPlan(PlanName="nope", NewPlanName="x")
+
+
+def _zone(organ, coverage):
+    import numpy as np
+    from tps_scripts.limit_zones import Zone
+    cov = np.asarray(coverage, dtype=float)
+    return Zone(organ, f"rr_{organ}", "band", cov, np.full(cov.shape, 20.0), 0.3, True)
+
+
+def test_inside_zones_needs_every_touched_voxel_in_one_organs_zones():
+    import numpy as np
+    from tps_scripts.optimize import _inside_zones
+    zones = [_zone("body", [0, 1, 1, 0, 0]), _zone("body", [0, 0, 0, 0.2, 0]), _zone("lungs", [0, 0, 0, 0, 1])]
+    # voxels 1-3 lie in the body's two zones together (partial coverage 0.2 counts as touched)
+    assert _inside_zones(np.array([0, 0.5, 1, 0.01, 0]), zones)
+    # voxel 4 is the lungs' and voxel 3 the body's: no single organ holds both
+    assert not _inside_zones(np.array([0, 0, 0, 1, 1]), zones)
+    # voxel 0 lies in no zone; an ROI touching nothing is not "inside"
+    assert not _inside_zones(np.array([1, 0, 0, 0, 0]), zones)
+    assert not _inside_zones(np.zeros(5), zones)
+
+
+def test_subvoxel_gap_and_excess_read_sbrt_physical_results_only():
+    from types import SimpleNamespace as R
+    from tps_scripts.optimize import _subvoxel_excess, _subvoxel_gap
+    results = [
+        R(organ="lungs", domain="sbrt_physical", value=19.6, value_subvoxel=20.3, limit=20.0, passed=False),
+        R(organ="lungs", domain="sbrt_physical", value=18.0, value_subvoxel=18.1, limit=20.0, passed=True),
+        R(organ="esophagus", domain="cumulative_bed", value=150.0, value_subvoxel=160.0, limit=167.0, passed=True),
+        R(organ="trachea", domain="sbrt_physical", value=19.0, value_subvoxel=None, limit=20.0, passed=True),
+    ]
+    ev = R(results=results, failures=lambda: [r for r in results if not r.passed])
+    gap = _subvoxel_gap(ev)
+    # lungs: max(20.3 - 19.6, 18.1 - 18.0) = 0.7 Gy; BED readings and unread rules are left out
+    assert gap == pytest.approx({"lungs": 0.7})
+    # the failing lungs reading lies 20.3 - 20.0 = 0.3 Gy above its limit
+    assert _subvoxel_excess(ev) == pytest.approx({"lungs": 0.3})
