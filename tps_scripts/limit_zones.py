@@ -52,6 +52,7 @@ class Zone:
     created: bool                  # True when reirrad made the ROI (rr_), False for the user's ROI
     function: Any = None
     history: List[float] = field(default_factory=list)
+    soft: bool = False             # True when the zone's MaxDose is an objective, not a constraint
 
     @property
     def volume_cc_voxels(self) -> float:
