@@ -5,7 +5,9 @@ Conventions chosen where RayStation's documentation is silent
 - Supported ``FunctionType`` values are those of the numerical core
   (:data:`mock_tps._tps_optimizer.FUNCTION_TYPES`): MaxDose, MinDose, MaxDvh,
   MinDvh, UniformDose, DoseFallOff, MaxEud, MinEud.  Others raise
-  :class:`~mock_tps._api.ArgumentException` naming the type.
+  :class:`~mock_tps._api.ArgumentException` naming the type.  Reference-dose
+  functions (MaxRefDose, ...; RayStation 2025) are added with
+  ``AddReferenceOptimizationFunction``: see :mod:`mock_tps._reference_dose`.
 - New functions start at DoseLevel 0 cGy, PercentVolume 0, Weight 1,
   EudParameterA 1; DoseFallOff at HighDoseLevel 0, LowDoseLevel 0,
   LowDoseDistance 1 cm, AdaptToTargetDoseLevels False.  Scripts set them after
@@ -40,6 +42,7 @@ from ._api import (ApiObject, ArgumentException, Collection, InvalidOperationExc
                    _check_finite_number, api_method)
 from ._dose import cgy_to_gy
 from ._geometry import MM_PER_CM
+from . import _reference_dose as _ref
 
 __all__ = ["PlanOptimization", "OptimizationFunction"]
 
@@ -128,7 +131,7 @@ class OptimizationFunction(ApiObject):
     """A constituent function or constraint of a plan optimization."""
 
     def __init__(self, po: "PlanOptimization", function_type: str, roi: Any, is_constraint: bool,
-                 restrict_to_beams: Any, is_robust: bool, use_rbe: bool) -> None:
+                 restrict_to_beams: Any, is_robust: bool, use_rbe: bool, reference: Any = None) -> None:
         self._po = po
         self._type = function_type
         self._is_constraint = is_constraint
@@ -136,6 +139,8 @@ class OptimizationFunction(ApiObject):
         self._mock_use_rbe = use_rbe
         if function_type == "DoseFallOff":
             params: Any = DoseFallOffParameters(self)
+        elif function_type in _ref.REFERENCE_FUNCTION_TYPES:
+            params = _ref.ReferenceDoseFunctionParameters(self, function_type, reference)
         elif function_type == "UniformityConstraint":
             params = UniformityConstraintParameters(self)
         else:
@@ -159,8 +164,11 @@ class OptimizationFunction(ApiObject):
                             "HighDoseLevel", "LowDoseLevel", "LowDoseDistance", "AdaptToTargetDoseLevels",
                             "PercentStdDeviation")
                 if k in p.__dict__]
+        ref = p.__dict__.get("OfReferenceDose")
+        extra = {} if ref is None else {"reference": ref.Name if hasattr(ref, "Name") else type(ref).__name__,
+                                        "reference_digest": ref._snapshot()}
         return {"type": self._type, "roi": self.ForRegionOfInterest.Name, "constraint": self._is_constraint,
-                **{k: p.__dict__[k] for k in keys}}
+                **{k: p.__dict__[k] for k in keys}, **extra}
 
 
 class Objective(ApiObject):
@@ -317,6 +325,35 @@ class PlanOptimization(ApiObject):
         return f
 
     @api_method
+    def AddReferenceOptimizationFunction(self, FunctionType: str, ReferenceDoseDistribution: Any,  # noqa: N802,N803
+                                         RoiName: str, IsConstraint: bool = False,
+                                         RestrictAllBeamsIndividually: bool = False, RestrictToBeams: Any = None,
+                                         IsRobust: bool = False, RestrictToBeamSet: Any = None,
+                                         UseRbeDose: bool = False, UseEqd: bool = False) -> OptimizationFunction:
+        """Add a function of the dose relative to a reference dose (RayStation 2025); returns it.
+
+        The mock models MaxRefDose, MinRefDose and UniformRefDose on a fraction-dose
+        reference on this beam set's dose grid (see :mod:`mock_tps._reference_dose`);
+        ``UseEqd`` is stored, not modelled (True is refused).
+        """
+        self._plan._check_editable("add an optimization function")
+        _ref.check_reference_dose(FunctionType, ReferenceDoseDistribution, self._beam_set)
+        if UseEqd:
+            raise ArgumentException("UseEqd=True is not modelled by the mock.")
+        rois = self._plan._case.PatientModel.RegionsOfInterest
+        if RoiName not in rois.Keys:
+            raise ArgumentException(f"ROI '{RoiName}' does not exist. Known ROIs: {', '.join(rois.Keys)}.")
+        f = OptimizationFunction(self, FunctionType, rois[RoiName], bool(IsConstraint), RestrictToBeams,
+                                 IsRobust, UseRbeDose, reference=ReferenceDoseDistribution)
+        if IsConstraint:
+            self.Constraints._append(f)
+        else:
+            if self._objective is None:
+                self._objective = Objective()
+            self._objective.ConstituentFunctions._append(f)
+        return f
+
+    @api_method
     def ResetOptimization(self) -> None:  # noqa: N802
         """Weights back to the initial state; dose, function values and progress cleared."""
         self._plan._check_editable("reset the optimization")
@@ -346,6 +383,12 @@ class PlanOptimization(ApiObject):
         if not funcs:
             raise InvalidOperationException("There are no optimization functions: add at least one objective.")
         t0 = time.perf_counter()
+        unsupported = [f for f in funcs
+                       if f._type in _ref.REFERENCE_FUNCTION_TYPES and f._type not in _ref.RUNNABLE_REFERENCE_TYPES]
+        if unsupported:
+            raise InvalidOperationException(
+                f"The mock's optimizer cannot run a {unsupported[0]._type} (ROI "
+                f"'{unsupported[0].ForRegionOfInterest.Name}'): delete it.")
         specs, owners = self._function_specs(funcs, _tps_optimizer.FunctionSpec)
         bs = self._beam_set
         algo = self.OptimizationParameters.Algorithm
@@ -405,6 +448,9 @@ class PlanOptimization(ApiObject):
             elif f._type == "UniformityConstraint":
                 specs.append(spec_cls(function_type="UniformityConstraint",
                                       percent_std_deviation=p.PercentStdDeviation, **common))
+            elif f._type == "MaxRefDose":
+                reference = _ref.reference_total_gy(p.OfReferenceDose, bs.FractionationPattern.NumberOfFractions)
+                specs.append(_ref.max_ref_dose_spec(spec_cls, reference, common))
             else:
                 extra = {}
                 if f._type in ("MaxDvh", "MinDvh"):

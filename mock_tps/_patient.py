@@ -160,6 +160,18 @@ class Case(ApiObject):
 
 
     @api_method
+    def AddCustomEvaluationDose(self, Name: str, ExaminationName: str, ReferencedBeamSet: Any,  # noqa: N802,N803
+                                DoseGridNumberOfVoxels: Any, DoseGridVoxelSize: Any, DoseGridCorner: Any,
+                                FractionDoseValues: Any, IsRbeDose: bool = False) -> None:
+        """Add a script-made fraction dose (cGy, x fastest) as an evaluation dose (RayStation 2025);
+        see :mod:`mock_tps._reference_dose`."""
+        from ._reference_dose import add_custom_evaluation_dose
+        add_custom_evaluation_dose(self, Name=Name, ExaminationName=ExaminationName,
+                                   ReferencedBeamSet=ReferencedBeamSet, DoseGridNumberOfVoxels=DoseGridNumberOfVoxels,
+                                   DoseGridVoxelSize=DoseGridVoxelSize, DoseGridCorner=DoseGridCorner,
+                                   FractionDoseValues=FractionDoseValues, IsRbeDose=IsRbeDose)
+
+    @api_method
     def CopyPlan(self, PlanName: str, NewPlanName: str, KeepBeamSetNames: bool = True) -> None:  # noqa: N802,N803
         """Copy a plan with its beam sets, beam weights, doses, optimization functions and
         clinical goals, as ``case.CopyPlan`` in RayStation.

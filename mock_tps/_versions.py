@@ -104,6 +104,10 @@ def _build(name: str, app: str, python: str, module: str) -> RsVersion:
     else:
         members |= {"Prescription.PrimaryPrescriptionDoseReference",
                     "BeamSet.ScaleToPrimaryPrescriptionDoseReference", "BeamSet.AddRoiPrescriptionDoseReference"}
+    # Reference doses: AddReferenceOptimizationFunction and AddCustomEvaluationDose are in the
+    # 2025 stubs; no public script of an older version uses them (absent before 2025, inferred).
+    if not _since(name, "2025"):
+        members |= {"PlanOptimization.AddReferenceOptimizationFunction", "Case.AddCustomEvaluationDose"}
     # Goal types and function types every profile has; nothing else differs in the mock.
     return RsVersion(name=name, application_version=app, python_version=python, module_name=module,
                      absent_arguments=args, absent_members=frozenset(members))
