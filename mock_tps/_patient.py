@@ -202,8 +202,11 @@ class Case(ApiObject):
         roots = [self.PatientModel, self.Examinations, self.TreatmentDelivery] + \
             [p for p in self.TreatmentPlans if p is not source]
         outside = {id(self): self}
-        for root in roots:   # what the plan refers to but does not own (not walking through case or plan)
-            outside.update({id(o): o for o in _reachable_objects(root, stop=(self, source))})
+        # what the plan refers to but does not own, not walking through the case, the plan or its
+        # beam sets (an evaluation dose may refer to a beam set: the copy still gets its own)
+        stop = (self, source, *source.BeamSets)
+        for root in roots:
+            outside.update({id(o): o for o in _reachable_objects(root, stop=stop)})
         memo = dict(outside)
         new = _copy.deepcopy(source, memo)
         object.__setattr__(new, "Name", NewPlanName)

@@ -48,8 +48,10 @@ from .assess import assessment_record, assessment_report, summary_lines
 from .config import PluginConfig, load_config
 from .limit_zones import Zone, build_zones
 from .record import write_record
+from .reference_limits import ReferenceZone, add_zone_constraint, build_reference_limits, has_reference_functions, \
+    set_zone_level
 from .writeback import (PREFIX, add_clinical_goal, add_function, check_editable, create_algebra_roi,
-                        create_dose_threshold_roi, set_dose_level, step, unique_plan_name)
+                        create_dose_threshold_roi, step, unique_plan_name)
 
 __all__ = ["TuningSettings", "run_optimization", "main"]
 
@@ -217,10 +219,11 @@ def _setup_functions(po: Any, zones: List[Zone], case: PlanCase, protocol: Proto
                          low_dose_gy=rx * s.falloff_low_factor, low_dose_distance_mm=s.falloff_distance_mm,
                          weight=s.falloff_weight)
     for z in zones:
-        soft = z.soft = s.external_zone_weight > 0 and protocol.organs[z.organ].kind == "external"
-        with step(f"add MaxDose {'objective' if soft else 'constraint'} on {z.roi_name}"):
-            z.function = add_function(po, "MaxDose", z.roi_name, dose_level_gy=z.level_gy(), is_constraint=not soft,
-                                      weight=s.external_zone_weight if soft else 1.0)
+        soft = z.soft = s.external_zone_weight > 0 and protocol.organs[z.organ].kind == "external" \
+            and not isinstance(z, ReferenceZone)
+        with step(f"add {'MaxDose objective' if soft else 'constraint'} on {z.roi_name}"):
+            z.function = add_function(po, "MaxDose", z.roi_name, dose_level_gy=z.level_gy(), is_constraint=False,
+                                      weight=s.external_zone_weight) if soft else add_zone_constraint(po, z)
         z.history.append(z.level_gy())
     return made
 
@@ -347,7 +350,7 @@ def _add_goals(evaluation_setup: Any, case: PlanCase, protocol: Protocol, zones:
     target = case.structures[protocol.prescription.target].name
     with step("add clinical goals"):
         add_clinical_goal(evaluation_setup, target, "AtLeast", "VolumeAtDose", 0.90, parameter_value=rx * 100.0)
-        for z in zones:
+        for z in (z for z in zones if not isinstance(z, ReferenceZone)):   # no single level to goal
             add_clinical_goal(evaluation_setup, z.roi_name, "AtMost", "DoseAtAbsoluteVolume",
                               z.level_gy() * 100.0 + 1e-6, parameter_value=0.0, priority=2)
 
@@ -372,7 +375,9 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
             ctx.case.CopyPlan(PlanName=ctx.plan.Name, NewPlanName=new_name, KeepBeamSetNames=True)
         new_plan = ctx.case.TreatmentPlans[new_name]
         new_bs = new_plan.BeamSets[ctx.beam_set.DicomPlanLabel]
-        zones = build_zones(ctx, ctx.case.PatientModel, ctx.examination, new_bs.FractionDose, grid, g.case,
+        build = build_reference_limits if has_reference_functions(ctx.case, new_plan.PlanOptimizations[0]) \
+            else build_zones          # the exact per-voxel limits where the TPS has reference doses
+        zones = build(ctx, ctx.case.PatientModel, ctx.examination, new_bs.FractionDose, grid, g.case,
                             protocol, limits, g.prior_objects, margin_gy=settings.margin_gy)
         po = new_plan.PlanOptimizations[0]
         ss = ctx.case.PatientModel.StructureSets[ctx.examination.Name]
@@ -506,7 +511,7 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
                 break
             with step(f"update zone levels after optimization {it}"):
                 for z in zones:
-                    set_dose_level(z.function, z.level_gy())
+                    set_zone_level(z)
                     z.history.append(z.level_gy())
         last = log[-1]
         worse = last["all_pass"] and best is not None and \
@@ -517,7 +522,7 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
             with step("restore the best passing zone levels"):
                 for z in zones:
                     z.margin_gy = best["margins"][z.roi_name]
-                    set_dose_level(z.function, z.level_gy())
+                    set_zone_level(z)
                     z.history.append(z.level_gy())
                 if settings.target_design == "min_dvh" and best["dvh_percent"] != dvh_percent:
                     target_functions[0].DoseFunctionParameters.PercentVolume = best["dvh_percent"]

@@ -182,3 +182,12 @@ def test_max_ref_dose_constraint_holds_voxel_by_voxel():
     assert float(np.max(excess)) <= 0.05
     left = r_gy[eso] > 6.0                       # the 8 Gy half is used: the limit is per voxel, not the lowest
     assert float(np.max(total_gy[eso][left])) > 4.0 + 0.05
+
+
+def test_copy_plan_copies_a_beam_set_an_evaluation_dose_refers_to():
+    api = _load("2025")
+    case, bs = api.get_current("Case"), api.get_current("BeamSet")
+    ref = _add_dose(api, "rr_ref", np.full(bs.FractionDose._grid.n_voxels, 100.0))
+    case.CopyPlan(PlanName=api.get_current("Plan").Name, NewPlanName="copy")
+    copy_bs = case.TreatmentPlans["copy"].BeamSets[0]
+    assert copy_bs is not bs and ref.ForBeamSet is bs          # the copy owns its beam set; the dose keeps its own

@@ -1,0 +1,141 @@
+"""Exact per-voxel limits as MaxRefDose constraints on a reference dose (RayStation 2025),
+zones elsewhere; only rr_ objects are added and a failing write rolls everything back."""
+import importlib
+
+import numpy as np
+import pytest
+
+import mock_tps
+from _compare import added_only_rr
+from _mock_synthetic import make_phantom_data
+from optimizer.organ_limits import OrganLimits
+from tps_scripts.reference_limits import ReferenceZone, reference_map_gy, set_zone_level
+
+
+def _load(version):
+    mock_tps.load_patient_data(make_phantom_data(), initial_plan="sbrt_only", rs_version=version)
+    return importlib.import_module(mock_tps.RS_VERSIONS[version].module_name)
+
+
+@pytest.fixture(autouse=True)
+def _unload():
+    yield
+    mock_tps.unload()
+
+
+def _evaluation_doses(api):
+    return {d.Name: d for d in api.get_current("Case").TreatmentDelivery.FractionEvaluations[0]
+            .DoseOnExaminations[0].DoseEvaluations}
+
+
+def test_reference_map_by_hand():
+    # strict (4, 6, inf, 8) Gy, relaxed (9, 9, 9, inf), hot in voxels 0 and 3, voxel 2 has no limit:
+    # map = (9, 6, max(2 × 24, 9) = 48, 48); voxel 3: hot, relaxed inf → 48 (the ceiling)
+    ol = OrganLimits("eso", "Esophagus", np.array([4.0, 6.0, np.inf, 8.0]), np.array([9.0, 9.0, 9.0, np.inf]),
+                     1.0, None, (), 0)
+    hot = np.array([True, False, False, True])
+    got = reference_map_gy(ol, np.ones(4), hot, rx_gy=24.0)
+    np.testing.assert_array_equal(got, [9.0, 6.0, 48.0, 48.0])
+    np.testing.assert_array_equal(reference_map_gy(ol, np.ones(4), None, rx_gy=24.0), [4.0, 6.0, 48.0, 8.0])
+
+
+def test_reference_zone_writes_limit_minus_margin_per_fraction():
+    class Dose:
+        def SetDoseValues(self, Dose):  # noqa: N802,N803
+            self.values = np.asarray(Dose)
+    z = ReferenceZone("eso", "Esophagus", "reference", np.array([1.0, 0.5, 0.0]), np.array([10.0, 0.2, 5.0]),
+                      0.3, False, reference_dose=Dose(), fractions=2)
+    set_zone_level(z)
+    # (10 − 0.3)/2 Gy = 485 cGy; max(0.2 − 0.3, 0) = 0; outside the organ 0
+    np.testing.assert_allclose(z.reference_dose.values, [485.0, 0.0, 0.0])
+    assert z.level_gy() == pytest.approx(0.0) and z.excess_gy(np.array([9.0, 0.5, 99.0])) == pytest.approx(0.3)
+
+
+def test_2025_optimizes_against_the_exact_limits(out_dir):
+    from tps_scripts.optimize import run_optimization
+    from tps_scripts.config import PluginConfig
+    api = _load("2025")
+    patient = api.get_current("Patient")
+    before = mock_tps.snapshot(patient)
+    _, rec = run_optimization(api=api, config=PluginConfig(output_dir=str(out_dir)))
+    assert rec["evaluation"]["all_pass"]
+    assert {z["kind"] for z in rec["zones"]} == {"reference"}
+    assert added_only_rr(before, mock_tps.snapshot(patient)) == []
+    doses = _evaluation_doses(api)
+    po = api.get_current("Plan").PlanOptimizations[0]
+    refs = [f for f in po.Constraints if f.DoseFunctionParameters.__dict__.get("OfReferenceDose") is not None]
+    assert len(refs) == len(rec["zones"])
+    bs = api.get_current("BeamSet")
+    fx = bs.FractionationPattern.NumberOfFractions
+    total_gy = bs.FractionDose.DoseValues.DoseData.ravel() / 100.0 * fx
+    for f in refs:
+        ref = f.DoseFunctionParameters.OfReferenceDose
+        assert ref.Name.startswith("rr_ref_") and doses[ref.Name] is ref and ref.ForBeamSet is bs
+        zone = [z for z in rec["zones"] if z["roi"] == f.ForRegionOfInterest.Name][0]
+        idx = bs.FractionDose.GetDoseGridRoi(RoiName=zone["roi"]).RoiVolumeDistribution.VoxelIndices
+        r_gy = ref.DoseValues.DoseData.ravel()[idx] / 100.0 * fx
+        assert r_gy.min() == pytest.approx(zone["final_level_gy"], abs=1e-9)   # level = lowest reference
+        assert float(np.max(total_gy[idx] - r_gy)) <= 0.05                   # held under it voxel by voxel
+    # no clinical goal at a single level for an organ with per-voxel limits
+    goals = [g.ForRegionOfInterest.Name for g in api.get_current("Plan").TreatmentCourse.EvaluationSetup
+             .EvaluationFunctions]
+    assert not set(goals) & {z["roi"] for z in rec["zones"]}
+
+
+def test_reference_doses_are_not_read_as_prior_courses(out_dir):
+    from tps_scripts.assess import run_assessment
+    from tps_scripts.config import PluginConfig
+    from tps_scripts.optimize import run_optimization
+    api = _load("2025")
+    cfg = PluginConfig(output_dir=str(out_dir))
+    run_optimization(api=api, config=cfg)
+    case = api.get_current("Case")
+    case.TreatmentPlans["SBRT"].SetCurrent()              # the user's plan again
+    _, rec = run_assessment(api=api, config=cfg)
+    assert [p["name"] for p in rec["inputs"]["priors"]] == ["Prior EBRT 10Gy/5fx"]
+
+
+def test_older_versions_use_zones(out_dir):
+    from tps_scripts.config import PluginConfig
+    from tps_scripts.optimize import run_optimization
+    api = _load("2024B")
+    _, rec = run_optimization(api=api, config=PluginConfig(output_dir=str(out_dir)))
+    assert rec["evaluation"]["all_pass"] and "reference" not in {z["kind"] for z in rec["zones"]}
+    assert not [n for n in _evaluation_doses(api) if n.startswith("rr_")]
+
+
+def test_failing_reference_write_rolls_everything_back(out_dir):
+    from tps_scripts import writeback
+    from tps_scripts.config import PluginConfig
+    from tps_scripts.optimize import run_optimization
+    api = _load("2025")
+    before = mock_tps.snapshot(api.get_current("Patient"))
+    doses = _evaluation_doses(api)
+    ones = np.ones(api.get_current("BeamSet").FractionDose._grid.n_voxels)
+    api.get_current("Case").AddCustomEvaluationDose(     # a dose of the user's, named as reirrad would
+        Name="rr_ref_SpinalCord_PRV", ExaminationName="CT 1", ReferencedBeamSet=api.get_current("BeamSet"),
+        DoseGridNumberOfVoxels=api.get_current("BeamSet").FractionDose.InDoseGrid.NrVoxels,
+        DoseGridVoxelSize=api.get_current("BeamSet").FractionDose.InDoseGrid.VoxelSize,
+        DoseGridCorner=api.get_current("BeamSet").FractionDose.InDoseGrid.Corner, FractionDoseValues=ones)
+    assert len(_evaluation_doses(api)) == len(doses) + 1
+    before = mock_tps.snapshot(api.get_current("Patient"))
+    real = mock_tps._reference_dose.add_custom_evaluation_dose
+    calls = {"n": 0}
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise mock_tps.ArgumentException("injected")
+        return real(*args, **kwargs)
+    mock_tps._reference_dose.add_custom_evaluation_dose = failing
+    try:
+        with pytest.raises(writeback.WriteStepError, match=r"write step 'write the exact limits of .*injected"):
+            run_optimization(api=api, config=PluginConfig(output_dir=str(out_dir)))
+    finally:
+        mock_tps._reference_dose.add_custom_evaluation_dose = real
+    after = mock_tps.snapshot(api.get_current("Patient"))
+    assert after == before            # the user's dose of the same name untouched, nothing of the run kept
+    # and a run that succeeds leaves the user's dose as it was, writing its own under another name
+    _, rec = run_optimization(api=api, config=PluginConfig(output_dir=str(out_dir)))
+    assert added_only_rr(before, mock_tps.snapshot(api.get_current("Patient"))) == []
+    assert "rr_ref_SpinalCord_PRV (1)" in _evaluation_doses(api)
