@@ -20,7 +20,11 @@ Rules
   :func:`optimizer.zones.hot_region_margin_mm`) it is ``relaxed_gy``.
 * A voxel without a finite limit gets ``max(2 × Rx, largest finite limit of the organ)``:
   RayStation needs a finite dose, and no plan of the loop reaches twice the prescription.
-* Outside the organ the reference is 0 (the function only sees the organ's voxels).
+* The TPS may count more voxels in an ROI than the organ mask the protocol is evaluated on
+  (partial voxels at the edge).  Such a voxel gets the lowest limit of the organ voxels
+  among its 26 neighbours, or the organ's lowest limit when none is a neighbour: never
+  more than the organ allows next to it, never 0 where nothing asks for 0 (a 0 Gy
+  reference holds every beamlet through the voxel at zero).
 * Only ``rr_`` objects are made (evaluation doses ``rr_ref_*``, the external region
   ``rr_<organ>``); the user's ROIs are used as they are, nothing of the user's is changed.
 
@@ -47,7 +51,7 @@ from .units import gy_to_cgy
 from .writeback import PREFIX, add_function, create_algebra_roi, set_dose_level, step
 
 __all__ = ["ReferenceZone", "has_reference_functions", "build_reference_limits", "add_zone_constraint",
-           "set_zone_level", "reference_map_gy"]
+           "set_zone_level", "reference_map_gy", "extend_limit_gy"]
 
 #: A voxel without a finite limit gets at least this multiple of the prescription.
 NO_LIMIT_RX_FACTOR = 2.0
@@ -72,9 +76,9 @@ class ReferenceZone(Zone):
     fractions: int = 1
 
     def reference_gy(self) -> np.ndarray:
-        """Reference total dose per voxel (Gy): ``max(limit − margin, 0)`` in the organ, 0 outside."""
-        inside = self.coverage > 0
-        return np.where(inside, np.maximum(self.limit_gy - self.margin_gy, 0.0), 0.0)
+        """Reference total dose per voxel (Gy): ``max(limit − margin, 0)``, the limit extended
+        beyond the organ mask by :func:`extend_limit_gy`."""
+        return np.maximum(extend_limit_gy(self.limit_gy, self.coverage > 0) - self.margin_gy, 0.0)
 
     def write_reference(self) -> None:
         """Store :meth:`reference_gy` in the TPS dose (cGy per fraction, x fastest)."""
@@ -92,6 +96,22 @@ def reference_map_gy(ol: OrganLimits, coverage: np.ndarray, hot: Any, rx_gy: flo
     finite = np.isfinite(limit) & inside
     ceiling = max(NO_LIMIT_RX_FACTOR * rx_gy, float(limit[finite].max()) if finite.any() else 0.0)
     return np.where(np.isfinite(limit), limit, ceiling)
+
+
+def extend_limit_gy(limit_gy: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """``limit_gy`` inside; outside, the lowest limit of the inside voxels among the 26
+    neighbours, else the lowest limit inside (Gy)."""
+    limit = np.asarray(limit_gy, dtype=np.float64)
+    inside = np.asarray(inside, dtype=bool)
+    lowest = float(limit[inside].min()) if inside.any() else 0.0
+    masked = np.pad(np.where(inside, limit, np.inf), 1, constant_values=np.inf)
+    near = np.full(limit.shape, np.inf)
+    nz, ny, nx = limit.shape
+    for dz in (0, 1, 2):
+        for dy in (0, 1, 2):
+            for dx in (0, 1, 2):
+                near = np.minimum(near, masked[dz:dz + nz, dy:dy + ny, dx:dx + nx])
+    return np.where(inside, limit, np.where(np.isfinite(near), near, lowest))
 
 
 def _hot_region(ol: OrganLimits, organ_mask: np.ndarray, target_mask: np.ndarray, grid: Grid,

@@ -9,7 +9,7 @@ import mock_tps
 from _compare import added_only_rr
 from _mock_synthetic import make_phantom_data
 from optimizer.organ_limits import OrganLimits
-from tps_scripts.reference_limits import ReferenceZone, reference_map_gy, set_zone_level
+from tps_scripts.reference_limits import ReferenceZone, extend_limit_gy, reference_map_gy, set_zone_level
 
 
 def _load(version):
@@ -39,16 +39,25 @@ def test_reference_map_by_hand():
     np.testing.assert_array_equal(reference_map_gy(ol, np.ones(4), None, rx_gy=24.0), [4.0, 6.0, 48.0, 8.0])
 
 
+def test_limit_extended_past_the_mask_by_hand():
+    # a row of 5 voxels, organ mask on the first two (limits 4 and 6 Gy): voxel 2 touches voxel 1
+    # → 6 Gy; voxels 3 and 4 touch no organ voxel → the organ's lowest, 4 Gy
+    limit = np.array([4.0, 6.0, 99.0, 99.0, 99.0]).reshape(1, 1, 5)
+    inside = np.array([True, True, False, False, False]).reshape(1, 1, 5)
+    np.testing.assert_array_equal(extend_limit_gy(limit, inside).ravel(), [4.0, 6.0, 6.0, 4.0, 4.0])
+
+
 def test_reference_zone_writes_limit_minus_margin_per_fraction():
     class Dose:
         def SetDoseValues(self, Dose):  # noqa: N802,N803
             self.values = np.asarray(Dose)
-    z = ReferenceZone("eso", "Esophagus", "reference", np.array([1.0, 0.5, 0.0]), np.array([10.0, 0.2, 5.0]),
-                      0.3, False, reference_dose=Dose(), fractions=2)
+    z = ReferenceZone("eso", "Esophagus", "reference", np.array([1.0, 0.5, 0.0]).reshape(1, 1, 3),
+                      np.array([10.0, 3.0, 0.0]).reshape(1, 1, 3), 0.3, False, reference_dose=Dose(), fractions=2)
     set_zone_level(z)
-    # (10 − 0.3)/2 Gy = 485 cGy; max(0.2 − 0.3, 0) = 0; outside the organ 0
-    np.testing.assert_allclose(z.reference_dose.values, [485.0, 0.0, 0.0])
-    assert z.level_gy() == pytest.approx(0.0) and z.excess_gy(np.array([9.0, 0.5, 99.0])) == pytest.approx(0.3)
+    # (10 − 0.3)/2 Gy = 485 cGy; (3 − 0.3)/2 = 135 cGy; voxel 2 (outside) takes its neighbour's 3 Gy → 135 cGy
+    np.testing.assert_allclose(z.reference_dose.values, [485.0, 135.0, 135.0])
+    assert z.level_gy() == pytest.approx(2.7)
+    assert z.excess_gy(np.array([9.0, 3.5, 99.0]).reshape(1, 1, 3)) == pytest.approx(0.5)
 
 
 def test_2025_optimizes_against_the_exact_limits(out_dir):
