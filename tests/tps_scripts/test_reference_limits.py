@@ -148,3 +148,18 @@ def test_failing_reference_write_rolls_everything_back(out_dir):
     _, rec = run_optimization(api=api, config=PluginConfig(output_dir=str(out_dir)))
     assert added_only_rr(before, mock_tps.snapshot(api.get_current("Patient"))) == []
     assert "rr_ref_SpinalCord_PRV (1)" in _evaluation_doses(api)
+
+
+@pytest.mark.slow
+def test_t4t5_coarse_reference_doses_pass_and_cover_at_least_the_zones(out_dir):
+    """On RayStation 2025 the T4-T5 loop holds each organ under its exact limits: every
+    constraint passes and PTVeval V24Gy is not below the zones' (measured at the time of
+    writing: 39.3 % vs 17.8 %, 3 and 2 RunOptimization calls)."""
+    pytest.importorskip("pyRadPlan")
+    import sys
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[2] / "bench"))
+    from bench_reference_limits import COARSE, run
+    ref = run("t4t5_esophageal", "reference", COARSE)
+    zones = run("t4t5_esophageal", "zones", COARSE)
+    assert ref["all_pass"] and ref["kinds"] == ["reference"] and zones["kinds"] != ["reference"]
+    assert ref["v24gy_percent"] >= zones["v24gy_percent"] - 0.5, (ref, zones)
