@@ -132,11 +132,11 @@ def add_custom_evaluation_dose(case: Any, Name: Any, ExaminationName: Any, Refer
     if not isinstance(getattr(bs, "FractionDose", None), FractionDose):
         raise ArgumentException("AddCustomEvaluationDose: ReferencedBeamSet must be a beam set.")
     grid = bs.FractionDose._grid
-    nz, ny, nx = grid.shape
+    nz, ny, nx = grid.shape_zyx
     n = _xyz(DoseGridNumberOfVoxels, "DoseGridNumberOfVoxels")
     size_mm = tuple(v * MM_PER_CM for v in _xyz(DoseGridVoxelSize, "DoseGridVoxelSize"))
     corner_mm = tuple(v * MM_PER_CM for v in _xyz(DoseGridCorner, "DoseGridCorner"))
-    same = (n == (nx, ny, nz) and np.allclose(size_mm, grid.spacing_mm, atol=1e-6)
+    same = (n == (nx, ny, nz) and np.allclose(size_mm, grid.spacing_xyz_mm, atol=1e-6)
             and np.allclose(corner_mm, grid.corner_mm, atol=1e-6))
     if not same:
         raise ArgumentException(

@@ -143,7 +143,7 @@ def _setup_run(api, iterations):
     bs = api.get_current("BeamSet")
     grid = bs.FractionDose._grid
     # reference: 4 Gy per fraction on the left half of the grid, 2 Gy on the right (cGy per fraction)
-    nz, ny, nx = grid.shape
+    nz, ny, nx = grid.shape_zyx
     ref_cgy = np.where(np.arange(nx)[None, None, :] < nx // 2, 400.0, 200.0) * np.ones((nz, ny, nx))
     ref = _add_dose(api, "rr_ref", ref_cgy.ravel())
     tgt = po.AddOptimizationFunction(FunctionType="MinDose", RoiName="PTVeval")
