@@ -53,6 +53,7 @@ class Zone:
     function: Any = None
     history: List[float] = field(default_factory=list)
     soft: bool = False             # True when the zone's MaxDose is an objective, not a constraint
+    dvh_percent: Optional[float] = None   # set: a MaxDvh constraint exempting this % of the zone
 
     @property
     def volume_cc_voxels(self) -> float:

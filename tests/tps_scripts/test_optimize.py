@@ -130,3 +130,27 @@ def test_subvoxel_gap_and_excess_read_sbrt_physical_results_only():
     assert gap == pytest.approx({"lungs": 0.7})
     # the failing lungs reading lies 20.3 - 20.0 = 0.3 Gy above its limit
     assert _subvoxel_excess(ev) == pytest.approx({"lungs": 0.3})
+
+
+def test_near_max_percent_only_for_single_zone_volume_metrics():
+    from types import SimpleNamespace
+    import numpy as np
+    from constraints.protocol import load_protocol
+    from tps_scripts.optimize import _near_max_percent
+    protocol = load_protocol("koide2024")
+    case = SimpleNamespace(grid=SimpleNamespace(voxel_volume_cc=0.125))     # 5 mm dose grid
+    lungs = _zone("lungs", np.ones(2000))                                   # 2000 x 0.125 = 250 cc
+    cord = _zone("spinal_cord_prv", np.ones(100))
+    esophagus = _zone("esophagus", np.ones(100))
+    zones = [lungs, cord, esophagus]
+    # lungs: D0.035cc <= 20 Gy only -> 100 x 0.035 / 250 = 0.014 % of the zone; half of it with factor 0.5
+    assert _near_max_percent(lungs, zones, case, protocol) == pytest.approx(0.014)
+    assert _near_max_percent(lungs, zones, case, protocol, 0.5) == pytest.approx(0.007)
+    # the cord (Dmax, a table limit) and the esophagus (cumulative Dmax) keep MaxDose constraints
+    assert _near_max_percent(cord, zones, case, protocol) is None
+    assert _near_max_percent(esophagus, zones, case, protocol) is None
+    # an organ in two zones: 0.035 cc exempt in each could add up over the organ
+    assert _near_max_percent(lungs, zones + [_zone("lungs", np.ones(10))], case, protocol) is None
+    # a zone smaller than the metric's volume: 0.2 x 0.125 = 0.025 cc < 0.035 cc, nothing to ask
+    tiny = _zone("aorta", [0.2])
+    assert _near_max_percent(tiny, [tiny], case, protocol) is None
