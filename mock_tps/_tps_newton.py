@@ -68,7 +68,7 @@ class NewtonOptions:
 
     exact_beamlet_limit: int = 1200
     cg_steps: int = 20
-    cg_relative_residual: float = 1e-2
+    cg_relative_residual: float = 1e-3
     woodbury_rows: int = 2000
 
 
