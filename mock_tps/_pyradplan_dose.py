@@ -270,9 +270,17 @@ def compute_matrix(
         from concurrent.futures import ProcessPoolExecutor
 
         _import_pyradplan()  # once, before the fork: the workers inherit it
-        with ProcessPoolExecutor(max_workers=min(n_workers, len(groups)), mp_context=ctx,
-                                 initializer=_worker_init, initargs=args) as pool:
+        pool = ProcessPoolExecutor(max_workers=min(n_workers, len(groups)), mp_context=ctx,
+                                   initializer=_worker_init, initargs=args)
+        try:
             results = list(pool.map(_worker_group, groups))
+        except BaseException:  # Ctrl-C or a worker's error: stop the workers now, not after their groups
+            workers_left = list(getattr(pool, "_processes", {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in workers_left:
+                process.terminate()
+            raise
+        pool.shutdown()
     blocks = [r[0] for r in results]
     counts = [c for r in results for c in r[1]]
     del results
