@@ -223,7 +223,8 @@ def _worker_group(bounds: Tuple[int, int]) -> Tuple[Any, List[int]]:
 def _fork_context() -> Optional[Any]:
     import multiprocessing
 
-    if "fork" not in multiprocessing.get_all_start_methods():
+    # a daemonic process (a Dask or multiprocessing worker) may not have children: run in turn
+    if "fork" not in multiprocessing.get_all_start_methods() or multiprocessing.current_process().daemon:
         return None
     return multiprocessing.get_context("fork")
 
