@@ -311,18 +311,7 @@ class PlanOptimization(ApiObject):
         if FunctionType not in FUNCTION_TYPES:
             raise ArgumentException(f"Unknown or unsupported FunctionType '{FunctionType}'; "
                                     f"the mock supports {', '.join(FUNCTION_TYPES)}.")
-        rois = self._plan._case.PatientModel.RegionsOfInterest
-        if RoiName not in rois.Keys:
-            raise ArgumentException(f"ROI '{RoiName}' does not exist. Known ROIs: {', '.join(rois.Keys)}.")
-        f = OptimizationFunction(self, FunctionType, rois[RoiName], bool(IsConstraint), RestrictToBeams,
-                                 IsRobust, UseRbeDose)
-        if IsConstraint:
-            self.Constraints._append(f)
-        else:
-            if self._objective is None:
-                self._objective = Objective()
-            self._objective.ConstituentFunctions._append(f)
-        return f
+        return self._add_function(FunctionType, RoiName, IsConstraint, RestrictToBeams, IsRobust, UseRbeDose)
 
     @api_method
     def AddReferenceOptimizationFunction(self, FunctionType: str, ReferenceDoseDistribution: Any,  # noqa: N802,N803
@@ -340,12 +329,18 @@ class PlanOptimization(ApiObject):
         _ref.check_reference_dose(FunctionType, ReferenceDoseDistribution, self._beam_set)
         if UseEqd:
             raise ArgumentException("UseEqd=True is not modelled by the mock.")
+        return self._add_function(FunctionType, RoiName, IsConstraint, RestrictToBeams, IsRobust, UseRbeDose,
+                                  reference=ReferenceDoseDistribution)
+
+    def _add_function(self, function_type: str, roi_name: str, is_constraint: bool, restrict_to_beams: Any,
+                      is_robust: bool, use_rbe_dose: bool, reference: Any = None) -> OptimizationFunction:
+        """Create a function on an existing ROI and file it as a constraint or an objective."""
         rois = self._plan._case.PatientModel.RegionsOfInterest
-        if RoiName not in rois.Keys:
-            raise ArgumentException(f"ROI '{RoiName}' does not exist. Known ROIs: {', '.join(rois.Keys)}.")
-        f = OptimizationFunction(self, FunctionType, rois[RoiName], bool(IsConstraint), RestrictToBeams,
-                                 IsRobust, UseRbeDose, reference=ReferenceDoseDistribution)
-        if IsConstraint:
+        if roi_name not in rois.Keys:
+            raise ArgumentException(f"ROI '{roi_name}' does not exist. Known ROIs: {', '.join(rois.Keys)}.")
+        f = OptimizationFunction(self, function_type, rois[roi_name], bool(is_constraint), restrict_to_beams,
+                                 is_robust, use_rbe_dose, reference=reference)
+        if is_constraint:
             self.Constraints._append(f)
         else:
             if self._objective is None:
