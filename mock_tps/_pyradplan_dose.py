@@ -25,7 +25,7 @@ from constraints.errors import InputError
 from mock_tps._phantom_data import BeamSpec, GridSpec
 from mock_tps._pyradplan_kernel import fast_svdpb_engine
 
-__all__ = ["BEAMS_PER_CALL", "compute_matrix", "dose_workers", "beam_groups"]
+__all__ = ["BEAMS_PER_CALL", "compute_matrix", "dose_workers", "beam_groups", "gather"]
 
 #: Most beams per pyRadPlan call.  Measured peak memory, 2 mm T4–T5, 17 beams, 116 M
 #: non-zeros: 8.2 GB RSS in one call; the whole default demo with 4 beams per call: 5.3 GB.
@@ -211,13 +211,58 @@ _WORKER_SETUP: Optional[_Setup] = None
 
 
 def _worker_init(*args: Any) -> None:
+    import signal
+
     global _WORKER_SETUP
+    # Ctrl-C is the parent's to handle: it terminates the workers (a terminal sends it to all)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER_SETUP = _Setup(*args)
 
 
 def _worker_group(bounds: Tuple[int, int]) -> Tuple[Any, List[int]]:
     assert _WORKER_SETUP is not None
     return _WORKER_SETUP.group(*bounds)
+
+
+#: Seconds between the parent's checks for Ctrl-C while the workers compute.
+POLL_S = 0.2
+
+
+def gather(pool: Any, fn: Any, items: Sequence[Any]) -> List[Any]:
+    """``[fn(x) for x in items]`` on ``pool``, in order; Ctrl-C or a worker's error ends it at once.
+
+    SIGINT is held while the pool forks its workers (a Ctrl-C handled inside the parent's
+    at-fork hooks is swallowed by CPython), and the parent then waits in slices of
+    :data:`POLL_S` rather than blocking on one result (a SIGINT the kernel hands to a helper
+    thread is read by the main thread only when it next runs Python code). On any exception
+    the pool is shut down and its workers terminated before it propagates.
+    """
+    import signal
+    import threading
+    from concurrent.futures import FIRST_EXCEPTION, wait
+
+    # SIGINT held while the workers fork: a Ctrl-C that lands in the parent's at-fork hooks
+    # (logging's lock release) is otherwise reported as "Exception ignored" and lost
+    hold = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
+    try:
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if hold else None
+        try:
+            futures = [pool.submit(fn, x) for x in items]
+        finally:
+            if mask is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a held Ctrl-C is raised here
+        while wait(futures, timeout=POLL_S, return_when=FIRST_EXCEPTION)[1]:
+            if any(f.done() and f.exception() is not None for f in futures):
+                break
+        results = [f.result() for f in futures]
+    except BaseException:  # Ctrl-C or a worker's error: stop the workers now, not after their groups
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        raise
+    pool.shutdown()
+    return results
 
 
 def _fork_context() -> Optional[Any]:
@@ -273,15 +318,7 @@ def compute_matrix(
         _import_pyradplan()  # once, before the fork: the workers inherit it
         pool = ProcessPoolExecutor(max_workers=min(n_workers, len(groups)), mp_context=ctx,
                                    initializer=_worker_init, initargs=args)
-        try:
-            results = list(pool.map(_worker_group, groups))
-        except BaseException:  # Ctrl-C or a worker's error: stop the workers now, not after their groups
-            workers_left = list(getattr(pool, "_processes", {}).values())
-            pool.shutdown(wait=False, cancel_futures=True)
-            for process in workers_left:
-                process.terminate()
-            raise
-        pool.shutdown()
+        results = gather(pool, _worker_group, groups)
     blocks = [r[0] for r in results]
     counts = [c for r in results for c in r[1]]
     del results

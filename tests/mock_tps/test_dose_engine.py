@@ -355,3 +355,80 @@ def test_bilinear_lookup_is_exact_on_a_plane():
     assert np.allclose(v[1], 0.5 * q[:, 0] + q[:, 1], atol=1e-12)
     with pytest.raises(ValueError, match="outside the kernel grid"):
         bilinear_uniform(k, np.array([[4.6, 0.0]]))
+
+
+@pytest.mark.skipif("fork" not in __import__("multiprocessing").get_all_start_methods(), reason="needs fork")
+def test_ctrl_c_delivered_to_a_helper_thread_stops_the_workers_at_once():
+    # the kernel may hand a SIGINT to any thread; with a blocking wait the parent saw it only
+    # when the workers were done (CI: the demo ran to its end after Ctrl-C)
+    import multiprocessing
+    import signal
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    from mock_tps._pyradplan_dose import gather
+
+    workers = []
+
+    def ctrl_c_to_this_thread():
+        time.sleep(1.0)
+        workers.extend(multiprocessing.active_children())
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # CI may start with SIGINT ignored
+    try:
+        helper = threading.Thread(target=ctrl_c_to_this_thread)
+        helper.start()
+        t0 = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            gather(ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")), time.sleep, [60.0, 60.0])
+        elapsed_s = time.monotonic() - t0
+        helper.join()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert elapsed_s < 20.0, f"Ctrl-C took {elapsed_s:.1f} s to stop workers of 60 s each"
+    assert len(workers) == 2
+    for process in workers:  # the pool's own thread may reap a worker first: then its pid is gone
+        process.join(timeout=5.0)
+        assert process.exitcode is not None or not _pid_exists(process.pid), process
+
+
+@pytest.mark.skipif("fork" not in __import__("multiprocessing").get_all_start_methods(), reason="needs fork")
+def test_ctrl_c_while_the_workers_fork_is_not_lost():
+    # a SIGINT handled inside the parent's at-fork hooks (logging's, here a test hook) was
+    # printed as "Exception ignored" and the demo went on (CI, pyRadPlan's slow fork)
+    import multiprocessing
+    import os
+    import signal
+    from concurrent.futures import ProcessPoolExecutor
+
+    from mock_tps._pyradplan_dose import gather
+
+    armed = [True]
+
+    def ctrl_c_in_an_at_fork_hook():
+        if armed:
+            armed.clear()
+            os.kill(os.getpid(), signal.SIGINT)
+
+    os.register_at_fork(after_in_parent=ctrl_c_in_an_at_fork_hook)  # stays registered, disarmed after one fork
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            gather(ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")), time.sleep, [60.0, 60.0])
+        elapsed_s = time.monotonic() - t0
+    finally:
+        armed.clear()
+        signal.signal(signal.SIGINT, previous)
+    assert elapsed_s < 20.0, f"Ctrl-C during the fork took {elapsed_s:.1f} s to stop workers of 60 s each"
+
+
+def _pid_exists(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
