@@ -98,13 +98,13 @@ class OptimizationResult:
 
 
 def _validate_problem(influence_gy, functions, fractions, initial_weights, max_iterations,
-                      optimality_tolerance, constraint_tolerance_gy) -> Tuple[scipy.sparse.csr_matrix, np.ndarray]:
+                      optimality_tolerance, constraint_tolerance_gy) -> Tuple[scipy.sparse.spmatrix, np.ndarray]:
     if not scipy.sparse.issparse(influence_gy) or len(influence_gy.shape) != 2:
         raise InputError(f"influence_gy must be a 2-D scipy.sparse matrix (voxels × beamlets, Gy per fraction "
                          f"per unit weight), got {type(influence_gy).__name__}")
-    matrix = influence_gy
-    if not (isinstance(matrix, scipy.sparse.csr_matrix) and matrix.dtype in (np.float32, np.float64)):
-        matrix = scipy.sparse.csr_matrix(influence_gy, dtype=np.float64)   # float32/64 CSR is used as is
+    matrix = influence_gy   # float32/64 is used as is (the mock's matrices are float32 CSC)
+    if matrix.dtype not in (np.float32, np.float64):
+        matrix = scipy.sparse.csr_matrix(influence_gy, dtype=np.float64)
     if not np.all(np.isfinite(matrix.data)):
         raise InputError("influence_gy contains non-finite values")
     n_voxels, n_beamlets = matrix.shape
