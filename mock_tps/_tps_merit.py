@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse
 
 from ._tps_function_spec import POINTWISE, UPPER, FunctionSpec
+from ._tps_products import matvec, rmatvec
 from ._tps_penalties import (KERNELS, achieved_violation, function_parameter, normalized_weights, reference_level,
                              uniformity_curvature)
 
@@ -29,28 +30,6 @@ _PENALTY_MAX_GROWTH = 1e6
 # Above this fill the restricted matrix is made dense for the optimization.
 _DENSE_FILL = 0.25
 _TINY = 1e-300
-# Up to this many right-hand columns, ``rmatvec`` of a dense matrix runs one product per column.
-_GEMV_COLUMNS = 3
-
-
-def matvec(matrix, x: np.ndarray) -> np.ndarray:
-    """``matrix @ x`` in the matrix's precision, returned as float64."""
-    return np.asarray(matrix @ x.astype(matrix.dtype, copy=False), dtype=np.float64)
-
-
-def rmatvec(matrix, y: np.ndarray) -> np.ndarray:
-    """``matrix.T @ y`` in the matrix's precision, returned as float64 (y may be 2-D).
-
-    For a dense matrix and a few columns, one matrix-vector product per column: BLAS's
-    matrix-matrix path on a thin operand is slower than the products it replaces
-    (57 720 × 2 650 float32, one thread: 2 columns 160 ms as one product, 84 ms as two;
-    8 columns 135 ms as ``yᵀA``, 438 ms as ``Aᵀy``)."""
-    y = y.astype(matrix.dtype, copy=False)
-    if y.ndim == 1 or scipy.sparse.issparse(matrix):
-        return np.asarray(matrix.T @ y, dtype=np.float64)
-    if y.shape[1] <= _GEMV_COLUMNS:
-        return np.column_stack([np.asarray(matrix.T @ y[:, k], dtype=np.float64) for k in range(y.shape[1])])
-    return np.asarray((y.T @ matrix).T, dtype=np.float64)
 
 
 @dataclass

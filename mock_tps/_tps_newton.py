@@ -32,7 +32,8 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse
 
-from ._tps_merit import Problem, matvec, rmatvec
+from ._tps_merit import Problem
+from ._tps_products import gram, matvec, rmatvec
 
 __all__ = ["Iterate", "NewtonOptions", "newton_step"]
 
@@ -116,12 +117,7 @@ def _box_qp_step(hessian: np.ndarray, g: np.ndarray, w: np.ndarray, locked: np.n
 def _exact_step(matrix, rows: np.ndarray, h: np.ndarray, vectors: List[np.ndarray], damping: float,
                 free: np.ndarray, g: np.ndarray, w: np.ndarray, locked: np.ndarray) -> np.ndarray:
     """Newton step of the free beamlets from their dense Gauss-Newton matrix."""
-    if scipy.sparse.issparse(matrix):
-        block = matrix[rows][:, free].toarray()
-    else:
-        block = matrix[np.ix_(rows, free)]
-    block *= np.sqrt(h).astype(block.dtype)[:, None]
-    hessian = np.asarray(block.T @ block, dtype=np.float64)
+    hessian = gram(matrix, rows, free, np.sqrt(h))
     for u in vectors:
         hessian += np.outer(u[free], u[free])
     hessian.flat[::free.size + 1] += damping
