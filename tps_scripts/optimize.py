@@ -94,7 +94,12 @@ class TuningSettings:
 
     ``anticipate_subvoxel``: after every run each zone's margin is at least the gap by which
     the sub-voxel rule read its organ's SBRT-only metric above the voxel rule (+
-    ``tighten_extra_gy``): the zone's voxel level cannot see that part of the dose.
+    ``tighten_extra_gy``): the zone's voxel level cannot see that part of the dose. Before the
+    first run the near-maximum (MaxDvh) zones take that gap from the plan as loaded: same
+    beams, so much the same gradients at those organs' hottest voxels. T4-T5 default:
+    1 call, 79.7 % / 16.7 Gy, instead of 3 calls, 79.5 % / 16.6 Gy (the first run failed
+    the lungs' and aorta's D0.035cc by the sub-voxel rule); coarse: the same calls, V24Gy
+    within 1 point. All zones seeded so: coarse C7-T1 24.4 % instead of 29.9 %.
 
     ``relax_margins``: whether a passing run is followed by one with the binding zones'
     margins halved (down to ``min_margin_gy``); each costs a run, and on the coarse phantoms
@@ -453,6 +458,15 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
             target_rois = _split_by_distance(ctx.case.PatientModel, ctx.examination, zones, g.case, protocol,
                                              settings)
         target_functions = _setup_functions(po, zones, g.case, protocol, settings, target_rois)
+        if settings.anticipate_subvoxel:     # a plan without dose reads zeros: no gap
+            with step("margins for the sub-voxel gap of the plan as loaded"):
+                gap0 = _subvoxel_gap(evaluate_protocol(g.case, protocol))
+                for z in (z for z in zones if z.dvh_percent is not None):
+                    need = gap0.get(z.organ, 0.0) + settings.tighten_extra_gy
+                    if z.margin_gy < need:
+                        z.margin_gy = need
+                        set_zone_level(z)
+                        _LOG.info("zone %s: margin %.2f Gy (sub-voxel gap of the plan as loaded)", z.roi_name, need)
         best: Optional[Dict[str, Any]] = None
         floors: Dict[str, float] = {}     # zone margins the sub-voxel rule showed are needed
         stop_reason = "maximum number of optimizations reached"
