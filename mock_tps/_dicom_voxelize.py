@@ -16,8 +16,9 @@ In-plane (one contour plane):
     found *exactly* (edge crossings, half-open in y so a vertex on the line counts
     once) and integrated analytically over each CT column.  The in-plane fraction
     of a pixel is the mean over its lines: exact in x, midpoint-sampled in y
-    (error O((dy/subrows)²) per boundary pixel).  Fully vectorized over edges and
-    lines; loops only over planes.
+    (error O((dy/subrows)²) per boundary pixel).  Vectorized over the edges and
+    lines of a batch of planes (2 MB of line samples); the running sum along the
+    lines is one vector addition per pixel column.
 
 Between planes and at the end caps (z):
     Each contour plane at z_k represents the slab ``[z_k − h⁻_k, z_k + h⁺_k]`` with
@@ -157,47 +158,103 @@ def plane_fraction(contours: Sequence[np.ndarray], x_edge0_mm: float, dx_mm: flo
     ndarray, shape (ny, nx), float64 in [0, 1]
     """
     subrows = default_subrows(dy_mm) if subrows is None else int(subrows)
-    n_lines = ny * subrows
+    return _plane_fractions([(contours, x_edge0_mm, nx, y_edge0_mm, ny)], dx_mm, dy_mm, subrows)[0]
+
+
+#: Most float64 values of one batch of planes' sample lines in :func:`_plane_fractions` (2 MB: the running sums stay in the cache).
+_BATCH_VALUES = 1 << 18
+
+
+def _plane_fractions(items: Sequence[Tuple[Sequence[np.ndarray], float, int, float, int]], dx_mm: float,
+                     dy_mm: float, subrows: int) -> list:
+    """:func:`plane_fraction` of several planes of one grid, items ``(contours, x_edge0_mm, nx, y_edge0_mm,
+    ny)``; the planes' sample lines are handled together, in batches of :data:`_BATCH_VALUES` values."""
+    out: list = []
+    batch: list = []
+    lines = width = 0
+    for item in items:
+        n_lines, w = item[4] * subrows, item[2] + 2
+        if batch and (lines + n_lines) * max(width, w) > _BATCH_VALUES:
+            out.extend(_batch_fractions(batch, dx_mm, dy_mm, subrows))
+            batch, lines, width = [], 0, 0
+        batch.append(item)
+        lines, width = lines + n_lines, max(width, w)
+    if batch:
+        out.extend(_batch_fractions(batch, dx_mm, dy_mm, subrows))
+    return out
+
+
+def _batch_fractions(items: Sequence[Tuple[Sequence[np.ndarray], float, int, float, int]], dx_mm: float,
+                     dy_mm: float, subrows: int) -> list:
+    """In-plane fractions of a batch of planes (rule of :func:`plane_fraction`).
+
+    Every plane's sample lines are numbered consecutively over the batch; the edge crossings
+    of all lines are found at once, and the running sum along the lines is one vector
+    addition per pixel column over all lines (column-major layout).  Each value is computed
+    by the same floating-point operations, in the same order, as plane by plane.
+    """
     h = dy_mm / subrows
+    contours = [c for item in items for c in item[0]]
+    sizes = np.array([c.shape[0] for c in contours], dtype=np.int64)
+    per_plane = np.array([sum(c.shape[0] for c in item[0]) for item in items], dtype=np.int64)
     xy = np.concatenate(contours) if len(contours) > 1 else contours[0]
     x0, y0 = xy[:, 0], xy[:, 1]
+    ends = np.cumsum(sizes)
     succ = np.arange(1, xy.shape[0] + 1)                # each vertex's successor in its own contour
-    ends = np.cumsum([c.shape[0] for c in contours])
-    succ[ends - 1] = ends - np.array([c.shape[0] for c in contours])
+    succ[ends - 1] = ends - sizes
     x1, y1 = x0[succ], y0[succ]
+    nx_p = np.array([item[2] for item in items], dtype=np.int64)
+    ny_p = np.array([item[4] for item in items], dtype=np.int64)
+    x_edge = np.array([float(item[1]) for item in items])
+    y_edge = np.array([float(item[3]) for item in items])
+    n_lines_p = ny_p * subrows
+    row0_p = np.cumsum(ny_p) - ny_p                     # first pixel row of each plane in the batch
+    n_rows = int(ny_p.sum())
+    plane = np.repeat(np.arange(len(items)), per_plane)  # plane of each edge
+    ye, nl = y_edge[plane], n_lines_p[plane]
     ylo, yhi = np.minimum(y0, y1), np.maximum(y0, y1)
-    # line r lies at y_edge0 + (r + 1/2) h; edge crosses lines with ylo <= y < yhi
-    r_lo = np.minimum(np.maximum(np.ceil((ylo - y_edge0_mm) / h - 0.5), 0), n_lines).astype(np.int64)
-    r_hi = np.minimum(np.maximum(np.ceil((yhi - y_edge0_mm) / h - 0.5), 0), n_lines).astype(np.int64)
+    # line r of a plane lies at y_edge0 + (r + 1/2) h; an edge crosses lines with ylo <= y < yhi
+    r_lo = np.minimum(np.maximum(np.ceil((ylo - ye) / h - 0.5), 0), nl).astype(np.int64)
+    r_hi = np.minimum(np.maximum(np.ceil((yhi - ye) / h - 0.5), 0), nl).astype(np.int64)
     counts = np.maximum(r_hi - r_lo, 0)
     total = int(counts.sum())
-    out = np.zeros((ny, nx))
-    if total == 0:
-        return out
-    e = np.repeat(np.arange(counts.size), counts)
-    first = np.repeat(np.cumsum(counts) - counts, counts)
-    r = r_lo[e] + (np.arange(total) - first)
-    y = y_edge0_mm + (r + 0.5) * h
-    t = (y - y0[e]) / (y1[e] - y0[e])
-    x = x0[e] + t * (x1[e] - x0[e])
-    order = np.lexsort((x, r))
-    r, x = r[order], x[order]
-    rs, xs, xe = r[0::2], x[0::2], x[1::2]
-    # Along a line, covered length is a sum of ramps; as a difference array E over
-    # columns (coverage = cumsum(E)), a crossing at column coordinate p = j + f with
-    # sign s (+1 entering, −1 leaving) adds s(1 − f) at j and s·f at j + 1.
-    width = nx + 2
-    p = np.clip((np.concatenate([xs, xe]) - x_edge0_mm) / dx_mm, 0.0, float(nx))
-    sign = np.ones(p.size)
-    sign[xs.size:] = -1.0
-    j = np.floor(p).astype(np.int64)
-    f = p - j
-    base = np.concatenate([rs, rs]) * width + j
-    diff = np.bincount(np.concatenate([base, base + 1]), weights=np.concatenate([sign * (1.0 - f), sign * f]),
-                       minlength=n_lines * width)[:n_lines * width]
-    lines = np.cumsum(diff.reshape(n_lines, width), axis=1)[:, :nx]
-    out = lines.reshape(ny, subrows, nx).mean(axis=1)
-    return np.clip(out, 0.0, 1.0, out=out)
+    n_lines = n_rows * subrows
+    width = int(nx_p.max()) + 2
+    if total:
+        e = np.repeat(np.arange(counts.size), counts)
+        first = np.repeat(np.cumsum(counts) - counts, counts)
+        r = r_lo[e] + (np.arange(total) - first)
+        pe = plane[e]
+        y = y_edge[pe] + (r + 0.5) * h
+        t = (y - y0[e]) / (y1[e] - y0[e])
+        x = x0[e] + t * (x1[e] - x0[e])
+        line = (r % subrows) * n_rows + row0_p[pe] + r // subrows   # line k of pixel row j: k-major
+        order = np.lexsort((x, line))
+        line, x, pe = line[order], x[order], pe[order]
+        ls, xs, xe, ps = line[0::2], x[0::2], x[1::2], pe[0::2]
+        # Along a line, covered length is a sum of ramps; as a difference array E over
+        # columns (coverage = cumsum(E)), a crossing at column coordinate p = j + f with
+        # sign s (+1 entering, −1 leaving) adds s(1 − f) at j and s·f at j + 1.
+        pp = np.concatenate([ps, ps])
+        p = np.clip((np.concatenate([xs, xe]) - x_edge[pp]) / dx_mm, 0.0, nx_p[pp].astype(np.float64))
+        sign = np.ones(p.size)
+        sign[xs.size:] = -1.0
+        j = np.floor(p).astype(np.int64)
+        f = p - j
+        base = j * n_lines + np.concatenate([ls, ls])
+        diff = np.bincount(np.concatenate([base, base + n_lines]),
+                           weights=np.concatenate([sign * (1.0 - f), sign * f]),
+                           minlength=width * n_lines)[:width * n_lines].reshape(width, n_lines)
+        for col in range(1, width - 2):                 # running sum along the lines, column by column
+            np.add(diff[col], diff[col - 1], out=diff[col])
+        frac = diff[:width - 2, :n_rows].copy()
+        for k in range(1, subrows):                     # mean of each pixel row's lines, in line order
+            frac += diff[:width - 2, k * n_rows:(k + 1) * n_rows]
+        frac /= subrows
+    else:
+        frac = np.zeros((width - 2, n_rows))
+    np.clip(frac, 0.0, 1.0, out=frac)
+    return [frac[:nx, r0:r0 + ny].T for nx, ny, r0 in zip(nx_p.tolist(), ny_p.tolist(), row0_p.tolist())]
 
 
 def _index_range(lo_mm: float, hi_mm: float, edge0: float, step: float, n: int) -> Tuple[int, int]:
@@ -232,6 +289,7 @@ def voxelize_planes(planes: Sequence[Tuple[float, Sequence[np.ndarray]]], grid: 
         return cov
     zs = np.array([p[0] for p in planes], dtype=np.float64)
     lo, hi = slab_bounds_mm(zs, nominal_spacing_mm)
+    boxes, items = [], []
     for (z, contours), zlo, zhi in zip(planes, lo, hi):
         k0, k1 = _index_range(zlo, zhi, cz, dz, nz)
         if k0 >= k1:
@@ -241,7 +299,12 @@ def voxelize_planes(planes: Sequence[Tuple[float, Sequence[np.ndarray]]], grid: 
         j0, j1 = _index_range(pts[:, 1].min(), pts[:, 1].max(), cy, dy, ny)
         if i0 >= i1 or j0 >= j1:
             continue
-        frac = plane_fraction(contours, cx + i0 * dx, dx, i1 - i0, cy + j0 * dy, dy, j1 - j0, subrows)
+        boxes.append((k0, k1, j0, j1, i0, i1, zlo, zhi))
+        items.append((contours, cx + i0 * dx, i1 - i0, cy + j0 * dy, j1 - j0))
+    if not items:
+        return cov
+    fracs = _plane_fractions(items, dx, dy, default_subrows(dy) if subrows is None else int(subrows))
+    for (k0, k1, j0, j1, i0, i1, zlo, zhi), frac in zip(boxes, fracs):
         edges = cz + dz * np.arange(k0, k1 + 1)
         w = (np.minimum(edges[1:], zhi) - np.maximum(edges[:-1], zlo)) / dz
         for k, wk in zip(range(k0, k1), w):
