@@ -156,7 +156,8 @@ def read_rtdose(path: Any, what: str = "RTDOSE") -> DoseFile:
     rows, cols = int(ds.Rows), int(ds.Columns)
     n_frames = int(ds.get("NumberOfFrames", 1) or 1)
     try:
-        pixels = np.asarray(ds.pixel_array, dtype=np.float64)
+        stored = ds.pixel_array
+        pixels = np.asarray(stored, dtype=np.float64)
     except Exception as exc:  # pydicom raises many types for bad pixel data
         raise DicomImportError(f"{what} {p!r}: the pixel data cannot be decoded ({type(exc).__name__}: {exc})") from None
     pixels = pixels.reshape(n_frames, rows, cols)
@@ -167,7 +168,13 @@ def read_rtdose(path: Any, what: str = "RTDOSE") -> DoseFile:
     dz = _uniform_step(z, p, what)
     if dz == 0.0:
         dz = float(ds.get("SliceThickness", 0) or 0) or min(dx, dy)
-    dose = orient_frames(pixels[order], orient) * scaling
+    if np.any(order != np.arange(n_frames)):
+        pixels = pixels[order]
+    dose = orient_frames(pixels, orient)
+    if not np.may_share_memory(dose, stored):
+        dose *= scaling                          # a copy of the stored values: scaled in place
+    else:
+        dose = dose * scaling
     if not np.all(np.isfinite(dose)) or dose.min() < 0:
         raise DicomImportError(f"{what} {p!r}: the dose contains negative or non-finite values")
     grid = GridSpec(corner_mm=(x0 - dx / 2, y0 - dy / 2, float(z[0]) - dz / 2), spacing_xyz_mm=(dx, dy, dz),
