@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from types import ModuleType
 from typing import Any, List, Optional, Sequence
@@ -21,6 +22,9 @@ MODULE_NAMES = ("calculator", "protocol_cmd", "demo_cmd", "assess_cmd", "dvh_cmd
 #: Each sub-command's module.
 COMMANDS = {"bio": "calculator", "limit": "calculator", "protocol": "protocol_cmd", "demo": "demo_cmd",
             "assess": "assess_cmd", "dvh": "dvh_cmd", "optimize": "optimize_cmd", "cohort": "cohort_cmd"}
+#: Sub-commands whose process ends without the interpreter's teardown (freeing every object one by
+#: one: ~0.05 s after ``reirrad dvh``): they hold nothing that needs it once their output is flushed.
+FAST_EXIT_COMMANDS = frozenset({"dvh"})
 
 
 def _module(name: str) -> ModuleType:
@@ -78,5 +82,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 130
 
 
+def run() -> None:
+    """Console entry: :func:`main`, then exit with its status (a sub-command of
+    :data:`FAST_EXIT_COMMANDS`: once stdout and stderr are flushed, without the teardown)."""
+    argv = sys.argv[1:]
+    status = main(argv)
+    if _named_command(argv) in FAST_EXIT_COMMANDS:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError):      # a closed or broken pipe: let the normal exit report it
+            sys.exit(status)
+        os._exit(status)
+    sys.exit(status)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()

@@ -230,3 +230,26 @@ def test_import_pydicom_without_downloader_is_a_no_op_once_imported(monkeypatch)
     monkeypatch.delitem(sys.modules, "requests", raising=False)
     import_pydicom_without_downloader()
     assert "requests" not in sys.modules or sys.modules["requests"] is not None
+
+
+def test_dvh_process_output_and_status_survive_the_fast_exit(files):
+    """``python -m optimizer.cli.main dvh`` ends without the interpreter's teardown
+    (``FAST_EXIT_COMMANDS``): its piped JSON is complete and equals the in-process report,
+    and an error still exits 2 with its one line on stderr."""
+    import os
+    import subprocess
+
+    rs, rd = files
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+    env.pop("PYTHONUNBUFFERED", None)                  # stdout block-buffered, as in a pipe by default
+    cmd = [sys.executable, "-m", "optimizer.cli.main", "dvh", "--rtstruct", str(rs), "--dose", str(rd)]
+    res = subprocess.run(cmd + ["--json"], capture_output=True, text=True, env=env, cwd=str(root), timeout=300)
+    assert res.returncode == 0, res.stderr
+    from optimizer.cli.dvh_cmd import dvh_report
+    from optimizer.cli.main import build_parser
+    expected = dvh_report(build_parser().parse_args(["dvh", "--rtstruct", str(rs), "--dose", str(rd), "--json"]))
+    assert json.loads(res.stdout) == json.loads(json.dumps(expected))
+    bad = subprocess.run(cmd + ["--d-cc", "-1"], capture_output=True, text=True, env=env, cwd=str(root), timeout=300)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.strip().splitlines() == ["reirrad: error: --d-cc -1 must be > 0 cm³"]
