@@ -195,12 +195,12 @@ def test_ct_gives_the_same_metrics_and_a_foreign_frame_is_refused(files, tmp_pat
 #: solvers, and pydicom's downloader extras (``import_pydicom_without_downloader``).
 _NOT_IMPORTED_BY_DVH = ("constraints.evaluation", "constraints.protocol", "constraints.eligibility",
                         "optimizer.limit_map", "optimizer.fmo", "tps_scripts.config", "scipy", "cvxpy",
-                        "matplotlib", "requests", "tqdm")
+                        "matplotlib", "requests", "tqdm", "urllib.request", "http.client")
 
 
 def test_dvh_process_imports_only_what_it_uses(files):
     """A fresh ``reirrad dvh`` process imports none of _NOT_IMPORTED_BY_DVH (the whole-process speed
-    of bench/bench_dvh_process.py), and leaves requests importable afterwards."""
+    of bench/bench_dvh_process.py), and leaves requests and urllib.request importable afterwards."""
     import os
     import subprocess
 
@@ -211,16 +211,19 @@ def test_dvh_process_imports_only_what_it_uses(files):
             f"    rc = main(['dvh', '--rtstruct', {str(rs)!r}, '--dose', {str(rd)!r}, '--json'])\n"
             f"loaded = [m for m in {_NOT_IMPORTED_BY_DVH!r} if m in sys.modules]\n"
             "hidden = [m for m in ('requests', 'tqdm') if sys.modules.get(m, 0) is None]\n"
-            "print(json.dumps([rc, loaded, hidden]))\n")
+            "import urllib.request\n"
+            "real = callable(getattr(urllib.request, 'urlopen', None))\n"
+            "print(json.dumps([rc, loaded, hidden, real]))\n")
     root = Path(__file__).resolve().parents[2]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=str(root),
                          timeout=300)
     assert res.returncode == 0, res.stderr
-    rc, loaded, hidden = json.loads(res.stdout.strip().splitlines()[-1])
+    rc, loaded, hidden, real = json.loads(res.stdout.strip().splitlines()[-1])
     assert rc == 0
     assert loaded == []
     assert hidden == []            # no None placeholders left in sys.modules
+    assert real                    # urllib.request imports for real afterwards, not the placeholder
 
 
 def test_import_pydicom_without_downloader_is_a_no_op_once_imported(monkeypatch):
