@@ -13,7 +13,8 @@ dicompyler-core's is ``dvhcalc.get_dvh`` for every structure (its default: dose-
 no interpolation; the script of ``bench_dvh_dicom.py``).  The two run interleaved, ``--repeat``
 times each, so that both see the same machine load; the median (and best) wall and CPU (user +
 system, of the child) times are printed, and the ratios of the medians.  On a shared machine
-the CPU ratio is the steadier one.  ``--imports`` adds the import time of each top-level
+the CPU ratio is the steadier one.  ``--compare CHECKOUT`` times a second reirrad checkout in
+the same rounds (before/after in one run).  ``--imports`` adds the import time of each top-level
 package of our process (``python -X importtime``, one run; wall time, so load-dependent).  Bytecode is cached as in an installed package (in a temporary
 ``PYTHONPYCACHEPREFIX``, written by one untimed run of each side; ``PYTHONDONTWRITEBYTECODE`` is
 dropped for the children): otherwise every process compiles the project's modules from
@@ -53,6 +54,8 @@ def main() -> int:
     ap.add_argument("--imports", action="store_true", help="print our import time per top-level package")
     ap.add_argument("--data", type=Path, default=DATA, help=f"dicompyler-core's example (default {DATA})")
     ap.add_argument("--repo", type=Path, default=ROOT, help="the reirrad checkout to time (default: this one)")
+    ap.add_argument("--compare", type=Path, metavar="CHECKOUT",
+                    help="another reirrad checkout (e.g. a `git archive` of main) timed in the same rounds")
     args = ap.parse_args()
     if not args.data.is_dir():
         print(f"dicompyler example data not found at {args.data} (--data)")
@@ -62,21 +65,30 @@ def main() -> int:
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     rtss, rtdose = str(args.data / "rtss.dcm"), str(args.data / "rtdose.dcm")
     ours_cmd = [sys.executable, "-m", "optimizer.cli.main", "dvh", "--rtstruct", rtss, "--dose", rtdose, "--json"]
+    other_env = dict(env, PYTHONPATH=str(args.compare)) if args.compare else None
     dc_cmd = [str(VENV_PY), "-c", DC_SCRIPT, rtss, rtdose] if VENV_PY.exists() else None
     bare_cmd = [sys.executable, "-c", "pass"]
     load0 = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     _timed(ours_cmd, env, args.repo)                     # untimed: write the bytecode caches
+    if other_env:
+        _timed(ours_cmd, other_env, args.compare)
     if dc_cmd:
         _timed(dc_cmd, env)
-    ours, dc, bare = [], [], []
-    for _ in range(args.repeat):
+    ours, other, dc, bare = [], [], [], []
+    for k in range(args.repeat):
         bare.append(_timed(bare_cmd, env))
+        if other_env and k % 2:                          # the two checkouts take turns going first
+            other.append(_timed(ours_cmd, other_env, args.compare))
         ours.append(_timed(ours_cmd, env, args.repo))
+        if other_env and not k % 2:
+            other.append(_timed(ours_cmd, other_env, args.compare))
         if dc_cmd:
             dc.append(_timed(dc_cmd, env))
     print(f"load average before: {load0}, after: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
     print(f"python startup alone: {_fmt(bare)}")
     print(f"reirrad dvh, whole process: {_fmt(ours)}")
+    if other:
+        print(f"reirrad dvh of {args.compare}: {_fmt(other)}")
     if args.imports:
         _print_imports(ours_cmd, env, args.repo)
     if not dc:
@@ -86,6 +98,9 @@ def main() -> int:
     print(f"dicompyler-core 0.5.6, whole process: {_fmt(dc)}")
     print(f"ratio of medians (dicompyler-core / reirrad dvh): {_median(dc, 1) / _median(ours, 1):.1f}x CPU, "
           f"{_median(dc, 0) / _median(ours, 0):.1f}x wall ({args.repeat} runs each)")
+    if other:
+        print(f"ratio of medians (dicompyler-core / {args.compare}): {_median(dc, 1) / _median(other, 1):.1f}x CPU, "
+              f"{_median(dc, 0) / _median(other, 0):.1f}x wall")
     return 0
 
 
