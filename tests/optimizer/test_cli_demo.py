@@ -53,7 +53,7 @@ def test_demo_interrupted_with_ctrl_c_prints_no_traceback(tmp_path):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=300)
     err = first + err
-    if proc.returncode == 0:
-        pytest.skip("the demo finished before the interrupt arrived")
+    # the build alone takes tens of seconds even with cached matrices: any other status means
+    # the interrupt was lost (a finished demo, status 0 or 1)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and err.strip().splitlines()[-1] == "reirrad: interrupted"
