@@ -61,7 +61,7 @@ def test_approved_structure_set_refused(synthetic, out_dir):
 
 def test_failure_mid_run_rolls_everything_back(synthetic, out_dir, monkeypatch):
     import connect
-    from tps_scripts import optimize, writeback
+    from tps_scripts import optimize, target_design, writeback
     before = mock_tps.snapshot(connect.get_current("Patient"))
     calls = {"n": 0}
     real = writeback.add_function
@@ -72,7 +72,7 @@ def test_failure_mid_run_rolls_everything_back(synthetic, out_dir, monkeypatch):
             raise RuntimeError("injected")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(optimize, "add_function", failing)
+    monkeypatch.setattr(target_design, "add_function", failing)     # the third: PTVeval's MaxDose
     with pytest.raises(writeback.WriteStepError, match=r"write step '.*' failed: RuntimeError: injected"):
         optimize.run_optimization(api=connect)
     assert mock_tps.snapshot(connect.get_current("Patient")) == before
@@ -104,20 +104,20 @@ def _zone(organ, coverage):
 
 def test_inside_zones_needs_every_touched_voxel_in_one_organs_zones():
     import numpy as np
-    from tps_scripts.optimize import _inside_zones
+    from tps_scripts.copied_functions import inside_zones
     zones = [_zone("body", [0, 1, 1, 0, 0]), _zone("body", [0, 0, 0, 0.2, 0]), _zone("lungs", [0, 0, 0, 0, 1])]
     # voxels 1-3 lie in the body's two zones together (partial coverage 0.2 counts as touched)
-    assert _inside_zones(np.array([0, 0.5, 1, 0.01, 0]), zones)
+    assert inside_zones(np.array([0, 0.5, 1, 0.01, 0]), zones)
     # voxel 4 is the lungs' and voxel 3 the body's: no single organ holds both
-    assert not _inside_zones(np.array([0, 0, 0, 1, 1]), zones)
+    assert not inside_zones(np.array([0, 0, 0, 1, 1]), zones)
     # voxel 0 lies in no zone; an ROI touching nothing is not "inside"
-    assert not _inside_zones(np.array([1, 0, 0, 0, 0]), zones)
-    assert not _inside_zones(np.zeros(5), zones)
+    assert not inside_zones(np.array([1, 0, 0, 0, 0]), zones)
+    assert not inside_zones(np.zeros(5), zones)
 
 
 def test_subvoxel_gap_and_excess_read_sbrt_physical_results_only():
     from types import SimpleNamespace as R
-    from tps_scripts.optimize import _subvoxel_excess, _subvoxel_gap
+    from tps_scripts.zone_tuning import subvoxel_excess, subvoxel_gap
     results = [
         R(organ="lungs", domain="sbrt_physical", value=19.6, value_subvoxel=20.3, limit=20.0, passed=False),
         R(organ="lungs", domain="sbrt_physical", value=18.0, value_subvoxel=18.1, limit=20.0, passed=True),
@@ -125,18 +125,18 @@ def test_subvoxel_gap_and_excess_read_sbrt_physical_results_only():
         R(organ="trachea", domain="sbrt_physical", value=19.0, value_subvoxel=None, limit=20.0, passed=True),
     ]
     ev = R(results=results, failures=lambda: [r for r in results if not r.passed])
-    gap = _subvoxel_gap(ev)
+    gap = subvoxel_gap(ev)
     # lungs: max(20.3 - 19.6, 18.1 - 18.0) = 0.7 Gy; BED readings and unread rules are left out
     assert gap == pytest.approx({"lungs": 0.7})
     # the failing lungs reading lies 20.3 - 20.0 = 0.3 Gy above its limit
-    assert _subvoxel_excess(ev) == pytest.approx({"lungs": 0.3})
+    assert subvoxel_excess(ev) == pytest.approx({"lungs": 0.3})
 
 
 def test_near_max_percent_only_for_single_zone_volume_metrics():
     from types import SimpleNamespace
     import numpy as np
     from constraints.protocol import load_protocol
-    from tps_scripts.optimize import _near_max_percent
+    from tps_scripts.zone_tuning import near_max_percent
     protocol = load_protocol("koide2024")
     case = SimpleNamespace(grid=SimpleNamespace(voxel_volume_cc=0.125))     # 5 mm dose grid
     lungs = _zone("lungs", np.ones(2000))                                   # 2000 x 0.125 = 250 cc
@@ -144,13 +144,37 @@ def test_near_max_percent_only_for_single_zone_volume_metrics():
     esophagus = _zone("esophagus", np.ones(100))
     zones = [lungs, cord, esophagus]
     # lungs: D0.035cc <= 20 Gy only -> 100 x 0.035 / 250 = 0.014 % of the zone; half of it with factor 0.5
-    assert _near_max_percent(lungs, zones, case, protocol) == pytest.approx(0.014)
-    assert _near_max_percent(lungs, zones, case, protocol, 0.5) == pytest.approx(0.007)
+    assert near_max_percent(lungs, zones, case, protocol) == pytest.approx(0.014)
+    assert near_max_percent(lungs, zones, case, protocol, 0.5) == pytest.approx(0.007)
     # the cord (Dmax, a table limit) and the esophagus (cumulative Dmax) keep MaxDose constraints
-    assert _near_max_percent(cord, zones, case, protocol) is None
-    assert _near_max_percent(esophagus, zones, case, protocol) is None
+    assert near_max_percent(cord, zones, case, protocol) is None
+    assert near_max_percent(esophagus, zones, case, protocol) is None
     # an organ in two zones: 0.035 cc exempt in each could add up over the organ
-    assert _near_max_percent(lungs, zones + [_zone("lungs", np.ones(10))], case, protocol) is None
+    assert near_max_percent(lungs, zones + [_zone("lungs", np.ones(10))], case, protocol) is None
     # a zone smaller than the metric's volume: 0.2 x 0.125 = 0.025 cc < 0.035 cc, nothing to ask
     tiny = _zone("aorta", [0.2])
-    assert _near_max_percent(tiny, [tiny], case, protocol) is None
+    assert near_max_percent(tiny, [tiny], case, protocol) is None
+
+
+def test_tighten_failing_zones_lowers_each_kind_of_zone_by_its_own_rule():
+    import numpy as np
+    from tps_scripts.tuning_settings import TuningSettings
+    from tps_scripts.zone_tuning import tighten_failing_zones
+    hot, close, sub, dvh, soft = (_zone(o, np.ones(3)) for o in ("lungs", "aorta", "esophagus", "trachea", "body"))
+    dvh.dvh_percent, soft.soft = 0.014, True
+    entry = {"zone_excess_gy": {"rr_lungs": 0.5, "rr_aorta": -0.01, "rr_esophagus": -0.5, "rr_trachea": 0.7,
+                                "rr_body": 0.9},
+             "subvoxel_excess_gy": {"esophagus": 0.2}, "metric_excess_gy": {"trachea": 0.4}, "changes": []}
+    floors = {}
+    tighten_failing_zones([hot, close, sub, dvh, soft], entry, TuningSettings(), floors)
+    # limits 20 Gy, margins 0.3 Gy, tighten_extra 0.1 Gy:
+    # lungs over its limit by 0.5 Gy: 0.3 + 0.5 + 0.1 = 0.9 -> level 19.1 Gy
+    # aorta 0.01 Gy short of it (within 0.02 Gy): 0.3 - 0.01 + 0.1 = 0.39 -> 19.61 Gy
+    # esophagus fails by the sub-voxel rule alone, 0.2 Gy: 0.3 + 2 x 0.2 + 0.1 = 0.8 -> 19.2 Gy, a floor
+    # trachea (MaxDvh) by the higher rule, 0.4 Gy (its voxel excess 0.7 is ignored): 0.3 + 1 x 0.4 + 0.1 = 0.8
+    # body (objective): its organ does not fail, so it stays, whatever its voxel excess
+    assert [z.margin_gy for z in (hot, close, sub, dvh, soft)] == pytest.approx([0.9, 0.39, 0.8, 0.8, 0.3])
+    assert floors == pytest.approx({"rr_esophagus": 0.8, "rr_trachea": 0.8})
+    assert entry["changes"] == ["tighten rr_lungs to 19.10 Gy", "tighten rr_aorta to 19.61 Gy",
+                                "tighten rr_esophagus to 19.20 Gy (sub-voxel rule)",
+                                "tighten rr_trachea to 19.20 Gy (MaxDvh)"]
