@@ -117,13 +117,11 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
         add_zone_functions(po, zones, g.case, protocol, settings)
         if settings.anticipate_subvoxel:     # a plan without dose reads zeros: no gap
             with step("margins for the sub-voxel gap of the plan as loaded"):
-                gap0 = subvoxel_gap(evaluate_protocol(g.case, protocol))
-                for z in (z for z in zones if z.dvh_percent is not None):
-                    need = gap0.get(z.organ, 0.0) + settings.tighten_extra_gy
-                    if z.margin_gy < need:
-                        z.margin_gy = need
-                        set_zone_level(z)
-                        _LOG.info("zone %s: margin %.2f Gy (sub-voxel gap of the plan as loaded)", z.roi_name, need)
+                near_max = [z for z in zones if z.dvh_percent is not None]
+                for z, need in cover_subvoxel_gaps(near_max, subvoxel_gap(evaluate_protocol(g.case, protocol)),
+                                                   settings):
+                    set_zone_level(z)
+                    _LOG.info("zone %s: margin %.2f Gy (sub-voxel gap of the plan as loaded)", z.roi_name, need)
         best: Optional[Dict[str, Any]] = None
         floors: Dict[str, float] = {}     # zone margins the sub-voxel rule showed are needed
         stop_reason = "maximum number of optimizations reached"
@@ -199,7 +197,8 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
                     stop_reason = "all constraints pass; nothing left to relax"
                     break
             if settings.anticipate_subvoxel:
-                cover_subvoxel_gaps(zones, entry, settings, floors)
+                for z, need in cover_subvoxel_gaps(zones, entry["subvoxel_gap_gy"], settings, floors):
+                    entry["changes"].append(f"margin of {z.roi_name} {need:.2f} Gy (sub-voxel gap)")
             if it == config.max_optimizations:
                 break
             with step(f"update zone levels after optimization {it}"):

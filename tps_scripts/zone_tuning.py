@@ -20,7 +20,7 @@ becomes the zone's floor: relaxing below it would undo what a run showed is need
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -169,16 +169,21 @@ def tighten_failing_zones(zones: List[Zone], entry: Dict[str, Any], s: TuningSet
         entry["changes"].append(f"tighten {z.roi_name} to {z.level_gy():.2f} Gy{t.note}")
 
 
-def cover_subvoxel_gaps(zones: List[Zone], entry: Dict[str, Any], s: TuningSettings,
-                        floors: Dict[str, float]) -> None:
-    """Raise each zone's margin (and floor) to the gap between the two DVH rules' readings of
-    its organ (+ ``tighten_extra_gy``): the zone's voxel level cannot see that part of the dose."""
+def cover_subvoxel_gaps(zones: Sequence[Zone], gaps_gy: Dict[str, float], s: TuningSettings,
+                        floors: Optional[Dict[str, float]] = None) -> List[Tuple[Zone, float]]:
+    """Raise each zone's margin (and floor, if ``floors`` is given) to the gap by which the
+    sub-voxel rule read its organ above the voxel rule (``gaps_gy``, organ → Gy, e.g. from
+    :func:`subvoxel_gap`) + ``tighten_extra_gy``: the zone's voxel level cannot see that part
+    of the dose. Returns the zones raised with their new margins (Gy)."""
+    raised = []
     for z in zones:
-        need = entry["subvoxel_gap_gy"].get(z.organ, 0.0) + s.tighten_extra_gy
+        need = gaps_gy.get(z.organ, 0.0) + s.tighten_extra_gy
         if z.margin_gy < need:
             z.margin_gy = need
-            floors[z.roi_name] = max(floors.get(z.roi_name, 0.0), need)
-            entry["changes"].append(f"margin of {z.roi_name} {need:.2f} Gy (sub-voxel gap)")
+            if floors is not None:
+                floors[z.roi_name] = max(floors.get(z.roi_name, 0.0), need)
+            raised.append((z, need))
+    return raised
 
 
 def relax_binding_zones(zones: List[Zone], entry: Dict[str, Any], s: TuningSettings,
