@@ -209,25 +209,25 @@ class Problem:
 
 class _WorkingCopy:
     """The last working copy :func:`_restricted_matrix` made, kept for the next run on the same
-    matrix and rows: a plan's optimizations (the closed loop runs several) share one beamlet
-    matrix, and making the dense copy and its square took ~6 s of each run (57 720 × 2 650)."""
+    matrix object and rows: a plan's optimizations (the closed loop runs several) share one
+    beamlet matrix, and making the dense copy and its square is a large part of a run's set-up
+    (docs/decisions/mock-optimizer-speed.md)."""
 
-    key: Optional[tuple] = None
-    source: Optional["weakref.ref"] = None
+    source: Optional["weakref.ref"] = None   # the input matrix, not kept alive by the cache
+    rows: Optional[np.ndarray] = None
+    single: Optional[bool] = None
     value: Optional[tuple] = None
 
     @classmethod
     def get(cls, matrix, rows: np.ndarray, single: bool):
-        key = (id(matrix), matrix.shape, matrix.nnz, rows.size, hash(rows.tobytes()), single)
-        if cls.key == key and cls.source is not None and cls.source() is matrix:
+        if (cls.source is not None and cls.source() is matrix and cls.single == single
+                and np.array_equal(cls.rows, rows)):
             return cls.value
         return None
 
     @classmethod
     def put(cls, matrix, rows: np.ndarray, single: bool, value: tuple) -> None:
-        cls.key, cls.value = None, None   # the old copy goes before the new one is kept
-        cls.key = (id(matrix), matrix.shape, matrix.nnz, rows.size, hash(rows.tobytes()), single)
-        cls.source, cls.value = weakref.ref(matrix), value
+        cls.source, cls.rows, cls.single, cls.value = weakref.ref(matrix), rows.copy(), single, value
 
 
 def _restricted_matrix(matrix, rows: np.ndarray, single: bool):

@@ -66,7 +66,7 @@ def _rmatvec_rows(matrix: Any, y: np.ndarray) -> np.ndarray:
         return np.asarray(matrix.T @ y, dtype=np.float64)
     if y.shape[1] <= _GEMV_COLUMNS:
         # BLAS's matrix-matrix path on a thin operand is slower than the products it replaces
-        # (57 720 × 2 650 float32, one thread: 2 columns 160 ms as one product, 84 ms as two)
+        # (docs/decisions/mock-optimizer-speed.md)
         return np.column_stack([np.asarray(matrix.T @ y[:, k], dtype=np.float64) for k in range(y.shape[1])])
     return np.asarray((y.T @ matrix).T, dtype=np.float64)
 

@@ -428,3 +428,18 @@ def test_a_zero_dose_bound_switches_off_every_beamlet_that_reaches_the_voxel():
     assert result.weights[0] == 0.0
     assert result.weights[1] == pytest.approx(20.0, abs=0.01)
     assert result.constraint_violations_gy[1] <= 0.0
+
+
+def test_the_dense_working_copy_is_reused_only_for_the_same_matrix_and_rows():
+    from mock_tps._tps_merit import _restricted_matrix
+
+    a = scipy.sparse.csr_matrix(np.arange(1.0, 13.0, dtype=np.float32).reshape(4, 3))
+    rows = np.array([0, 2, 3])
+    first = _restricted_matrix(a, rows, True)
+    assert _restricted_matrix(a, rows, True) is first
+    assert np.array_equal(first[0], a.toarray()[rows]) and not first[0].flags.writeable
+    other_rows = _restricted_matrix(a, np.array([0, 1, 3]), True)
+    assert other_rows is not first and np.array_equal(other_rows[0], a.toarray()[[0, 1, 3]])
+    b = a.copy()
+    b.data[0] = 99.0
+    assert _restricted_matrix(b, rows, True)[0][0, 0] == 99.0     # another matrix object: made anew
