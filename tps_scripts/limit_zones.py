@@ -45,7 +45,7 @@ class Zone:
 
     organ: str
     roi_name: str
-    kind: str                      # 'whole', 'band' or 'hot'
+    kind: str                      # 'whole', 'band', 'hot' or 'cap' (the relaxed limit on a band's ROI)
     coverage: np.ndarray
     limit_gy: np.ndarray
     margin_gy: float
@@ -54,6 +54,12 @@ class Zone:
     history: List[float] = field(default_factory=list)
     soft: bool = False             # True when the zone's MaxDose is an objective, not a constraint
     dvh_percent: Optional[float] = None   # set: a MaxDvh constraint exempting this % of the zone
+    exempt_cc: Optional[float] = None     # set: this volume of the zone may exceed the strict level (MaxDvh)
+
+    @property
+    def key(self) -> str:
+        """The zone's name in logs and records: its ROI, with ``(cap)`` for the cap on an exempting zone's ROI."""
+        return self.roi_name + (" (cap)" if self.kind == "cap" else "")
 
     @property
     def volume_cc_voxels(self) -> float:

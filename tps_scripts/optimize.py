@@ -58,6 +58,7 @@ from .target_design import (adapt_min_dvh_wanted, adapted_min_dvh_percent, add_t
                             replace_target_by_dose_split, split_by_distance)
 from .tuning_settings import TuningSettings
 from .writeback import PREFIX, add_clinical_goal, check_editable, step, unique_plan_name
+from .volume_exemption import add_exemptions, exemption_failures
 from .zone_tuning import (add_zone_functions, cover_subvoxel_gaps, metric_excess, relax_binding_zones,
                           subvoxel_excess, subvoxel_gap, tighten_failing_zones, worst_margins)
 
@@ -73,7 +74,7 @@ def _add_goals(evaluation_setup: Any, case: PlanCase, protocol: Protocol, zones:
         add_clinical_goal(evaluation_setup, target, "AtLeast", "VolumeAtDose", 0.90, parameter_value=rx * 100.0)
         for z in (z for z in zones if not isinstance(z, ReferenceZone)):   # no single level to goal
             add_clinical_goal(evaluation_setup, z.roi_name, "AtMost", "DoseAtAbsoluteVolume",
-                              z.level_gy() * 100.0 + 1e-6, parameter_value=0.0, priority=2)
+                              z.level_gy() * 100.0 + 1e-6, parameter_value=z.exempt_cc or 0.0, priority=2)
 
 
 def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
@@ -100,6 +101,9 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
             else build_zones          # the exact per-voxel limits where the TPS has reference doses
         zones = build(ctx, ctx.case.PatientModel, ctx.examination, new_bs.FractionDose, grid, g.case,
                             protocol, limits, g.prior_objects, margin_gy=settings.margin_gy)
+        if settings.exempt_volume and build is build_zones:
+            zones += add_exemptions(zones, g.case, limits, fraction=settings.exempt_fraction,
+                                    near_gy=settings.exempt_near_gy)
         po = new_plan.PlanOptimizations[0]
         ss = ctx.case.PatientModel.StructureSets[ctx.examination.Name]
         replaced = replace_copied_constraints(
@@ -143,9 +147,11 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
             entry = {"v_below_rx_percent": below, "iteration": it, "run_optimization_calls": calls, "all_pass": ev.all_pass,
                      "coverage_goals_met": ev.coverage_goals_met,
                      "ptv_eval": cov, "worst_margin": worst_margins(ev),
-                     "zone_levels_gy": {z.roi_name: z.level_gy() for z in zones},
-                     "zone_excess_gy": {z.roi_name: z.excess_gy(dose) for z in zones},
+                     "zone_levels_gy": {z.key: z.level_gy() for z in zones},
+                     "zone_excess_gy": {z.key: z.excess_gy(dose) for z in zones},
                      "failures": [r.constraint_id for r in ev.failures()], "changes": [],
+                     "exemption_failures": exemption_failures([r.constraint_id for r in ev.failures()], protocol,
+                                                              limits),
                      "subvoxel_excess_gy": subvoxel_excess(ev), "subvoxel_gap_gy": subvoxel_gap(ev),
                      "metric_excess_gy": metric_excess(ev)}
             log.append(entry)
@@ -173,7 +179,8 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
             elif not split_done and adapt_min_dvh_wanted(entry, settings):
                 split_done = True
                 cov = entry["ptv_eval"]
-                best = {"iteration": it, "ptv_eval": cov, "margins": {z.roi_name: z.margin_gy for z in zones},
+                best = {"iteration": it, "ptv_eval": cov, "margins": {z.key: z.margin_gy for z in zones},
+                        "exempt": {z.key: (z.exempt_cc, z.dvh_percent) for z in zones},
                         "dvh_percent": settings.target_dvh_percent}
                 percent = adapted_min_dvh_percent(entry, settings)
                 with step(f"set the PTVeval MinDvh volume to {percent:.1f} %"):
@@ -184,7 +191,8 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
                 cov = entry["ptv_eval"]
                 gain = cov["v_rx_percent"] - (best["ptv_eval"]["v_rx_percent"] if best else -np.inf)
                 if best is None or gain >= settings.min_gain_percent:
-                    best = {"iteration": it, "ptv_eval": cov, "margins": {z.roi_name: z.margin_gy for z in zones},
+                    best = {"iteration": it, "ptv_eval": cov, "margins": {z.key: z.margin_gy for z in zones},
+                        "exempt": {z.key: (z.exempt_cc, z.dvh_percent) for z in zones},
                             "dvh_percent": dvh_percent}
                 else:
                     stop_reason = f"all constraints pass; coverage gain {gain:.2f} % < {settings.min_gain_percent} %"
@@ -198,7 +206,7 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
                     break
             if settings.anticipate_subvoxel:
                 for z, need in cover_subvoxel_gaps(zones, entry["subvoxel_gap_gy"], settings, floors):
-                    entry["changes"].append(f"margin of {z.roi_name} {need:.2f} Gy (sub-voxel gap)")
+                    entry["changes"].append(f"margin of {z.key} {need:.2f} Gy (sub-voxel gap)")
             if it == config.max_optimizations:
                 break
             with step(f"update zone levels after optimization {it}"):
@@ -213,7 +221,9 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
                             f"levels of run {best['iteration']} were restored and re-optimized")
             with step("restore the best passing zone levels"):
                 for z in zones:
-                    z.margin_gy = best["margins"][z.roi_name]
+                    z.margin_gy = best["margins"][z.key]
+                    if z.exempt_cc is not None:
+                        z.exempt_cc, z.dvh_percent = best["exempt"][z.key]
                     set_zone_level(z)
                     z.history.append(z.level_gy())
                 if settings.target_design == "min_dvh" and best["dvh_percent"] != dvh_percent:
@@ -233,7 +243,7 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
     record["stop_reason"] = stop_reason
     record["tuning_log"] = log
     record["zones"] = [{"roi": z.roi_name, "organ": z.organ, "kind": z.kind, "created": z.created, "objective": z.soft,
-                        "max_dvh_percent": z.dvh_percent,
+                        "max_dvh_percent": z.dvh_percent, "exempt_cc": z.exempt_cc,
                         "final_level_gy": z.level_gy(), "level_history_gy": z.history} for z in zones]
     record["limit_sources"] = {k: list(v.sources) for k, v in limits.items()}
     record["replaced_constraints"] = replaced

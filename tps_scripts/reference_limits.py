@@ -222,8 +222,11 @@ def add_zone_constraint(po: Any, zone: Zone) -> Any:
 
 
 def set_zone_level(zone: Zone) -> None:
-    """Apply a zone's current margin: rewrite its reference dose, or set its MaxDose level."""
+    """Apply a zone's current margin: rewrite its reference dose, or set its function's level
+    (and an exempting zone's MaxDvh volume)."""
     if isinstance(zone, ReferenceZone):
         zone.write_reference()
-    else:
-        set_dose_level(zone.function, zone.level_gy())
+        return
+    set_dose_level(zone.function, zone.level_gy())
+    if zone.exempt_cc is not None:
+        zone.function.DoseFunctionParameters.PercentVolume = float(zone.dvh_percent)

@@ -58,6 +58,13 @@ class TuningSettings:
     excess (+ ``tighten_extra_gy``); the assessment (both rules) still decides. The cord's
     limits (Dmax, and a D0.035cc read from a table at the prior dose) stay MaxDose constraints.
 
+    ``exempt_volume``: an organ whose largest-volume cumulative limit (the esophagus' D1cc)
+    has no hot region near the target gets, on each band zone, a MaxDvh at the strict level
+    exempting a share of ``exempt_fraction`` × that volume (shares from the plan as loaded's
+    band volume above the strict level − ``exempt_near_gy``) and a MaxDose at the relaxed
+    limit (:mod:`tps_scripts.volume_exemption`), as a planner spends a D1cc; when that limit
+    fails, the shares shrink by ``exempt_shrink_factor``.
+
     ``replace_target_objectives``: the copy's own objectives on PTVeval and its dose
     fall-offs are deleted (listed in the record), as they ask for 24 Gy everywhere.
     """
@@ -94,3 +101,7 @@ class TuningSettings:
     near_max_as_dvh: bool = True
     near_max_volume_factor: float = 1.0
     near_max_tighten_factor: float = 1.0
+    exempt_volume: bool = True
+    exempt_fraction: float = 0.9
+    exempt_near_gy: float = 2.0
+    exempt_shrink_factor: float = 0.5

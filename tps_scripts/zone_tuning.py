@@ -32,7 +32,7 @@ from .reference_limits import ReferenceZone, add_zone_constraint
 from .tuning_settings import TuningSettings
 from .writeback import add_function, step
 
-__all__ = ["add_zone_functions", "near_max_percent", "worst_margins", "subvoxel_excess", "metric_excess",
+__all__ = ["add_zone_functions", "exempt_percent", "near_max_percent", "worst_margins", "subvoxel_excess", "metric_excess",
            "subvoxel_gap", "tighten_failing_zones", "cover_subvoxel_gaps", "relax_binding_zones"]
 
 
@@ -41,6 +41,13 @@ def add_zone_functions(po: Any, zones: List[Zone], case: PlanCase, protocol: Pro
     MaxDose objective), set ``soft``, ``dvh_percent`` and ``function`` on the zone and start its
     level history."""
     for z in zones:
+        if z.exempt_cc is not None:
+            z.dvh_percent = exempt_percent(z, case)
+            with step(f"add MaxDvh constraint on {z.roi_name} ({z.exempt_cc:.3g} cc above the strict level)"):
+                z.function = add_function(po, "MaxDvh", z.roi_name, dose_level_gy=z.level_gy(), is_constraint=True,
+                                          percent_volume=z.dvh_percent)
+            z.history.append(z.level_gy())
+            continue
         reference = isinstance(z, ReferenceZone)
         soft = z.soft = s.external_zone_weight > 0 and protocol.organs[z.organ].kind == "external" and not reference
         z.dvh_percent = None if soft or reference or not s.near_max_as_dvh else near_max_percent(
@@ -55,6 +62,11 @@ def add_zone_functions(po: Any, zones: List[Zone], case: PlanCase, protocol: Pro
             z.function = add_function(po, "MaxDose", z.roi_name, dose_level_gy=z.level_gy(), is_constraint=False,
                                       weight=s.external_zone_weight) if soft else add_zone_constraint(po, z)
         z.history.append(z.level_gy())
+
+
+def exempt_percent(zone: Zone, case: PlanCase) -> float:
+    """The MaxDvh volume (% of the zone's in-grid volume) of an exempting zone's ``exempt_cc``."""
+    return 100.0 * zone.exempt_cc / (zone.volume_cc_voxels * case.grid.voxel_volume_cc)
 
 
 def near_max_percent(zone: Zone, zones: List[Zone], case: PlanCase, protocol: Protocol,
@@ -140,14 +152,20 @@ class _Tightening(NamedTuple):
 def _tightening(z: Zone, entry: Dict[str, Any], s: TuningSettings) -> Optional[_Tightening]:
     """How far a failing run lowers zone ``z`` (None: not at all).  ``entry`` is the run's
     tuning-log entry (its zone excess and the readings of the evaluation, Gy)."""
+    if z.exempt_cc is not None:                   # its organ spent more than the exempted volume
+        if z.organ not in entry.get("exemption_failures", ()):
+            return None
+        z.exempt_cc *= s.exempt_shrink_factor
+        z.dvh_percent *= s.exempt_shrink_factor
+        return _Tightening(s.tighten_extra_gy, True, f" (exempt {z.exempt_cc:.3g} cc)")
     if z.soft or z.dvh_percent is not None:       # lowered only when its organ fails
         if z.organ not in entry["metric_excess_gy"]:
             return None
         factor = s.subvoxel_tighten_factor if z.soft else s.near_max_tighten_factor
         return _Tightening(factor * entry["metric_excess_gy"][z.organ] + s.tighten_extra_gy, True,
                            " (objective)" if z.soft else " (MaxDvh)")
-    if entry["zone_excess_gy"][z.roi_name] > -0.02:      # a zone voxel within 0.02 Gy of its exact limit
-        return _Tightening(entry["zone_excess_gy"][z.roi_name] + s.tighten_extra_gy, False, "")
+    if entry["zone_excess_gy"][z.key] > -0.02:      # a zone voxel within 0.02 Gy of its exact limit
+        return _Tightening(entry["zone_excess_gy"][z.key] + s.tighten_extra_gy, False, "")
     if entry["subvoxel_excess_gy"].get(z.organ, 0.0) > 0:     # only the sub-voxel rule fails
         return _Tightening(s.subvoxel_tighten_factor * entry["subvoxel_excess_gy"][z.organ] + s.tighten_extra_gy,
                            True, " (sub-voxel rule)")
@@ -165,8 +183,8 @@ def tighten_failing_zones(zones: List[Zone], entry: Dict[str, Any], s: TuningSet
             continue
         z.margin_gy += t.margin_gy
         if t.is_floor:
-            floors[z.roi_name] = z.margin_gy      # never relaxed below: the relaxed level failed
-        entry["changes"].append(f"tighten {z.roi_name} to {z.level_gy():.2f} Gy{t.note}")
+            floors[z.key] = z.margin_gy      # never relaxed below: the relaxed level failed
+        entry["changes"].append(f"tighten {z.key} to {z.level_gy():.2f} Gy{t.note}")
 
 
 def cover_subvoxel_gaps(zones: Sequence[Zone], gaps_gy: Dict[str, float], s: TuningSettings,
@@ -181,7 +199,7 @@ def cover_subvoxel_gaps(zones: Sequence[Zone], gaps_gy: Dict[str, float], s: Tun
         if z.margin_gy < need:
             z.margin_gy = need
             if floors is not None:
-                floors[z.roi_name] = max(floors.get(z.roi_name, 0.0), need)
+                floors[z.key] = max(floors.get(z.key, 0.0), need)
             raised.append((z, need))
     return raised
 
@@ -193,8 +211,8 @@ def relax_binding_zones(zones: List[Zone], entry: Dict[str, Any], s: TuningSetti
     ``min_margin_gy``)."""
     excess = entry["zone_excess_gy"]
     for z in zones:
-        binding = excess[z.roi_name] > -(z.margin_gy + 0.05)
-        floor = max(s.min_margin_gy, floors.get(z.roi_name, 0.0))
+        binding = excess[z.key] > -(z.margin_gy + 0.05)
+        floor = max(s.min_margin_gy, floors.get(z.key, 0.0))
         if binding and z.margin_gy > floor:
             z.margin_gy = max(floor, z.margin_gy / 2.0)
-            entry["changes"].append(f"relax {z.roi_name} to {z.level_gy():.2f} Gy")
+            entry["changes"].append(f"relax {z.key} to {z.level_gy():.2f} Gy")
