@@ -122,16 +122,20 @@ def _zone_bound(case: PlanCase, protocol: Protocol, organ: str, region: Region, 
 
 
 def build_spec(fcase: FmoCase, protocol: Protocol, strategy: str, *, margin_gy: float = 0.0,
-               volume_scale: float = 1.0, extra_margin_gy: float = 0.0) -> FmoSpec:
+               volume_scales: Optional[Dict[str, float]] = None,
+               extra_margins_gy: Optional[Dict[str, float]] = None) -> FmoSpec:
     """The :class:`FmoSpec` of ``strategy`` (see the module docstring).
 
     Parameters
     ----------
     margin_gy : float, Gy
         Lowers the limits of :data:`MARGIN_ORGANS` (zones: the zone margin).
-    volume_scale, extra_margin_gy : float
-        Tightening of every volume cap (volume × scale, limit − extra), used by
-        :func:`plan_strategy` after a failed exact check.
+    volume_scales : dict, optional
+        Organ → factor on its volume caps' volumes, used by :func:`plan_strategy` after a
+        failed exact check.
+    extra_margins_gy : dict, optional
+        Organ → Gy by which its bounds and caps are lowered, used by :func:`plan_strategy`
+        after a failed exact check.
 
     Raises
     ------
@@ -165,11 +169,12 @@ def build_spec(fcase: FmoCase, protocol: Protocol, strategy: str, *, margin_gy: 
         if c.organ in MARGIN_ORGANS:
             limit = np.maximum(limit - margin_gy, 0.0)
         label = f"{c.id}: {c.metric.text} {c.domain}"
+        limit = np.maximum(limit - (extra_margins_gy or {}).get(c.organ, 0.0), 0.0)
         if c.metric.kind == "max" or c.organ in HARD_VOLUME_ORGANS:
             bounds.setdefault(c.organ, []).append((limit, label, (c.id,)))
         else:
-            caps.append(VolumeCap(label, c.organ, np.maximum(limit - extra_margin_gy, 0.0),
-                                  _volume_cc(c, s.volume_cc) * volume_scale, (c.id,)))
+            caps.append(VolumeCap(label, c.organ, limit,
+                                  _volume_cc(c, s.volume_cc) * (volume_scales or {}).get(c.organ, 1.0), (c.id,)))
     max_bounds = []
     for organ, items in bounds.items():   # one merged per-voxel bound per region (min over constraints)
         lim = np.min(np.stack([i[0] for i in items]), axis=0)
@@ -193,10 +198,12 @@ def build_spec(fcase: FmoCase, protocol: Protocol, strategy: str, *, margin_gy: 
 
 
 def evaluate_dose(fcase: FmoCase, protocol: Protocol, dose_gy: np.ndarray, label: str = "FMO") -> Evaluation:
-    """Exact protocol evaluation of a total SBRT dose (flattened or (nz, ny, nx), Gy)."""
+    """Exact protocol evaluation of a total SBRT dose (flattened or (nz, ny, nx), Gy), by both DVH
+    rules where the case has sub-voxel coverage, as the TPS scripts assess a plan: a pass the
+    stricter reading fails is no pass."""
     case = fcase.case
     sbrt = DoseCourse(np.asarray(dose_gy).reshape(case.grid.shape_zyx), case.grid, fcase.fractions, label)
-    return evaluate_protocol(PlanCase(case.grid, case.structures, sbrt, case.priors), protocol)
+    return evaluate_protocol(PlanCase(case.grid, case.structures, sbrt, case.priors, case.fine_coverage), protocol)
 
 
 def _goal(evaluation: Evaluation, kind: str, protocol: Protocol) -> Optional[float]:
@@ -206,20 +213,49 @@ def _goal(evaluation: Evaluation, kind: str, protocol: Protocol) -> Optional[flo
     return None
 
 
+def _voxel_rule_fails(r) -> bool:
+    """Whether a constraint result fails by the voxel rule's value (not only the sub-voxel rule's)."""
+    if r.value is None or r.limit is None:
+        return True
+    return r.value >= r.limit if r.comparison == "<" else r.value > r.limit
+
+
+def _excess_gy(r) -> float:
+    """How far to lower a failing constraint's organ (Gy of new dose): its higher DVH reading's
+    excess over a physical limit + 0.05 Gy, else 0.25 Gy (a BED excess has no single physical
+    equivalent)."""
+    if r.domain.is_sbrt and r.unit == "Gy" and r.limit is not None and r.value is not None:
+        read = max(r.value, r.value_subvoxel if r.value_subvoxel is not None else r.value)
+        return max(read - r.limit, 0.0) + 0.05
+    return 0.25
+
+
 def plan_strategy(fcase: FmoCase, protocol: Protocol, strategy: str, *, margin_gy: float = 0.0,
-                  options: FmoOptions = FmoOptions(), max_rounds: int = 3) -> StrategyPlan:
-    """Solve ``strategy``, check it exactly, tighten and re-solve while a modelled constraint fails."""
-    scale, extra = 1.0, 0.0
+                  options: FmoOptions = FmoOptions(), max_rounds: int = 4) -> StrategyPlan:
+    """Solve ``strategy``, check it exactly (both DVH rules), tighten and re-solve while a
+    modelled constraint fails: a failing organ's volume caps' volumes × 0.5 where the voxel
+    rule fails (the CVaR surrogate is not the metric), and its bounds and caps lowered by its
+    excess + 0.05 Gy (a physical limit, read by the higher DVH rule: the voxel doses the rows
+    see may lie below it) or by 0.25 Gy (BED), by twice that from its second failure on (the
+    re-solved dose moves up to the lowered rows)."""
+    scale: Dict[str, float] = {}
+    extra: Dict[str, float] = {}
     for rounds in range(1, max_rounds + 1):
-        spec = build_spec(fcase, protocol, strategy, margin_gy=margin_gy, volume_scale=scale, extra_margin_gy=extra)
+        spec = build_spec(fcase, protocol, strategy, margin_gy=margin_gy, volume_scales=scale, extra_margins_gy=extra)
         result = solve_fmo(spec, options)
         if not result.has_plan:
             return StrategyPlan(strategy, margin_gy, result, None, rounds, None, None, None, None)
         ev = evaluate_dose(fcase, protocol, result.dose_gy, f"FMO {strategy}")
-        modelled = {i for item in spec.max_bounds + spec.volume_caps for i in item.source_ids}
-        if not any(r.constraint_id in modelled for r in ev.failures()):
+        capped = {i for item in spec.volume_caps for i in item.source_ids}
+        bounded = {i for item in spec.max_bounds for i in item.source_ids}
+        failed = [r for r in ev.failures() if r.constraint_id in capped | bounded]
+        if not failed:
             break
-        scale, extra = scale * 0.5, extra + 0.25
+        for organ in {r.organ for r in failed if r.constraint_id in capped and _voxel_rule_fails(r)}:
+            scale[organ] = scale.get(organ, 1.0) * 0.5     # the CVaR surrogate let the voxel rule fail
+        for organ in {r.organ for r in failed}:       # twice the excess from an organ's second failure on
+            factor = 2.0 if organ in extra else 1.0
+            extra[organ] = extra.get(organ, 0.0) + factor * max(_excess_gy(r) for r in failed if r.organ == organ)
     cum = [r for r in ev.results if r.organ == CUMULATIVE_ORGAN and r.domain.is_cumulative
            and not r.advisory]
     return StrategyPlan(strategy, margin_gy, result, ev, rounds, _goal(ev, "v_dose", protocol),

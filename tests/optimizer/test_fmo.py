@@ -315,6 +315,37 @@ def test_exact_holds_and_sbrt_only_breaches_cumulative(t4t5, solver):
     assert sbrt.result.objective <= exact.result.objective * (1 + 1e-6) + 1e-9
 
 
+@pytest.mark.slow
+def test_exact_check_reads_both_dvh_rules(t4t5):
+    """The FMO's pass is the TPS scripts' pass: the sub-voxel rule is read as well, and a plan it
+    fails is tightened and solved again until both rules hold."""
+    from optimizer.fmo_strategies import evaluate_dose, plan_strategy
+    proto, fc = t4t5
+    exact = plan_strategy(fc, proto, "exact")
+    read = [r for r in exact.evaluation.results if r.value_subvoxel is not None]
+    assert {"cord_prv_sbrt_d0035cc", "esophagus_cum_d1cc"} <= {r.constraint_id for r in read}
+    assert exact.all_pass is True
+    again = evaluate_dose(fc, proto, exact.result.dose_gy)
+    assert all(r.passed for r in again.results if not r.advisory)
+
+
+def test_tightening_of_a_failing_constraint_by_its_higher_reading():
+    from types import SimpleNamespace as R
+    from constraints.domain import DoseDomain
+    from optimizer.fmo_strategies import _excess_gy, _voxel_rule_fails
+    sbrt = DoseDomain.parse("sbrt_physical")
+    sub_only = R(domain=sbrt, unit="Gy", limit=20.0, value=19.5, value_subvoxel=20.3, comparison="<=")
+    both = R(domain=sbrt, unit="Gy", limit=20.0, value=20.4, value_subvoxel=20.1, comparison="<=")
+    at_strict = R(domain=sbrt, unit="Gy", limit=20.0, value=20.0, value_subvoxel=None, comparison="<")
+    bed = R(domain=DoseDomain.parse("cumulative_bed"), unit="Gy BED", limit=167.0, value=170.0, value_subvoxel=171.0,
+            comparison="<")
+    # the higher reading's excess + 0.05 Gy: 20.3 - 20 + 0.05 = 0.35; 20.4 - 20 + 0.05 = 0.45
+    assert _excess_gy(sub_only) == pytest.approx(0.35)
+    assert _excess_gy(both) == pytest.approx(0.45)
+    assert _excess_gy(bed) == 0.25           # BED: no single physical equivalent
+    assert [_voxel_rule_fails(r) for r in (sub_only, both, at_strict, bed)] == [False, True, True, True]
+
+
 def test_truncation_default_depends_on_the_solver():
     """SCHUR_IPM shares voxel rows, so its objective rows are full by default; the others truncate at 1 %."""
     from optimizer.fmo import DEFAULT_TRUNCATION

@@ -77,7 +77,7 @@ def fmo_case_from_import(gathered: Any, imported: Any, protocol: Protocol, *, bi
                                        dose_region_mask=body)
     case = gathered.case
     zero = PlanCase(grid, case.structures, DoseCourse(np.zeros(grid.shape_zyx), grid, case.sbrt.fractions, "FMO"),
-                    case.priors)
+                    case.priors, case.fine_coverage)
     rx = gathered.prescription_gy
     if rx is None:
         raise InputError("FMO strategies need the prescription: the RTPLAN states none")
