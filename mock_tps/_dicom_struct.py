@@ -25,6 +25,7 @@ import numpy as np
 
 from constraints.errors import DicomImportError
 
+from ._dicom_decimal import parse_decimal_strings
 from ._dicom_files import read_dataset
 from ._dicom_voxelize import polygon_area_mm2
 
@@ -142,17 +143,46 @@ def _color(rc: Any) -> str:
         return "Yellow"
 
 
+def _closed_contour_points(items: List[Any], kinds: List[str]) -> List[Optional[np.ndarray]]:
+    """ContourData of each CLOSED_PLANAR item given as raw bytes, all converted in one call of
+    :func:`parse_decimal_strings` (None for the other items, and for all when a value is not a
+    number: :func:`_contour_points` then converts them one by one and fails where it did)."""
+    out: List[Optional[np.ndarray]] = [None] * len(items)
+    texts, where = [], []
+    for k, (c, kind) in enumerate(zip(items, kinds)):
+        raw = c.get_item(0x30060050) if kind == "CLOSED_PLANAR" else None
+        value = getattr(raw, "value", None)
+        if isinstance(value, (bytes, bytearray)):
+            text = bytes(value).strip(b" \x00")
+            if text:
+                texts.append(text)
+                where.append(k)
+    if not texts:
+        return out
+    try:
+        flat = parse_decimal_strings(b"\\".join(texts))
+    except Exception:  # noqa: BLE001 - a malformed value: the contour-by-contour road reports it
+        return out
+    end = 0
+    for k, text in zip(where, texts):
+        start, end = end, end + text.count(b"\\") + 1
+        out[k] = flat[start:end]
+    return out
+
+
 def _parse_contours(rc: Any, name: str, path: str) -> Tuple[Tuple[float, Tuple[np.ndarray, ...]], ...]:
+    items = list(rc.get("ContourSequence", None) or [])
+    kinds = [(_raw_text(c, 0x30060042) or "").upper() for c in items]     # ContourGeometricType
+    points = _closed_contour_points(items, kinds)
     by_z: Dict[float, List[np.ndarray]] = {}
-    for k, c in enumerate(rc.get("ContourSequence", None) or []):
-        kind = (_raw_text(c, 0x30060042) or "").upper()                 # ContourGeometricType
+    for k, (c, kind) in enumerate(zip(items, kinds)):
         if kind == "POINT":
             continue
         if kind != "CLOSED_PLANAR":
             raise DicomImportError(
                 f"RTSTRUCT {path!r}: ROI {name!r} contour {k + 1} is {kind or '(no type)'}; only CLOSED_PLANAR "
                 "contours describe a volume. Close the contour in the planning system and export again")
-        flat = _contour_points(c)
+        flat = points[k] if points[k] is not None else _contour_points(c)
         n_text = _raw_text(c, 0x30060046)                                # NumberOfContourPoints
         try:
             n_declared = int(n_text) if n_text else None
