@@ -39,9 +39,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -54,6 +52,7 @@ from constraints.grid import Grid
 from constraints.lq import bed, eqd2
 
 from ._output import print_json, print_table
+from .dvh_imports import import_pydicom_without_extras
 
 DEFAULT_D_PERCENT = (99.0, 95.0, 5.0, 1.0)
 DEFAULT_D_CC = (0.03, 0.035, 1.0)
@@ -212,46 +211,8 @@ def dvh_report(args: argparse.Namespace) -> Dict[str, Any]:
             "rois": rois}
 
 
-#: Optional packages pydicom imports only for its downloader of example files (with a fallback on
-#: urllib when they are missing); hidden while ``reirrad dvh`` imports pydicom.
-_PYDICOM_DOWNLOAD_EXTRAS = ("requests", "tqdm")
-#: Standard modules pydicom's downloader imports at the top of ``pydicom.data.download`` and uses only
-#: inside its download functions; an empty placeholder stands in while ``reirrad dvh`` imports pydicom.
-_PYDICOM_DOWNLOAD_STDLIB = ("urllib.request",)
-
-
-def import_pydicom_without_downloader() -> None:
-    """Import pydicom without what only its downloader of example files needs (no-op when pydicom
-    is imported already).
-
-    pydicom 3 imports ``requests`` and ``tqdm`` when installed, and ``urllib.request`` (with
-    ``http.client`` and ``email``), for ``pydicom.data``'s downloads, which ``reirrad dvh`` never
-    makes; they are about half of pydicom's import time (~0.1 s CPU).  ``requests`` and ``tqdm`` are
-    hidden (pydicom takes its documented fallback); ``urllib.request`` is an empty placeholder
-    module during the import, so the downloader's ``import urllib.request`` binds only the
-    ``urllib`` package.  All three are importable, for real, as soon as pydicom is loaded (a
-    download then works once ``urllib.request`` is imported).
-    """
-    if "pydicom" in sys.modules:
-        return
-    hidden = [name for name in _PYDICOM_DOWNLOAD_EXTRAS if name not in sys.modules]
-    for name in hidden:
-        sys.modules[name] = None  # type: ignore[assignment]  # "import name" raises ImportError
-    placeholders = {name: ModuleType(name) for name in _PYDICOM_DOWNLOAD_STDLIB if name not in sys.modules}
-    sys.modules.update(placeholders)
-    try:
-        import pydicom  # noqa: F401
-    finally:
-        for name in hidden:
-            if name in sys.modules and sys.modules[name] is None:
-                del sys.modules[name]
-        for name, module in placeholders.items():
-            if sys.modules.get(name) is module:
-                del sys.modules[name]
-
-
 def run_dvh(args: argparse.Namespace) -> int:
-    import_pydicom_without_downloader()
+    import_pydicom_without_extras()
     payload = dvh_report(args)
     if args.json:
         print_json(payload)
