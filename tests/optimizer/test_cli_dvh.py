@@ -310,3 +310,14 @@ def test_dvh_process_output_and_status_survive_the_fast_exit(files):
     bad = subprocess.run(cmd + ["--d-cc", "-1"], capture_output=True, text=True, env=env, cwd=str(root), timeout=300)
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.strip().splitlines() == ["reirrad: error: --d-cc -1 must be > 0 cm³"]
+
+
+def test_keep_freed_memory_sets_glibc_thresholds():
+    """On glibc both mallopt calls succeed (the short dvh process keeps freed blocks for reuse);
+    elsewhere the function changes nothing and says so."""
+    import platform
+
+    from optimizer.cli.dvh_process import keep_freed_memory
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        pytest.skip("not glibc")
+    assert keep_freed_memory() is True
