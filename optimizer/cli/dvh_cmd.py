@@ -129,11 +129,10 @@ def _roi_dvh(name: str, geometry: Any, dose: DoseField, grid: Grid) -> Tuple[Opt
                                   max_subvoxels=DEFAULT_MAX_SUBVOXELS)
     fine = Grid((cx + i0 * dx, cy + j0 * dy, cz + k0 * dz), (dx / fx, dy / fy, dz / fz),
                 (box[0] * fz, box[1] * fy, box[2] * fx))
-    coverage = roi_coverage_on(geometry, fine, f"ROI {name!r}")
+    coverage = roi_coverage_on(geometry, fine, f"ROI {name!r}", as_bytes=True)
     if not coverage.any():
         return None, True
     d, h, w = subvoxel_elements(coverage, dose, (k0, j0, i0), (fz, fy, fx))
-    del coverage                     # a body's is ~20 MB: freed before the DVH's sorting needs as much
     return compute_subvoxel_dvh(name, d, h, w, dose_max_gy=dose.max_gy), clipped
 
 
