@@ -155,6 +155,8 @@ def dvh_report(args: argparse.Namespace) -> Dict[str, Any]:
 
     _check_args(args)
     imported = import_dicom(rtstruct=args.rtstruct, plan_dose=args.dose, ct_dir=args.ct, fractions=args.fractions)
+    n, fractions_source, dose_note = imported.fractions, imported.fractions_source, imported.plan_dose_note
+    del imported          # its file data (the dose, the CT: ~30 MB) is no longer needed: the mock holds its own
     try:
         ctx = current_context(api)
         total = ctx.plan.TreatmentCourse.TotalDose
@@ -163,7 +165,6 @@ def dvh_report(args: argparse.Namespace) -> Dict[str, Any]:
                                    grid.spacing_xyz_mm)            # only the padded copy stays
         ss = ctx.case.PatientModel.StructureSets[ctx.examination.Name]
         names = [r.Name for r in ctx.case.PatientModel.RegionsOfInterest]
-        n = imported.fractions
         quantity = "physical dose"
         transform = eqd2_transform = None
         if args.alpha_beta is not None:
@@ -207,7 +208,7 @@ def dvh_report(args: argparse.Namespace) -> Dict[str, Any]:
                          + "; ".join(f"{r['name']!r} {r['reason']}" for r in rois)
                          + ". Check that the RTSTRUCT has closed planar contours inside the RTDOSE grid")
     return {"dose_file": str(args.dose), "rtstruct": str(args.rtstruct), "quantity": quantity,
-            "fractions": n, "fractions_source": imported.fractions_source, "dose_summation": imported.plan_dose_note,
+            "fractions": n, "fractions_source": fractions_source, "dose_summation": dose_note,
             "rois": rois}
 
 
