@@ -114,3 +114,84 @@ def test_every_contour_of_the_public_rtstructs():
         _same(b"\\".join(texts))
         n += len(texts)
     assert n > 441
+
+
+def _planes_by_the_loop(monkeypatch, path):
+    from mock_tps import _dicom_struct as st
+    with monkeypatch.context() as m:
+        m.setattr(st, "_planes_at_once", lambda *a: None)
+        return st.read_rtstruct(path)
+
+
+@pytest.mark.skipif(not _rtstructs(), reason="shared DICOM data absent")
+def test_planes_checked_at_once_equal_the_contour_loops(monkeypatch):
+    """Every ROI of the public RTSTRUCTs: the same planes (z, contours, each contour's vertices
+    bit for bit) whether the checks run on all contours at once or contour by contour."""
+    from mock_tps._dicom_struct import read_rtstruct
+    n_contours = 0
+    for f in _rtstructs():
+        fast, slow = read_rtstruct(f), _planes_by_the_loop(monkeypatch, f)
+        assert [r.name for r in fast.rois] == [r.name for r in slow.rois]
+        for a, b in zip(fast.rois, slow.rois):
+            assert [z for z, _ in a.planes] == [z for z, _ in b.planes], (f, a.name)
+            for (_, ca), (_, cb) in zip(a.planes, b.planes):
+                assert len(ca) == len(cb)
+                for u, v in zip(ca, cb):
+                    assert u.dtype == v.dtype and u.shape == v.shape and u.flags.c_contiguous
+                    assert u.tobytes() == v.tobytes()
+                n_contours += len(ca)
+    assert n_contours > 441
+
+
+def _struct_with(tmp_path, contours, edit=None):
+    """RTSTRUCT of one ROI 'Bad' with ``contours`` [(z, (n, 2) array)], each its own plane entry;
+    ``edit(items)`` changes the contour items before writing."""
+    import pydicom
+    from mock_tps import _dicom_write as w
+
+    path = w.write_rtstruct(tmp_path / "RS.dcm", [("Bad", "Organ", [(z, [c]) for z, c in contours])],
+                            frame_uid="1.2.3", study_uid="1.2", patient={"PatientName": "A^B", "PatientID": "1"})
+    if edit is not None:
+        ds = pydicom.dcmread(str(path))
+        edit(ds.ROIContourSequence[0].ContourSequence)
+        ds.save_as(str(path))
+    return path
+
+
+SQ = np.array([[0, 0], [5, 0], [5, 5], [0, 5]], float)
+
+
+def test_first_problem_in_file_order_is_reported(tmp_path):
+    """Contour 2 is not planar and contour 3 degenerate: contour 2 is named; a contour of
+    0.5 mm² (checked exactly, below the at-once bound) is not degenerate."""
+    pytest.importorskip("pydicom")
+    from constraints.errors import DicomImportError
+    from mock_tps._dicom_struct import read_rtstruct
+
+    line = np.array([[0, 0], [5, 0], [10, 0]], float)
+    tiny = np.array([[0, 0], [1, 0], [1, 0.5]], float) * np.array([1.0, 2.0])     # 1 × 1 triangle: 0.5 mm²
+
+    def tilt(items):
+        data = [float(v) for v in items[1].ContourData]
+        data[2] += 0.5                                               # first vertex 0.5 mm off the plane
+        items[1].ContourData = [f"{v:g}" for v in data]
+
+    path = _struct_with(tmp_path, [(0.0, SQ), (2.0, SQ), (4.0, line)], tilt)
+    with pytest.raises(DicomImportError, match=r"'Bad' contour 2 is not planar"):
+        read_rtstruct(path)
+    ok = read_rtstruct(_struct_with(tmp_path, [(0.0, SQ), (2.0, tiny)]))
+    assert [z for z, _ in ok.rois[0].planes] == [0.0, 2.0]
+    with pytest.raises(DicomImportError, match=r"'Bad' contour 1 at z = 0 mm is degenerate"):
+        read_rtstruct(_struct_with(tmp_path, [(0.0, tiny * 1e-4), (2.0, SQ)]))
+
+
+def test_declared_point_count_is_checked(tmp_path):
+    pytest.importorskip("pydicom")
+    from constraints.errors import DicomImportError
+    from mock_tps._dicom_struct import read_rtstruct
+
+    def miscount(items):
+        items[1].NumberOfContourPoints = 5
+
+    with pytest.raises(DicomImportError, match=r"'Bad' contour 2 has 12 coordinates for 5 points"):
+        read_rtstruct(_struct_with(tmp_path, [(0.0, SQ), (2.0, SQ)], miscount))
