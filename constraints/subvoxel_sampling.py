@@ -207,12 +207,12 @@ def subvoxel_elements(coverage: np.ndarray, dose: DoseField, box_lo: Sequence[in
     if refined:
         blocks = coverage.reshape(nz, fz, ny, fy, nx, fx)
         full = blocks.min(axis=(1, 3, 5)) >= (255 if as_bytes else 1.0)
-        rows, ii = np.nonzero(full.reshape(nz * ny, nx))
+        rows, ii = np.divmod(np.flatnonzero(full), nx)     # np.nonzero of the (nz·ny, nx) view, faster
         w_nodes = np.full(rows.size, voxel_cc, dtype=np.float32)
     else:
-        covered = coverage != 0
-        rows, ii = np.nonzero(covered.reshape(nz * ny, nx))
-        w_nodes = fraction(coverage[covered]) * np.float32(voxel_cc)
+        covered = np.flatnonzero(coverage)
+        rows, ii = np.divmod(covered, nx)
+        w_nodes = fraction(coverage.ravel().take(covered)) * np.float32(voxel_cc)
     # padded-grid index of each node less one z plane (that of its z - 1 neighbour), row (k, j) by row
     row_base = ((np.arange(nz)[:, None] + k0) * pyx + (np.arange(ny)[None, :] + (j0 + 1)) * px + (i0 + 1)).ravel()
     below = row_base.take(rows)
