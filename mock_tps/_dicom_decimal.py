@@ -8,9 +8,9 @@ Gay's correctly rounded conversion) returns the same double.  Any other value
 (an exponent, ``+``, spaces, more than 15 digits, an empty or malformed value) is
 converted by ``np.array(values, dtype=float64)``, with its errors.
 
-Why: an RTSTRUCT's ContourData is most of the file (264 000 values in dicompyler's
-example); converting them one by one is ~60 ms of a ~0.6 s ``reirrad dvh`` process,
-this ~35 ms.
+Why: an RTSTRUCT's ContourData is most of the file (264 000 values in dicompyler-core's
+example), and converting the values one by one was a tenth of a ``reirrad dvh`` process
+(``docs/decisions/dvh-process-speed.md``).
 """
 from __future__ import annotations
 

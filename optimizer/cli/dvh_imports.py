@@ -5,8 +5,8 @@ process never uses: ``requests`` and ``tqdm`` (when installed) and ``urllib.requ
 (with ``http.client`` and ``email``) for ``pydicom.data``'s downloads of example files;
 ``pydicom.examples``, which finds 13 example files by recursive searches of pydicom's
 test data; and ``importlib.metadata`` (with ``email``, ``zipfile``, ``csv``) to read its
-own version.  Together ~0.1 s CPU of pydicom's ~0.2 s (``bench/bench_dvh_process.py``,
-``docs/decisions/dvh-process-speed.md``).  While pydicom imports:
+own version: about half of pydicom's import time (``docs/decisions/dvh-process-speed.md``).
+While pydicom imports:
 
 - ``requests`` and ``tqdm`` are hidden (``sys.modules[name] = None``): pydicom takes its
   documented fallback on ``urllib``;

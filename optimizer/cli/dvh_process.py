@@ -3,12 +3,11 @@
 ``reirrad dvh`` makes and frees a few dozen arrays of 2-20 MB (copies of the dose through
 the scripting API, the body's coverage on the dose grid).  glibc's malloc serves blocks of
 that size by ``mmap`` and returns them to the system on ``free`` (or trims them off the top
-of the heap), so the next array touches fresh pages, each a page fault: ~35 000 faults and
-0.1-0.3 s of system time in a ~0.6 s process.  :func:`keep_freed_memory` sets glibc's
-thresholds so that freed blocks stay in the heap and are reused; a short process exits
-soon anyway.  Measured (``docs/decisions/dvh-process-speed.md``): page faults 34 000 →
-22 000 and the whole process 617 → 579 ms CPU (medians of 16 interleaved runs).  Either
-setting alone is slower than neither (it switches off glibc's adaptive thresholds).
+of the heap), so the next array touches fresh pages, each a page fault, and system time is
+the part of the process that grows most with the machine's load.  :func:`keep_freed_memory`
+sets both of glibc's thresholds so that freed blocks stay in the heap and are reused (a
+short process exits soon anyway); one alone is slower than neither, as any ``mallopt``
+switches off glibc's adaptive thresholds.  Measurements: ``docs/decisions/dvh-process-speed.md``.
 """
 from __future__ import annotations
 
