@@ -13,7 +13,8 @@ dicompyler-core's is ``dvhcalc.get_dvh`` for every structure (its default: dose-
 no interpolation; the script of ``bench_dvh_dicom.py``).  The two run interleaved, ``--repeat``
 times each, so that both see the same machine load; the median (and best) wall and CPU (user +
 system, of the child) times are printed, and the ratios of the medians.  On a shared machine
-the CPU ratio is the steadier one.  ``--compare CHECKOUT`` times a second reirrad checkout in
+the CPU ratio is the steadier one; the system part of it (page faults: memory first touched) is
+what grows most with the machine's load.  ``--compare CHECKOUT`` times a second reirrad checkout in
 the same rounds (before/after in one run).  ``--imports`` adds the import time of each top-level
 package of our process (``python -X importtime``, one run; wall time, so load-dependent).  Bytecode is cached as in an installed package (in a temporary
 ``PYTHONPYCACHEPREFIX``, written by one untimed run of each side; ``PYTHONDONTWRITEBYTECODE`` is
@@ -38,14 +39,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_dvh_dicom import DATA, DC_SCRIPT, VENV_PY  # noqa: E402
 
 
-def _timed(cmd: list, env: dict, cwd: "Path | None" = None) -> "tuple[float, float]":
-    """Wall and CPU (user + system) seconds of one child process running ``cmd``."""
+def _timed(cmd: list, env: dict, cwd: "Path | None" = None) -> "tuple[float, float, float, int]":
+    """Wall, CPU (user + system) and system seconds, and minor page faults, of one child process
+    running ``cmd``."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(cmd, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    system = after.ru_stime - before.ru_stime
+    return wall, (after.ru_utime - before.ru_utime) + system, system, after.ru_minflt - before.ru_minflt
 
 
 def main() -> int:
@@ -111,7 +114,8 @@ def _median(runs: list, k: int) -> float:
 def _fmt(runs: list) -> str:
     return (f"median {_median(runs, 1):.3f} s CPU, {_median(runs, 0):.3f} s wall "
             f"(best {min(r[1] for r in runs):.3f} s CPU, {min(r[0] for r in runs):.3f} s wall; "
-            f"CPU of each run {', '.join(f'{r[1]:.2f}' for r in runs)})")
+            f"CPU of each run {', '.join(f'{r[1]:.2f}' for r in runs)}; of the CPU, system "
+            f"{_median(runs, 2):.3f} s; page faults {_median(runs, 3):.0f})")
 
 
 def _print_imports(cmd: list, env: dict, cwd: Path) -> None:

@@ -120,14 +120,23 @@ def roi_mask(structure_set: Any, roi_name: str, dose_distribution: Any, grid: Gr
     return _coverage_of_voxels(vox, grid, f"ROI {roi_name!r}")
 
 
-def roi_coverage_on(geometry: Any, grid: Grid, what: str) -> np.ndarray:
+def roi_coverage_on(geometry: Any, grid: Grid, what: str, *, as_bytes: bool = False) -> np.ndarray:
     """Fractional coverage (0–1) of an ROI geometry on any grid (mm), via
-    ``GetRoiGeometryAsVoxels`` (corner, voxel size in cm; 0–255 per voxel, x fastest)."""
+    ``GetRoiGeometryAsVoxels`` (corner, voxel size in cm; 0–255 per voxel, x fastest).
+
+    ``as_bytes``: the uint8 values as the planning system gives them (k means k / 255),
+    shaped (nz, ny, nx), when it gives uint8 (RayStation and the mock do); floats otherwise.
+    """
     nz, ny, nx = grid.shape_zyx
     vox = geometry.GetRoiGeometryAsVoxels(
         Corner={k: mm_to_cm(v) for k, v in zip("xyz", grid.corner_mm)},
         VoxelSize={k: mm_to_cm(v) for k, v in zip("xyz", grid.spacing_xyz_mm)},
         NrVoxels={"x": nx, "y": ny, "z": nz})
+    if as_bytes:
+        arr = np.asarray(vox)
+        if arr.dtype == np.uint8:
+            _check_voxel_count(arr, grid, what)
+            return arr.reshape(grid.shape_zyx)
     return _coverage_of_voxels(vox, grid, what)
 
 
@@ -138,11 +147,15 @@ _COVERAGE_OF_BYTE = np.arange(256, dtype=np.float64) / 255.0
 def _coverage_of_voxels(vox: Any, grid: Grid, what: str) -> np.ndarray:
     """``GetRoiGeometryAsVoxels`` values (0–255, x fastest) as coverage in [0, 1], shaped (nz, ny, nx)."""
     arr = np.asarray(vox)
-    if arr.size != grid.n_voxels:
-        raise InputError(f"{what}: GetRoiGeometryAsVoxels gave {arr.size} values for {grid.n_voxels} voxels")
+    _check_voxel_count(arr, grid, what)
     if arr.dtype == np.uint8:
         return _COVERAGE_OF_BYTE.take(arr.reshape(grid.shape_zyx))
     return np.clip(arr.astype(np.float64).reshape(grid.shape_zyx) / 255.0, 0.0, 1.0)
+
+
+def _check_voxel_count(arr: np.ndarray, grid: Grid, what: str) -> None:
+    if arr.size != grid.n_voxels:
+        raise InputError(f"{what}: GetRoiGeometryAsVoxels gave {arr.size} values for {grid.n_voxels} voxels")
 
 
 def roi_bounding_box_mm(geometry: Any) -> Tuple[Tuple[float, float, float], Tuple[float, float, float]]:

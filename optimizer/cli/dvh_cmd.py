@@ -39,9 +39,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -54,6 +52,7 @@ from constraints.grid import Grid
 from constraints.lq import bed, eqd2
 
 from ._output import print_json, print_table
+from .dvh_imports import import_pydicom_without_extras
 
 DEFAULT_D_PERCENT = (99.0, 95.0, 5.0, 1.0)
 DEFAULT_D_CC = (0.03, 0.035, 1.0)
@@ -130,7 +129,7 @@ def _roi_dvh(name: str, geometry: Any, dose: DoseField, grid: Grid) -> Tuple[Opt
                                   max_subvoxels=DEFAULT_MAX_SUBVOXELS)
     fine = Grid((cx + i0 * dx, cy + j0 * dy, cz + k0 * dz), (dx / fx, dy / fy, dz / fz),
                 (box[0] * fz, box[1] * fy, box[2] * fx))
-    coverage = roi_coverage_on(geometry, fine, f"ROI {name!r}")
+    coverage = roi_coverage_on(geometry, fine, f"ROI {name!r}", as_bytes=True)
     if not coverage.any():
         return None, True
     d, h, w = subvoxel_elements(coverage, dose, (k0, j0, i0), (fz, fy, fx))
@@ -156,14 +155,16 @@ def dvh_report(args: argparse.Namespace) -> Dict[str, Any]:
 
     _check_args(args)
     imported = import_dicom(rtstruct=args.rtstruct, plan_dose=args.dose, ct_dir=args.ct, fractions=args.fractions)
+    n, fractions_source, dose_note = imported.fractions, imported.fractions_source, imported.plan_dose_note
+    del imported          # its file data (the dose, the CT: ~30 MB) is no longer needed: the mock holds its own
     try:
         ctx = current_context(api)
         total = ctx.plan.TreatmentCourse.TotalDose
         grid = dose_grid(total)
-        dose_gy = read_dose_gy(total, f"plan RTDOSE {args.dose!r}", grid).astype(np.float32)
+        dose = DoseField.from_grid(read_dose_gy(total, f"plan RTDOSE {args.dose!r}", grid).astype(np.float32),
+                                   grid.spacing_xyz_mm)            # only the padded copy stays
         ss = ctx.case.PatientModel.StructureSets[ctx.examination.Name]
         names = [r.Name for r in ctx.case.PatientModel.RegionsOfInterest]
-        n = imported.fractions
         quantity = "physical dose"
         transform = eqd2_transform = None
         if args.alpha_beta is not None:
@@ -175,7 +176,6 @@ def dvh_report(args: argparse.Namespace) -> Dict[str, Any]:
         unknown = [r for r in wanted if r not in names]
         if unknown:
             raise InputError(f"--roi {unknown}: not in RTSTRUCT {args.rtstruct!r}; its ROIs are {names}")
-        dose = DoseField.from_grid(dose_gy, grid.spacing_xyz_mm)
         rois: List[Dict[str, Any]] = []
         for name in wanted:
             geometry = ss.RoiGeometries[name]
@@ -208,50 +208,12 @@ def dvh_report(args: argparse.Namespace) -> Dict[str, Any]:
                          + "; ".join(f"{r['name']!r} {r['reason']}" for r in rois)
                          + ". Check that the RTSTRUCT has closed planar contours inside the RTDOSE grid")
     return {"dose_file": str(args.dose), "rtstruct": str(args.rtstruct), "quantity": quantity,
-            "fractions": n, "fractions_source": imported.fractions_source, "dose_summation": imported.plan_dose_note,
+            "fractions": n, "fractions_source": fractions_source, "dose_summation": dose_note,
             "rois": rois}
 
 
-#: Optional packages pydicom imports only for its downloader of example files (with a fallback on
-#: urllib when they are missing); hidden while ``reirrad dvh`` imports pydicom.
-_PYDICOM_DOWNLOAD_EXTRAS = ("requests", "tqdm")
-#: Standard modules pydicom's downloader imports at the top of ``pydicom.data.download`` and uses only
-#: inside its download functions; an empty placeholder stands in while ``reirrad dvh`` imports pydicom.
-_PYDICOM_DOWNLOAD_STDLIB = ("urllib.request",)
-
-
-def import_pydicom_without_downloader() -> None:
-    """Import pydicom without what only its downloader of example files needs (no-op when pydicom
-    is imported already).
-
-    pydicom 3 imports ``requests`` and ``tqdm`` when installed, and ``urllib.request`` (with
-    ``http.client`` and ``email``), for ``pydicom.data``'s downloads, which ``reirrad dvh`` never
-    makes; they are about half of pydicom's import time (~0.1 s CPU).  ``requests`` and ``tqdm`` are
-    hidden (pydicom takes its documented fallback); ``urllib.request`` is an empty placeholder
-    module during the import, so the downloader's ``import urllib.request`` binds only the
-    ``urllib`` package.  All three are importable, for real, as soon as pydicom is loaded (a
-    download then works once ``urllib.request`` is imported).
-    """
-    if "pydicom" in sys.modules:
-        return
-    hidden = [name for name in _PYDICOM_DOWNLOAD_EXTRAS if name not in sys.modules]
-    for name in hidden:
-        sys.modules[name] = None  # type: ignore[assignment]  # "import name" raises ImportError
-    placeholders = {name: ModuleType(name) for name in _PYDICOM_DOWNLOAD_STDLIB if name not in sys.modules}
-    sys.modules.update(placeholders)
-    try:
-        import pydicom  # noqa: F401
-    finally:
-        for name in hidden:
-            if name in sys.modules and sys.modules[name] is None:
-                del sys.modules[name]
-        for name, module in placeholders.items():
-            if sys.modules.get(name) is module:
-                del sys.modules[name]
-
-
 def run_dvh(args: argparse.Namespace) -> int:
-    import_pydicom_without_downloader()
+    import_pydicom_without_extras()
     payload = dvh_report(args)
     if args.json:
         print_json(payload)

@@ -58,3 +58,31 @@ def test_d_v_inverts_the_dvh(seed):
             mid = 0.5 * (lo + hi)
             lo, hi = (mid, hi) if h.volume_above(mid) >= v else (lo, mid)
         assert h.d_cc(v) == pytest.approx(lo, abs=2e-4 * max(1.0, h.dmax)), v
+
+
+@pytest.mark.parametrize("factors", [(1, 1, 1), (2, 3, 2), (3, 1, 4)])
+def test_coverage_as_bytes_gives_the_elements_of_its_floats(factors):
+    """``GetRoiGeometryAsVoxels`` bytes k (coverage k / 255) give the same elements, bit for bit,
+    as the float coverage k / 255: whole voxels (all 255), partial ones and empty ones mixed."""
+    rng = np.random.default_rng(sum(factors))
+    dose = rng.uniform(0.0, 30.0, (7, 8, 9)).astype(np.float32)
+    field = DoseField.from_grid(dose, (2.5, 2.0, 3.0))
+    fz, fy, fx = factors
+    box = (4, 5, 6)
+    counts = rng.integers(0, 256, (box[0] * fz, box[1] * fy, box[2] * fx)).astype(np.uint8)
+    counts[counts < 60] = 0
+    counts[counts > 180] = 255
+    counts[:fz, :fy, :] = 255                          # whole voxels along a row
+    floats = np.arange(256, dtype=np.float64)[counts] / 255.0
+    from_bytes = subvoxel_elements(counts, field, (1, 2, 1), factors)
+    from_floats = subvoxel_elements(floats, field, (1, 2, 1), factors)
+    for a, b in zip(from_bytes, from_floats):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    assert from_bytes[0].size > 0
+
+
+def test_byte_coverage_table_is_the_adapters():
+    from constraints.subvoxel_sampling import COVERAGE_OF_BYTE
+    from tps_scripts.tps_read import _COVERAGE_OF_BYTE
+    assert COVERAGE_OF_BYTE.tobytes() == _COVERAGE_OF_BYTE.tobytes()
+    assert COVERAGE_OF_BYTE[255] == 1.0 and COVERAGE_OF_BYTE[254] < 1.0

@@ -1,27 +1,13 @@
 """Reference doses (RayStation 2025): AddCustomEvaluationDose and MaxRefDose, as a script uses them."""
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
 
 import mock_tps
-from _mock_synthetic import make_phantom_data
 from mock_tps._api import ScriptArgumentError
 from mock_tps._reference_dose import max_ref_dose_spec
 from mock_tps._tps_optimizer import FunctionSpec, constraint_violation_gy, penalty_value_and_dose_gradient
-
-
-def _load(version):
-    mock_tps.load_patient_data(make_phantom_data(), initial_plan="none", rs_version=version)
-    return importlib.import_module(mock_tps.RS_VERSIONS[version].module_name)
-
-
-@pytest.fixture(autouse=True)
-def _unload():
-    yield
-    mock_tps.unload()
 
 
 def _grid_args(bs):
@@ -39,8 +25,8 @@ def _add_dose(api, name, values_cgy):
 
 
 @pytest.mark.parametrize("version", list(mock_tps.RS_VERSIONS))
-def test_reference_functions_exist_only_in_2025(version):
-    api = _load(version)
+def test_reference_functions_exist_only_in_2025(version, load_synthetic):
+    api = load_synthetic(version)
     po = api.get_current("Plan").PlanOptimizations[0]
     case = api.get_current("Case")
     present = version == "2025"
@@ -53,8 +39,8 @@ def test_reference_functions_exist_only_in_2025(version):
                                                 RoiName="Esophagus")
 
 
-def test_custom_evaluation_dose_is_a_fraction_dose_of_the_beam_set():
-    api = _load("2025")
+def test_custom_evaluation_dose_is_a_fraction_dose_of_the_beam_set(load_synthetic):
+    api = load_synthetic("2025")
     bs = api.get_current("BeamSet")
     n = bs.FractionDose.InDoseGrid.NrVoxels
     values = np.arange(n.x * n.y * n.z, dtype=float) % 7          # cGy per fraction, x fastest
@@ -85,8 +71,8 @@ def test_custom_evaluation_dose_is_a_fraction_dose_of_the_beam_set():
         dose.SetDoseValues(values)
 
 
-def test_max_ref_dose_function_parameters_and_refusals():
-    api = _load("2025")
+def test_max_ref_dose_function_parameters_and_refusals(load_synthetic):
+    api = load_synthetic("2025")
     po = api.get_current("Plan").PlanOptimizations[0]
     bs = api.get_current("BeamSet")
     ref = _add_dose(api, "rr_ref", np.full(bs.FractionDose._grid.n_voxels, 100.0))
@@ -153,8 +139,8 @@ def _setup_run(api, iterations):
     return po, bs, ref, ref_cgy.ravel() / 100.0 * bs.FractionationPattern.NumberOfFractions
 
 
-def test_max_ref_dose_objective_value_in_the_optimization():
-    api = _load("2025")
+def test_max_ref_dose_objective_value_in_the_optimization(load_synthetic):
+    api = load_synthetic("2025")
     po, bs, ref, r_gy = _setup_run(api, 20)      # r_gy: the reference total = fraction dose × fractions
     obj = po.AddReferenceOptimizationFunction(FunctionType="MaxRefDose", ReferenceDoseDistribution=ref,
                                               RoiName="SpinalCord_PRV")
@@ -169,8 +155,8 @@ def test_max_ref_dose_objective_value_in_the_optimization():
     assert obj._snapshot()["reference"] == "rr_ref"
 
 
-def test_max_ref_dose_constraint_holds_voxel_by_voxel():
-    api = _load("2025")
+def test_max_ref_dose_constraint_holds_voxel_by_voxel(load_synthetic):
+    api = load_synthetic("2025")
     po, bs, ref, r_gy = _setup_run(api, 200)
     po.AddReferenceOptimizationFunction(FunctionType="MaxRefDose", ReferenceDoseDistribution=ref,
                                         RoiName="Esophagus", IsConstraint=True)
@@ -184,8 +170,8 @@ def test_max_ref_dose_constraint_holds_voxel_by_voxel():
     assert float(np.max(total_gy[eso][left])) > 4.0 + 0.05
 
 
-def test_copy_plan_copies_a_beam_set_an_evaluation_dose_refers_to():
-    api = _load("2025")
+def test_copy_plan_copies_a_beam_set_an_evaluation_dose_refers_to(load_synthetic):
+    api = load_synthetic("2025")
     case, bs = api.get_current("Case"), api.get_current("BeamSet")
     ref = _add_dose(api, "rr_ref", np.full(bs.FractionDose._grid.n_voxels, 100.0))
     case.CopyPlan(PlanName=api.get_current("Plan").Name, NewPlanName="copy")

@@ -16,17 +16,6 @@ from _mock_synthetic import make_phantom_data
 from mock_tps._api import ApiObject, Collection, ScriptArgumentError, _ApiMethod
 
 
-def _load(version, initial_plan="none"):
-    mock_tps.load_patient_data(make_phantom_data(), initial_plan=initial_plan, rs_version=version)
-    return importlib.import_module(mock_tps.RS_VERSIONS[version].module_name)
-
-
-@pytest.fixture(autouse=True)
-def _unload():
-    yield
-    mock_tps.unload()
-
-
 def test_profiles_cover_11b_to_2025_in_release_order():
     names = list(mock_tps.RS_VERSIONS)
     for v in ("11B", "12A", "2023B", "2024A", "2025"):
@@ -53,8 +42,8 @@ def test_unknown_version_is_refused_naming_the_known_ones():
     ("2024A", "PrimaryAcceptanceLevel", "AcceptanceLevel"),
     ("2025", "PrimaryAcceptanceLevel", "AcceptanceLevel"),
 ])
-def test_clinical_goal_acceptance_level_spelling(version, spelling, other):
-    api = _load(version)
+def test_clinical_goal_acceptance_level_spelling(version, spelling, other, load_synthetic):
+    api = load_synthetic(version)
     es = api.get_current("Plan").TreatmentCourse.EvaluationSetup
     goal = es.AddClinicalGoal(RoiName="PTVeval", GoalCriteria="AtLeast", GoalType="AverageDose",
                               **{spelling: 2300.0}, Priority=1)
@@ -71,8 +60,8 @@ def test_clinical_goal_acceptance_level_spelling(version, spelling, other):
     ("2023B", "RestrictToBeams", "RestrictToBeam"),
     ("2025", "RestrictToBeams", "RestrictToBeam"),
 ])
-def test_add_optimization_function_restrict_spelling(version, spelling, other):
-    api = _load(version)
+def test_add_optimization_function_restrict_spelling(version, spelling, other, load_synthetic):
+    api = load_synthetic(version)
     po = api.get_current("Plan").PlanOptimizations[0]
     f = po.AddOptimizationFunction(FunctionType="MaxDose", RoiName="Esophagus", IsConstraint=False,
                                    RestrictAllBeamsIndividually=False, IsRobust=False, RestrictToBeamSet=None,
@@ -82,13 +71,13 @@ def test_add_optimization_function_restrict_spelling(version, spelling, other):
         po.AddOptimizationFunction(FunctionType="MaxDose", RoiName="Esophagus", **{other: None})
 
 
-def test_prescription_names_per_version():
-    api = _load("10B")
+def test_prescription_names_per_version(load_synthetic):
+    api = load_synthetic("10B")
     bs = api.get_current("BeamSet")
     assert bs.Prescription.PrimaryDosePrescription.DoseValue == pytest.approx(2400.0)
     assert not hasattr(bs.Prescription, "PrimaryPrescriptionDoseReference")
     assert not hasattr(bs, "ScaleToPrimaryPrescriptionDoseReference") and hasattr(bs, "NormalizeToPrescription")
-    api = _load("11B")
+    api = load_synthetic("11B")
     bs = api.get_current("BeamSet")
     assert bs.Prescription.PrimaryPrescriptionDoseReference.DoseValue == pytest.approx(2400.0)
     assert not hasattr(bs.Prescription, "PrimaryDosePrescription")
@@ -96,8 +85,8 @@ def test_prescription_names_per_version():
         bs.NormalizeToPrescription(RoiName="PTVeval", DoseValue=2400, DoseVolume=90)
 
 
-def test_compute_dose_signature_2025_and_interpolate_frame_of_reference():
-    api = _load("2025")
+def test_compute_dose_signature_2025_and_interpolate_frame_of_reference(load_synthetic):
+    api = load_synthetic("2025")
     bs = api.get_current("BeamSet")
     with pytest.raises(ScriptArgumentError, match="ComputeDose: unknown argument 'ComputeBeamDoses'.*RunEntryValidation"):
         bs.ComputeDose(ComputeBeamDoses=True, DoseAlgorithm="CCDose", ForceRecompute=False)
@@ -106,15 +95,15 @@ def test_compute_dose_signature_2025_and_interpolate_frame_of_reference():
     d = bs.FractionDose.InterpolateDoseInPoint(Point={"x": 0.0, "y": 0.0, "z": 0.0}, PointFrameOfReference=uid)
     assert d > 0
     assert bs.FrameOfReference == uid
-    api = _load("11B")
+    api = load_synthetic("11B")
     bs = api.get_current("BeamSet")
     bs.ComputeDose(ComputeBeamDoses=True, DoseAlgorithm="CCDose", ForceRecompute=False)
     with pytest.raises(ScriptArgumentError, match="PointFrameOfReference"):
         bs.FractionDose.InterpolateDoseInPoint(Point={"x": 0.0, "y": 0.0, "z": 0.0}, PointFrameOfReference=uid)
 
 
-def test_unknown_and_misspelled_arguments_fail():
-    api = _load("2024A", initial_plan="sbrt_only")
+def test_unknown_and_misspelled_arguments_fail(load_synthetic):
+    api = load_synthetic("2024A", initial_plan="sbrt_only")
     bs = api.get_current("BeamSet")
     po = api.get_current("Plan").PlanOptimizations[0]
     runs = po._mock_run_count
@@ -129,8 +118,8 @@ def test_unknown_and_misspelled_arguments_fail():
         bs.FractionDose.GetDoseStatistic("PTVeval", "Max")
 
 
-def test_threshold_level_nan_raises_and_makes_no_roi_geometry():
-    api = _load("2024A", initial_plan="sbrt_only")
+def test_threshold_level_nan_raises_and_makes_no_roi_geometry(load_synthetic):
+    api = load_synthetic("2024A", initial_plan="sbrt_only")
     pm = api.get_current("Case").PatientModel
     roi = pm.CreateRoi(Name="iso", Color="Red", Type="Control")
     dose = api.get_current("Plan").TreatmentCourse.TotalDose

@@ -192,15 +192,17 @@ def test_ct_gives_the_same_metrics_and_a_foreign_frame_is_refused(files, tmp_pat
 
 
 #: Modules ``reirrad dvh`` has no use for: protocols and evaluation, the optimizer, plotting and
-#: solvers, and pydicom's downloader extras (``import_pydicom_without_downloader``).
+#: solvers, and pydicom's downloader extras (``import_pydicom_without_extras``).
 _NOT_IMPORTED_BY_DVH = ("constraints.evaluation", "constraints.protocol", "constraints.eligibility",
                         "optimizer.limit_map", "optimizer.fmo", "tps_scripts.config", "scipy", "cvxpy",
-                        "matplotlib", "requests", "tqdm", "urllib.request", "http.client")
+                        "matplotlib", "requests", "tqdm", "urllib.request", "http.client", "importlib.metadata",
+                        "pydicom.examples")
 
 
 def test_dvh_process_imports_only_what_it_uses(files):
     """A fresh ``reirrad dvh`` process imports none of _NOT_IMPORTED_BY_DVH (the whole-process speed
-    of bench/bench_dvh_process.py), and leaves requests and urllib.request importable afterwards."""
+    of bench/bench_dvh_process.py), and leaves requests, urllib.request, importlib.metadata and
+    pydicom.examples importable afterwards, pydicom's version the one importlib.metadata reads."""
     import os
     import subprocess
 
@@ -211,8 +213,9 @@ def test_dvh_process_imports_only_what_it_uses(files):
             f"    rc = main(['dvh', '--rtstruct', {str(rs)!r}, '--dose', {str(rd)!r}, '--json'])\n"
             f"loaded = [m for m in {_NOT_IMPORTED_BY_DVH!r} if m in sys.modules]\n"
             "hidden = [m for m in ('requests', 'tqdm') if sys.modules.get(m, 0) is None]\n"
-            "import urllib.request\n"
-            "real = callable(getattr(urllib.request, 'urlopen', None))\n"
+            "import urllib.request, importlib.metadata, pydicom.examples\n"
+            "real = (callable(getattr(urllib.request, 'urlopen', None)) and callable(pydicom.examples.get_path)\n"
+            "        and pydicom.__version__ == importlib.metadata.version('pydicom'))\n"
             "print(json.dumps([rc, loaded, hidden, real]))\n")
     root = Path(__file__).resolve().parents[2]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
@@ -223,16 +226,67 @@ def test_dvh_process_imports_only_what_it_uses(files):
     assert rc == 0
     assert loaded == []
     assert hidden == []            # no None placeholders left in sys.modules
-    assert real                    # urllib.request imports for real afterwards, not the placeholder
+    assert real                    # the real modules import afterwards, not the placeholders
 
 
-def test_import_pydicom_without_downloader_is_a_no_op_once_imported(monkeypatch):
+def test_import_pydicom_without_extras_is_a_no_op_once_imported(monkeypatch):
     import pydicom  # noqa: F401 - already imported by the fixture-less tests above or here
 
-    from optimizer.cli.dvh_cmd import import_pydicom_without_downloader
+    from optimizer.cli.dvh_imports import import_pydicom_without_extras
     monkeypatch.delitem(sys.modules, "requests", raising=False)
-    import_pydicom_without_downloader()
+    import_pydicom_without_extras()
     assert "requests" not in sys.modules or sys.modules["requests"] is not None
+
+
+def test_installed_version_reads_the_dist_info_beside_the_package(tmp_path, monkeypatch):
+    """The placeholder's ``version`` reads ``Version:`` of the one ``<name>-*.dist-info`` beside the
+    package; with none, two, or another name in it, it asks the real importlib.metadata."""
+    import importlib.metadata
+    import types
+
+    from optimizer.cli.dvh_imports import _dist_info_version, _installed_version
+    for name in ("pydicom", "numpy"):
+        __import__(name)
+        assert _installed_version(name) == importlib.metadata.version(name)
+    pkg = tmp_path / "fakepkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    module = types.ModuleType("fakepkg")
+    module.__file__ = str(pkg / "__init__.py")
+    monkeypatch.setitem(sys.modules, "fakepkg", module)
+    assert _dist_info_version("fakepkg") is None                     # no dist-info
+    with pytest.raises(importlib.metadata.PackageNotFoundError):
+        _installed_version("fakepkg")                                # asked the real importlib.metadata
+    info = tmp_path / "fakepkg-1.2.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fakepkg\nVersion: 1.2.3\n\nVersion: 9\n")
+    assert _dist_info_version("fakepkg") == "1.2.3"
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: other\nVersion: 1.2.3\n")
+    assert _dist_info_version("fakepkg") is None
+    (info / "METADATA").write_text("Name: fakepkg\nVersion: 1.2.3\n")
+    (tmp_path / "fakepkg-1.2.4.dist-info").mkdir()
+    assert _dist_info_version("fakepkg") is None                     # two: which one is installed?
+
+
+def test_installed_version_falls_back_to_one_real_importlib_metadata():
+    """Without a dist-info to read, pydicom's version comes from the real importlib.metadata,
+    which stays the one module of that name (no placeholder left, no second copy)."""
+    import os
+    import subprocess
+
+    code = ("import sys, importlib, json\n"
+            "import optimizer.cli.dvh_imports as di\n"
+            "di._dist_info_version = lambda name: None\n"
+            "di.import_pydicom_without_extras()\n"
+            "import pydicom, importlib.metadata as m\n"
+            "print(json.dumps([pydicom.__version__ == m.version('pydicom'), importlib.metadata is m,\n"
+            "                  m.version is not di._installed_version]))\n")
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=str(root),
+                         timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout.strip().splitlines()[-1]) == [True, True, True]
 
 
 def test_dvh_process_output_and_status_survive_the_fast_exit(files):
@@ -256,3 +310,14 @@ def test_dvh_process_output_and_status_survive_the_fast_exit(files):
     bad = subprocess.run(cmd + ["--d-cc", "-1"], capture_output=True, text=True, env=env, cwd=str(root), timeout=300)
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.strip().splitlines() == ["reirrad: error: --d-cc -1 must be > 0 cm³"]
+
+
+def test_keep_freed_memory_sets_glibc_thresholds():
+    """On glibc both mallopt calls succeed (the short dvh process keeps freed blocks for reuse);
+    elsewhere the function changes nothing and says so."""
+    import platform
+
+    from optimizer.cli.dvh_process import keep_freed_memory
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        pytest.skip("not glibc")
+    assert keep_freed_memory() is True
