@@ -6,6 +6,7 @@ Offline only: needs cvxpy (the ``offline`` extra); never imported by the mock's 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -14,30 +15,76 @@ import scipy.sparse
 from constraints.errors import InputError
 
 from ._tps_function_spec import FunctionSpec
-from ._tps_penalties import normalized_weights, reference_level
+from ._tps_penalties import normalized_weights, penalty_value_and_dose_gradient, reference_level
 
-__all__ = ["CONVEX_TYPES", "reference_objective", "gap_problem"]
+__all__ = ["CONVEX_TYPES", "ReferenceSolution", "reference_solution", "reference_objective", "gap_problem"]
 
 #: The function types whose penalties are convex in the beamlet weights.
 CONVEX_TYPES = ("MinDose", "MaxDose", "UniformDose", "DoseFallOff")
+#: A left-out beamlet joins when its reduced gradient is below −this × the sum of the
+#: magnitudes it is made of: Clarabel's own KKT residual on the kept beamlets is ~1e-6 of it.
+REDUCED_GRADIENT_TOLERANCE = 1e-5
+#: Columns per block of Aᵀy, so that a float32 matrix is upcast a block at a time.
+_BLOCK_COLUMNS = 256
+_MAX_ROUNDS = 10
 
 
-def _dose_at(influence_gy, rows: np.ndarray, weights: np.ndarray, fractions: int) -> np.ndarray:
-    return float(fractions) * np.asarray(scipy.sparse.csr_matrix(influence_gy)[rows].astype(np.float64) @ weights)
+@dataclass(frozen=True)
+class ReferenceSolution:
+    """Outcome of :func:`reference_solution`.
+
+    Attributes
+    ----------
+    objective_gy2 : float
+        The exact minimum, Gy².
+    weights : ndarray, shape (n_beamlets,)
+        The minimizer (0 on left-out beamlets).
+    solve_s : float
+        Wall time of all rounds, s.
+    voxels, beamlets : int
+        Influence-matrix rows and columns of the last round's problem.
+    rounds : int
+        Problems solved (1 without screening).
+    """
+
+    objective_gy2: float
+    weights: np.ndarray
+    solve_s: float
+    voxels: int
+    beamlets: int
+    rounds: int
 
 
-def _solve_on(influence_gy, functions: Sequence[FunctionSpec], kept: List[np.ndarray], fractions: int,
-              solver: str, solver_options: dict) -> Tuple[float, np.ndarray]:
+def _transpose_times(influence_csc, y: np.ndarray) -> np.ndarray:
+    """Aᵀy in float64, a block of columns at a time (no float64 copy of all of A)."""
+    out = np.empty(influence_csc.shape[1])
+    for start in range(0, out.size, _BLOCK_COLUMNS):
+        block = influence_csc[:, start:start + _BLOCK_COLUMNS].astype(np.float64)
+        out[start:start + block.shape[1]] = block.T @ y
+    return out
+
+
+def _dose(influence_csc, weights: np.ndarray, fractions: int) -> np.ndarray:
+    """Total dose (Gy) on every row, from the columns of positive weight only."""
+    on = np.flatnonzero(weights > 0)
+    return float(fractions) * (influence_csc[:, on].astype(np.float64) @ weights[on])
+
+
+def _solve_on(influence_csc, functions: Sequence[FunctionSpec], kept: List[np.ndarray], columns: np.ndarray,
+              fractions: int, solver: str, solver_options: dict) -> Tuple[float, np.ndarray, np.ndarray]:
     """Exact minimum with each function's terms on its ``kept`` voxels only (the full
-    functions' normalized volume weights)."""
+    functions' normalized volume weights) and the beamlets ``columns`` only (the rest
+    at 0). Returns the value, the weights of all beamlets and the constraints' dual
+    values on all rows (Gy² per Gy, 0 off the kept constraint voxels)."""
     import cvxpy as cp
 
     rows = np.unique(np.concatenate([spec.voxel_index[k] for spec, k in zip(functions, kept)]))
-    matrix = (scipy.sparse.csr_matrix(influence_gy)[rows] * float(fractions)).toarray()
-    w = cp.Variable(matrix.shape[1], nonneg=True)
+    matrix = (influence_csc[:, columns].tocsr()[rows] * float(fractions)).astype(np.float64)
+    w = cp.Variable(columns.size, nonneg=True)
     d = cp.Variable(rows.size)                 # the dose, so that every term is element-wise
     objective = 0
     constraints = [d == matrix @ w]
+    bounds = []
     for spec, keep in zip(functions, kept):
         if not keep.any():
             continue
@@ -47,6 +94,7 @@ def _solve_on(influence_gy, functions: Sequence[FunctionSpec], kept: List[np.nda
         dose = d[local]
         if spec.is_constraint:
             constraints.append(dose <= level)
+            bounds.append((spec.voxel_index[keep], constraints[-1]))
             continue
         if spec.function_type in ("MaxDose", "DoseFallOff"):
             residual = cp.pos(dose - level)
@@ -59,7 +107,12 @@ def _solve_on(influence_gy, functions: Sequence[FunctionSpec], kept: List[np.nda
     problem.solve(solver=solver, **solver_options)
     if problem.status != "optimal":
         raise InputError(f"the reference problem is {problem.status} ({solver})")
-    return float(problem.value), np.asarray(w.value, dtype=np.float64)
+    weights = np.zeros(influence_csc.shape[1])
+    weights[columns] = np.maximum(np.asarray(w.value, dtype=np.float64), 0.0)
+    duals = np.zeros(influence_csc.shape[0])
+    for index, constraint in bounds:
+        np.add.at(duals, index, np.maximum(np.asarray(constraint.dual_value, dtype=np.float64), 0.0))
+    return float(problem.value), weights, duals
 
 
 def _needed(spec: FunctionSpec, dose_gy: np.ndarray, margin_gy: float) -> np.ndarray:
@@ -73,9 +126,21 @@ def _needed(spec: FunctionSpec, dose_gy: np.ndarray, margin_gy: float) -> np.nda
     return counted & (dose_gy > level - margin_gy)
 
 
-def reference_objective(influence_gy, functions: Sequence[FunctionSpec], *, fractions: int,
-                        solver: str = "CLARABEL", screen_weights: Optional[np.ndarray] = None,
-                        screen_margin_gy: float = 1.0, **solver_options) -> Tuple[float, np.ndarray, float]:
+def _reduced_gradient(influence_csc, functions: Sequence[FunctionSpec], dose_gy: np.ndarray, duals: np.ndarray,
+                      fractions: int) -> Tuple[np.ndarray, np.ndarray]:
+    """∂L/∂w = n Aᵀ(Σ ω_i ∂f_i/∂d + λ) of the Lagrangian, and n |A|ᵀ|…| (its scale)."""
+    y = duals.copy()
+    for spec in functions:
+        if not spec.is_constraint:
+            np.add.at(y, spec.voxel_index, spec.weight * penalty_value_and_dose_gradient(spec, dose_gy)[1])
+    n = float(fractions)
+    magnitude = influence_csc if influence_csc.data.min() >= 0 else abs(influence_csc)
+    return n * _transpose_times(influence_csc, y), n * _transpose_times(magnitude, np.abs(y))
+
+
+def reference_solution(influence_gy, functions: Sequence[FunctionSpec], *, fractions: int,
+                       solver: str = "CLARABEL", screen_weights: Optional[np.ndarray] = None,
+                       screen_margin_gy: float = 1.0, **solver_options) -> ReferenceSolution:
     """Minimum of the mock's objective under its constraints, solved exactly by cvxpy.
 
     Parameters
@@ -88,30 +153,31 @@ def reference_objective(influence_gy, functions: Sequence[FunctionSpec], *, frac
     solver : str
         A cvxpy solver name (``CLARABEL`` or ``OSQP``).
     screen_weights : ndarray, optional
-        Weights (e.g. the mock's) that pick the voxels to start from: those whose one-sided
+        Weights (e.g. the mock's) that pick where to start from: the voxels whose one-sided
         term or bound is active, or within ``screen_margin_gy`` of it, there (UniformDose:
-        all). The rest join when the solution makes their term non-zero or breaks their
-        bound, and the problem is solved again, until none does: the result is then the
-        exact minimum of the whole problem (the left-out terms are ≥ 0 everywhere and 0 at
-        the solution; the left-out bounds hold there). Needed at the default size, where
-        the whole problem needs more memory than the machine has.
+        all), and the beamlets of positive weight there. The problem is solved again with
+        the voxels whose term the solution makes non-zero or whose bound it breaks, and the
+        beamlets whose reduced gradient n Aᵀ(Σ ω_i ∂f_i/∂d + λ) (λ: the solver's dual values
+        of the bounds) is below −:data:`REDUCED_GRADIENT_TOLERANCE` of its magnitude, added,
+        until none is: the solution then meets the KKT conditions of the whole problem (the
+        left-out terms are ≥ 0 everywhere and 0 there, the left-out bounds hold, and no
+        left-out beamlet would lower the Lagrangian), so it is its exact minimum. Needed at
+        the default size, where the whole problem needs more memory than the machine has.
     **solver_options
         Passed to the solver, e.g. ``direct_solve_method="faer"`` (Clarabel's supernodal
         factorization).
 
     Returns
     -------
-    objective_gy2 : float
+    ReferenceSolution
         :math:`\\min_w \\sum_i \\omega_i f_i(nAw)` over :math:`w \\ge 0` and the constraints
         (the constraints met exactly, no tolerance).
-    weights : ndarray
-    solve_s : float
 
     Raises
     ------
     InputError
         A function outside :data:`CONVEX_TYPES`, or a constraint other than an upper bound;
-        the solver finds no optimum; screening does not settle in 6 rounds.
+        the solver finds no optimum; screening does not settle in 10 rounds.
     """
     for position, spec in enumerate(functions):
         if spec.function_type not in CONVEX_TYPES or (
@@ -119,25 +185,47 @@ def reference_objective(influence_gy, functions: Sequence[FunctionSpec], *, frac
             raise InputError(f"functions[{position}] {spec.function_type} "
                              f"({'constraint' if spec.is_constraint else 'objective'}) has no convex reference")
     start = time.perf_counter()
+    influence = scipy.sparse.csc_matrix(influence_gy)
+    columns = np.arange(influence.shape[1])
     if screen_weights is None:
         kept = [normalized_weights(spec) > 0 for spec in functions]
     else:
-        kept = [_needed(spec, _dose_at(influence_gy, spec.voxel_index, screen_weights, fractions), screen_margin_gy)
-                for spec in functions]
-    for _ in range(6):
-        value, weights = _solve_on(influence_gy, functions, kept, fractions, solver, solver_options)
+        screen_weights = np.asarray(screen_weights, dtype=np.float64)
+        if screen_weights.shape != (influence.shape[1],):
+            raise InputError(f"screen_weights must have shape ({influence.shape[1]},), got {screen_weights.shape}")
+        columns = np.flatnonzero(screen_weights > 0) if (screen_weights > 0).any() else columns
+        dose = _dose(influence, screen_weights, fractions)
+        kept = [_needed(spec, dose[spec.voxel_index], screen_margin_gy) for spec in functions]
+    for rounds in range(1, _MAX_ROUNDS + 1):
+        value, weights, duals = _solve_on(influence, functions, kept, columns, fractions, solver, solver_options)
+        rows = np.unique(np.concatenate([spec.voxel_index[k] for spec, k in zip(functions, kept)]))
         if screen_weights is None:
-            return value, weights, time.perf_counter() - start
+            break
+        dose = _dose(influence, weights, fractions)
         grown = False
         for k, spec in enumerate(functions):
-            missing = _needed(spec, _dose_at(influence_gy, spec.voxel_index, weights, fractions), -1e-6) & ~kept[k]
-            if missing.any():
-                kept[k] = kept[k] | _needed(spec, _dose_at(influence_gy, spec.voxel_index, weights, fractions),
-                                            screen_margin_gy)
+            if (_needed(spec, dose[spec.voxel_index], -1e-6) & ~kept[k]).any():
+                kept[k] = kept[k] | _needed(spec, dose[spec.voxel_index], screen_margin_gy)
                 grown = True
-        if not grown:
-            return value, weights, time.perf_counter() - start
-    raise InputError("the screened reference problem did not settle in 6 rounds")
+        gradient, magnitude = _reduced_gradient(influence, functions, dose, duals, fractions)
+        joining = gradient < -REDUCED_GRADIENT_TOLERANCE * magnitude
+        joining[columns] = False
+        if not grown and not joining.any():
+            break
+        columns = np.union1d(columns, np.flatnonzero(joining))
+    else:
+        raise InputError(f"the screened reference problem did not settle in {_MAX_ROUNDS} rounds")
+    return ReferenceSolution(value, weights, time.perf_counter() - start, int(rows.size), int(columns.size), rounds)
+
+
+def reference_objective(influence_gy, functions: Sequence[FunctionSpec], *, fractions: int,
+                        solver: str = "CLARABEL", screen_weights: Optional[np.ndarray] = None,
+                        screen_margin_gy: float = 1.0, **solver_options) -> Tuple[float, np.ndarray, float]:
+    """:func:`reference_solution` as (objective_gy2, weights, solve_s)."""
+    solution = reference_solution(influence_gy, functions, fractions=fractions, solver=solver,
+                                  screen_weights=screen_weights, screen_margin_gy=screen_margin_gy,
+                                  **solver_options)
+    return solution.objective_gy2, solution.weights, solution.solve_s
 
 
 def gap_problem(name: str, **phantom_params) -> Tuple[object, List[FunctionSpec], np.ndarray, int]:
