@@ -367,9 +367,9 @@ def test_objective_within_one_percent_of_cvxpy_on_a_coarse_phantom(coarse_gap_pr
     coarse T4-T5 phantom: the mock's objective within 1 % of Clarabel's exact minimum, the
     constraints met within the mock's tolerance (0.05 Gy), in at most 100 iterations, with
     the Newton systems solved exactly (the default at 1074 beamlets) or by conjugate
-    gradients (as the default-size problems start). Measured 2026-12-07 on the 17-beam
-    phantom: Clarabel 2211.66 Gy²; exact 2220.29 (+0.39 %, 19 iterations); conjugate
-    gradients 2226.44 (+0.67 %, 83 iterations)."""
+    gradients (as the default-size problems start). Measured 2026-12-07 on main 10dd024:
+    Clarabel 2204.70 Gy²; exact 2213.17 (+0.38 %, 22 iterations); conjugate gradients
+    2220.43 (+0.71 %, 88 iterations). Default size: bench/bench_optimizer_gap.py."""
     from mock_tps._tps_newton import NewtonOptions
     influence, functions, start, fractions, reference = coarse_gap_problem
     assert {s.function_type for s in functions} == {"MinDose", "MaxDose", "UniformDose", "DoseFallOff"}
