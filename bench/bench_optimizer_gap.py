@@ -12,10 +12,11 @@ default) once per BLAS thread count, each in its own process (OpenBLAS reads the
 at start-up), and prints per run: iterations, converged, wall and CPU time, objective,
 largest constraint violation, PTVeval V24Gy, peak memory; then the cvxpy objective
 (first run's process, screened from the mock's weights and certified exact by
-:func:`mock_tps._optimizer_reference.reference_solution`), the gap in %, and how far the
-runs' weights are apart. The CI tests (tests/mock_tps/test_tps_optimizer.py,
-test_tps_optimizer_threads.py) check the same at the coarse size. Not run by the test
-suite; the default size needs ~5 GB and, for Clarabel, minutes.
+:func:`mock_tps._optimizer_reference.reference_solution`) with its dual lower bound, the
+gap in %, and how far the runs' weights are apart. The CI tests
+(tests/mock_tps/test_tps_optimizer.py, test_tps_optimizer_threads.py) check the same at
+the coarse size. Not run by the test suite; the default size needs ~3 GB and, for
+Clarabel, minutes.
 """
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def _child(problem_path: str, weights_path: str, reference: bool, solver: str, m
         row.update(reference_objective=exact.objective_gy2, reference_seconds=round(exact.solve_s, 1),
                    reference_cpu_seconds=round(time.process_time() - cpu, 1), reference_voxels=exact.voxels,
                    reference_beamlets=exact.beamlets, reference_rounds=exact.rounds,
-                   reference_max_violation_gy=worst,
+                   reference_max_violation_gy=worst, reference_lower_bound=exact.lower_bound_gy2,
                    gap_percent=100.0 * (row["objective"] - exact.objective_gy2) / exact.objective_gy2)
     row["max_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20, 2)
     return row
@@ -122,8 +123,8 @@ def main() -> int:
         print(f"{args.solver} {first['reference_objective']:.2f} Gy2 in {first['reference_seconds']} s "
               f"({first['reference_cpu_seconds']} s CPU; {first['reference_voxels']} voxels x "
               f"{first['reference_beamlets']} beamlets after {first['reference_rounds']} rounds; max violation "
-              f"{first['reference_max_violation_gy']:.1e} Gy; peak {first['max_rss_gb']} GB) "
-              f"-> gap {first['gap_percent']:+.2f} %")
+              f"{first['reference_max_violation_gy']:.1e} Gy; peak {first['max_rss_gb']} GB; dual bound "
+              f"{first['reference_lower_bound']:.4f}) -> gap {first['gap_percent']:+.2f} %")
     for row, w in zip(rows[1:], weights[1:]):
         spread = float(np.max(np.abs(w - weights[0])) / max(float(np.max(weights[0])), 1e-300))
         print(f"threads {row['threads']} vs {first['threads']}: V24Gy {row['ptv_eval_v24gy_percent']:.3f} vs "

@@ -45,6 +45,10 @@ class ReferenceSolution:
         Influence-matrix rows and columns of the last round's problem.
     rounds : int
         Problems solved (1 without screening).
+    lower_bound_gy2 : float
+        A lower bound on the whole problem's minimum by weak duality, from the solution's
+        dual values alone (see :func:`_dual_lower_bound`): a check independent of the
+        solver's tolerances and of the screening.
     """
 
     objective_gy2: float
@@ -53,6 +57,7 @@ class ReferenceSolution:
     voxels: int
     beamlets: int
     rounds: int
+    lower_bound_gy2: float
 
 
 def _transpose_times(influence_csc, y: np.ndarray) -> np.ndarray:
@@ -138,6 +143,55 @@ def _reduced_gradient(influence_csc, functions: Sequence[FunctionSpec], dose_gy:
     return n * _transpose_times(influence_csc, y), n * _transpose_times(magnitude, np.abs(y))
 
 
+def _dual_lower_bound(influence_csc, functions: Sequence[FunctionSpec], dose_gy: np.ndarray, duals: np.ndarray,
+                      fractions: int) -> float:
+    """Weak-duality bound :math:`-\\sum_k f_k^*(y_k)` on the whole problem's minimum, Gy².
+
+    :math:`y_k` is objective k's dose gradient ω_k ∂f_k/∂d at ``dose_gy`` and, for the bounds
+    d ≤ u, their dual values λ. Since :math:`f_k(d) \\ge y_k \\cdot d - f_k^*(y_k)` for every
+    d, the objective is ≥ :math:`c \\cdot w - \\sum_k f_k^*(y_k)` with :math:`c = n A^T
+    \\sum_k y_k`, which is the bound wherever c ≥ 0 (w ≥ 0). The conjugate of a one-sided
+    or two-sided quadratic :math:`\\omega v (d - \\ell)^2` is :math:`y\\ell + y^2 / (4\\omega v)`
+    (MinDose: y ≤ 0, MaxDose and DoseFallOff: y ≥ 0), of a bound :math:`\\lambda u` (λ ≥ 0).
+    Where c < 0 (the solver's residual), every y that may grow (all but MinDose; voxels of
+    volume ≥ 1e-3 of the function's largest) is raised by the smallest t that makes c ≥ 0;
+    −inf when a column with c < 0 reaches none of them.
+    """
+    n = float(fractions)
+    total = duals.copy()
+    raisable = np.zeros(duals.size)
+    bound = np.full(duals.size, np.inf)
+    terms = []
+    for spec in functions:
+        level = np.broadcast_to(reference_level(spec), spec.voxel_index.shape).astype(np.float64)
+        if spec.is_constraint:
+            np.minimum.at(bound, spec.voxel_index, level)
+            continue
+        y = spec.weight * penalty_value_and_dose_gradient(spec, dose_gy)[1]
+        curvature = spec.weight * normalized_weights(spec)
+        grows = (curvature >= 1e-3 * curvature.max()) & (spec.function_type != "MinDose")   # t²/(4ωv) stays small
+        terms.append((y, level, curvature, grows))
+        np.add.at(total, spec.voxel_index, y)
+        np.add.at(raisable, spec.voxel_index, grows.astype(np.float64))
+    raisable[np.isfinite(bound)] += 1.0
+    c = n * _transpose_times(influence_csc, total)
+    t = 0.0
+    if (c < 0).any():
+        cover = n * _transpose_times(influence_csc, raisable)
+        short = c < 0
+        if (cover[short] <= 0).any():
+            return -np.inf
+        t = float(np.max(-c[short] / cover[short]))
+    conjugate = 0.0
+    for y, level, curvature, grows in terms:
+        y = y + t * grows
+        counted = curvature > 0
+        conjugate += float(np.sum(y[counted] * level[counted] + y[counted] ** 2 / (4.0 * curvature[counted])))
+    bounded = np.isfinite(bound)
+    conjugate += float(np.sum((duals[bounded] + t) * bound[bounded]))
+    return -conjugate
+
+
 def reference_solution(influence_gy, functions: Sequence[FunctionSpec], *, fractions: int,
                        solver: str = "CLARABEL", screen_weights: Optional[np.ndarray] = None,
                        screen_margin_gy: float = 1.0, **solver_options) -> ReferenceSolution:
@@ -199,9 +253,9 @@ def reference_solution(influence_gy, functions: Sequence[FunctionSpec], *, fract
     for rounds in range(1, _MAX_ROUNDS + 1):
         value, weights, duals = _solve_on(influence, functions, kept, columns, fractions, solver, solver_options)
         rows = np.unique(np.concatenate([spec.voxel_index[k] for spec, k in zip(functions, kept)]))
+        dose = _dose(influence, weights, fractions)
         if screen_weights is None:
             break
-        dose = _dose(influence, weights, fractions)
         grown = False
         for k, spec in enumerate(functions):
             if (_needed(spec, dose[spec.voxel_index], -1e-6) & ~kept[k]).any():
@@ -215,7 +269,9 @@ def reference_solution(influence_gy, functions: Sequence[FunctionSpec], *, fract
         columns = np.union1d(columns, np.flatnonzero(joining))
     else:
         raise InputError(f"the screened reference problem did not settle in {_MAX_ROUNDS} rounds")
-    return ReferenceSolution(value, weights, time.perf_counter() - start, int(rows.size), int(columns.size), rounds)
+    lower = _dual_lower_bound(influence, functions, dose, duals, fractions)
+    return ReferenceSolution(value, weights, time.perf_counter() - start, int(rows.size), int(columns.size), rounds,
+                             lower)
 
 
 def reference_objective(influence_gy, functions: Sequence[FunctionSpec], *, fractions: int,

@@ -396,6 +396,7 @@ def test_screened_reference_equals_the_whole_coarse_phantom(coarse_gap_problem):
                                     max_iterations=100, optimality_tolerance=1e-5).weights
     screened = reference_solution(influence, functions, fractions=fractions, screen_weights=mock)
     assert screened.objective_gy2 == pytest.approx(reference, rel=1e-6)
+    assert reference * (1 - 1e-5) <= screened.lower_bound_gy2 <= reference * (1 + 1e-9)
     assert screened.rounds >= 2
     assert screened.beamlets < influence.shape[1] // 2
 
@@ -421,10 +422,28 @@ def test_screened_reference_equals_the_whole_problem(left_out):
     start = np.where(np.arange(35) >= left_out, unbounded, 0.0)
     screened = reference_solution(influence, convex, fractions=2, screen_weights=start, screen_margin_gy=0.1)
     assert screened.objective_gy2 == pytest.approx(whole.objective_gy2, rel=1e-6)
+    assert whole.objective_gy2 * (1 - 1e-6) <= screened.lower_bound_gy2 <= whole.objective_gy2 * (1 + 1e-9)
     assert screened.rounds >= 2 and screened.voxels < 900
     assert screened.beamlets == 30                  # 0-14 rejoined, the 5 that miss stayed out
     dose = 2 * influence @ screened.weights
     assert dose[400:600].max() <= 6.0 + 1e-6          # the OAR bound, left out at first, holds
+
+
+def test_reference_and_its_dual_bound_match_the_kkt_point_by_hand():
+    # The two-beamlet problem below: d0 = w0, d1 = w1, d2 = (w0 + w1)/2, MinDose 20 Gy on
+    # {0, 1} (v = 1/2 each), d2 <= 6 Gy. Optimum w = (6, 6): F = 1/2 (14² + 14²) = 196.
+    # Dual: y_i = ∂f/∂d_i = -2 v r = -2 · 1/2 · 14 = -14 on voxels 0 and 1; stationarity in
+    # w0: -14 + λ/2 = 0, so λ = 28 on voxel 2. Bound -Σ f*(y): MinDose f* = Σ (20 y + y²/(4 v))
+    # = 2 (-280 + 98) = -364; the bound's λu = 28 · 6 = 168; -(-364 + 168) = 196.
+    pytest.importorskip("cvxpy")
+    from mock_tps._optimizer_reference import reference_solution
+    influence = scipy.sparse.csr_matrix(np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]))
+    functions = [spec("MinDose", [0, 1], dose_level_gy=20.0),
+                 spec("MaxDose", [2], dose_level_gy=6.0, is_constraint=True)]
+    solution = reference_solution(influence, functions, fractions=1)
+    np.testing.assert_allclose(solution.weights, [6.0, 6.0], rtol=1e-6)
+    assert solution.objective_gy2 == pytest.approx(196.0, rel=1e-8)
+    assert 196.0 * (1 - 1e-8) <= solution.lower_bound_gy2 <= 196.0 * (1 + 1e-12)
 
 
 def test_reference_rejects_screen_weights_of_the_wrong_length():
