@@ -113,9 +113,10 @@ def test_monotone_in_prior_dose_and_in_limit(specs, ab, x, n, extra, dx):
     base = sbrt_limit_map(courses, alpha_beta_gy=ab, cumulative_limit_bed_gy=x, fractions=n)
     more = make_courses([(d + extra, fx, r) for d, fx, r in specs[:1]] + list(specs[1:]))
     hotter = sbrt_limit_map(more, alpha_beta_gy=ab, cumulative_limit_bed_gy=x, fractions=n)
-    assert (hotter.limit_gy <= base.limit_gy).all()
+    round_off = 1e-12 * (1.0 + np.abs(base.limit_gy))     # a tiny extra or dx may move the limit by an ulp
+    assert (hotter.limit_gy <= base.limit_gy + round_off).all()
     looser = sbrt_limit_map(courses, alpha_beta_gy=ab, cumulative_limit_bed_gy=x + dx, fractions=n)
-    assert (looser.limit_gy >= base.limit_gy).all()
+    assert (looser.limit_gy >= base.limit_gy - round_off).all()
 
 
 @settings(max_examples=100, deadline=None)
