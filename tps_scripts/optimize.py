@@ -59,8 +59,8 @@ from .target_design import (adapt_min_dvh_wanted, adapted_min_dvh_percent, add_t
 from .tuning_settings import TuningSettings
 from .writeback import PREFIX, add_clinical_goal, check_editable, step, unique_plan_name
 from .volume_exemption import add_exemptions, exemption_failures
-from .zone_tuning import (add_zone_functions, cover_subvoxel_gaps, metric_excess, relax_binding_zones,
-                          subvoxel_excess, subvoxel_gap, tighten_failing_zones, worst_margins)
+from .zone_tuning import (add_zone_functions, cover_subvoxel_gaps, cumulative_excess, metric_excess,
+                          relax_binding_zones, subvoxel_excess, subvoxel_gap, tighten_failing_zones, worst_margins)
 
 __all__ = ["TuningSettings", "run_optimization", "main"]
 
@@ -152,7 +152,10 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
                      "failures": [r.constraint_id for r in ev.failures()], "changes": [],
                      "exemption_failures": exemption_failures([r.constraint_id for r in ev.failures()], protocol,
                                                               limits),
-                     "subvoxel_excess_gy": subvoxel_excess(ev), "subvoxel_gap_gy": subvoxel_gap(ev),
+                     "subvoxel_excess_gy": _merged_max(subvoxel_excess(ev), cumulative_excess(
+                         ev, protocol, fx, {o: float(dose[s.mask > 0].max()) for o, s in g.case.structures.items()
+                                            if np.any(s.mask > 0)})),
+                     "subvoxel_gap_gy": subvoxel_gap(ev),
                      "metric_excess_gy": metric_excess(ev)}
             log.append(entry)
             _LOG.info("optimization %d: PTVeval V%gGy %.1f %%, D95 %.2f Gy, protocol %s", it,
@@ -265,6 +268,10 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
                      + ("; ".join(e["changes"]) or "no change"))
     path = write_record("optimization", record, lines, config.output_directory())
     return path, record
+
+
+def _merged_max(a: Dict[str, float], b: Dict[str, float]) -> Dict[str, float]:
+    return {k: max(a.get(k, 0.0), b.get(k, 0.0)) for k in set(a) | set(b)}
 
 
 def _progress(api: Any, message: str, percent: int) -> None:

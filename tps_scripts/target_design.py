@@ -138,18 +138,31 @@ def replace_target_by_dose_split(po: Any, pm: Any, examination: Any, dose: Any, 
     return f"split PTVeval at the {rx - s.split_dose_margin_gy:g} Gy isodose"
 
 
+def _raise_wanted(entry: Dict[str, Any], s: TuningSettings) -> bool:
+    return (s.adapt_raise_within_percent > 0
+            and entry["ptv_eval"]["v_rx_percent"] >= s.target_dvh_percent - s.adapt_raise_within_percent
+            and entry["v_below_rx_percent"] > s.target_dvh_percent + s.min_gain_percent)
+
+
 def adapt_min_dvh_wanted(entry: Dict[str, Any], s: TuningSettings) -> bool:
-    """Whether a passing run (``entry`` of the tuning log) should change the MinDvh volume: V(Rx)
-    under ``adapt_ratio`` × V(Rx − ``adapt_dvh_below_gy``) (at least ``min_dvh_percent``), and
-    that volume below the one asked; where V(Rx) is already most of it, a smaller volume
-    covered less."""
-    return (s.target_design == "min_dvh" and s.adapt_dvh_percent
-            and entry["ptv_eval"]["v_rx_percent"] < s.adapt_ratio * max(entry["v_below_rx_percent"],
-                                                                        s.min_dvh_percent)
-            and entry["v_below_rx_percent"] < s.target_dvh_percent)
+    """Whether a passing run (``entry`` of the tuning log) should change the MinDvh volume:
+
+    * lower it: V(Rx) under ``adapt_ratio`` × V(Rx − ``adapt_dvh_below_gy``) (at least
+      ``min_dvh_percent``), and that volume below the one asked; where V(Rx) is already most
+      of it, a smaller volume covered less;
+    * raise it: V(Rx) within ``adapt_raise_within_percent`` of the volume asked and V(Rx −
+      ``adapt_dvh_below_gy``) above it: the DVH penalty is met and pushes no further, while
+      the limits let more volume come near Rx."""
+    if s.target_design != "min_dvh" or not s.adapt_dvh_percent:
+        return False
+    lower = (entry["ptv_eval"]["v_rx_percent"] < s.adapt_ratio * max(entry["v_below_rx_percent"], s.min_dvh_percent)
+             and entry["v_below_rx_percent"] < s.target_dvh_percent)
+    return lower or _raise_wanted(entry, s)
 
 
 def adapted_min_dvh_percent(entry: Dict[str, Any], s: TuningSettings) -> float:
-    """The MinDvh volume (%) to ask next: the run's V(Rx − ``adapt_dvh_below_gy``), within
-    [``min_dvh_percent``, ``target_dvh_percent``]."""
-    return min(s.target_dvh_percent, max(s.min_dvh_percent, entry["v_below_rx_percent"]))
+    """The MinDvh volume (%) to ask next: the run's V(Rx − ``adapt_dvh_below_gy``), at least
+    ``min_dvh_percent`` and, unless raising (see :func:`adapt_min_dvh_wanted`), at most
+    ``target_dvh_percent``; below 100 %."""
+    v = max(s.min_dvh_percent, entry["v_below_rx_percent"])
+    return min(v, 99.0) if _raise_wanted(entry, s) else min(s.target_dvh_percent, v)

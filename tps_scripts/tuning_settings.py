@@ -35,6 +35,11 @@ class TuningSettings:
     by this times the excess (+ ``tighten_extra_gy``): the re-optimized dose moves, so the
     excess alone is not enough.
 
+    ``adapt_raise_within_percent`` (``'min_dvh'``, > 0): after the first passing run whose V(Rx)
+    is within this of the MinDvh volume and whose V(Rx − ``adapt_dvh_below_gy``) is above it,
+    the MinDvh volume becomes that V(Rx − ``adapt_dvh_below_gy``): a met DVH penalty pushes no
+    further.
+
     ``anticipate_subvoxel``: after every run each zone's margin is at least the gap by which
     the sub-voxel rule read its organ's SBRT-only metric above the voxel rule (+
     ``tighten_extra_gy``), since the zone's voxel level cannot see that part of the dose;
@@ -96,6 +101,7 @@ class TuningSettings:
     subvoxel_tighten_factor: float = 2.0
     anticipate_subvoxel: bool = True
     adapt_ratio: float = 0.6
+    adapt_raise_within_percent: float = 1.0
     relax_margins: bool = False
     external_zone_weight: float = 0.0
     near_max_as_dvh: bool = True

@@ -32,7 +32,8 @@ from .reference_limits import ReferenceZone, add_zone_constraint
 from .tuning_settings import TuningSettings
 from .writeback import add_function, step
 
-__all__ = ["add_zone_functions", "exempt_percent", "near_max_percent", "worst_margins", "subvoxel_excess", "metric_excess",
+__all__ = ["add_zone_functions", "exempt_percent", "near_max_percent", "worst_margins", "subvoxel_excess",
+           "cumulative_excess", "metric_excess",
            "subvoxel_gap", "tighten_failing_zones", "cover_subvoxel_gaps", "relax_binding_zones"]
 
 
@@ -119,6 +120,25 @@ def subvoxel_excess(ev) -> Dict[str, float]:
     for r in ev.failures():
         if r.domain == "sbrt_physical" and r.value_subvoxel is not None and r.limit is not None:
             out[r.organ] = max(out.get(r.organ, 0.0), r.value_subvoxel - r.limit)
+    return out
+
+
+def cumulative_excess(ev, protocol: Protocol, fractions: int, organ_dmax_gy: Dict[str, float]) -> Dict[str, float]:
+    """Per organ, how far a failing cumulative limit's higher DVH reading lies above it, as new
+    physical dose (Gy): the BED excess (an EQD2 one × (1 + 2/(α/β))) over the slope of the new
+    course's BED at the organ's highest new dose d, 1 + 2d/(n α/β) (BED = d (1 + d/(n α/β))).
+
+    E.g. 5 Gy BED over at d = 19 Gy in 2 fractions, α/β 3 Gy: 5 / (1 + 38/6) = 0.68 Gy."""
+    out: Dict[str, float] = {}
+    for r in ev.failures():
+        if not r.domain.is_cumulative or r.limit is None or r.value is None or r.organ not in protocol.organs:
+            continue
+        ab = protocol.organs[r.organ].alpha_beta_gy
+        read = max(r.value, r.value_subvoxel if r.value_subvoxel is not None else r.value)
+        excess_bed = (read - r.limit) * (1.0 + 2.0 / ab if r.domain.quantity == "eqd2" else 1.0)
+        slope = 1.0 + 2.0 * organ_dmax_gy.get(r.organ, 0.0) / (fractions * ab)
+        if excess_bed > 0:
+            out[r.organ] = max(out.get(r.organ, 0.0), excess_bed / slope)
     return out
 
 

@@ -88,3 +88,22 @@ def test_a_spent_exemption_shrinks_and_its_level_drops_by_the_extra():
     assert (other.exempt_cc, other.dvh_percent) == pytest.approx((0.1, 5.0))
     assert floors == pytest.approx({"rr_E_z1": 0.4, "rr_E_z2": 0.4})
     assert entry["changes"][0] == "tighten rr_E_z1 to 11.60 Gy (exempt 0.2 cc)"
+
+
+def test_cumulative_excess_as_new_physical_dose():
+    from constraints.domain import DoseDomain
+    from tps_scripts.zone_tuning import cumulative_excess
+    protocol = load_protocol("koide2024")          # esophagus alpha/beta 3 Gy
+    bed, eqd2 = DoseDomain.parse("cumulative_bed"), DoseDomain.parse("cumulative_eqd2")
+    results = [
+        SimpleNamespace(organ="esophagus", domain=bed, limit=203.0, value=201.0, value_subvoxel=208.0, passed=False),
+        SimpleNamespace(organ="esophagus", domain=bed, limit=187.0, value=188.0, value_subvoxel=187.5, passed=False),
+        SimpleNamespace(organ="trachea", domain=eqd2, limit=100.0, value=101.0, value_subvoxel=None, passed=False),
+        SimpleNamespace(organ="lungs", domain=DoseDomain.parse("sbrt_physical"), limit=20.0, value=21.0,
+                        value_subvoxel=None, passed=False),
+    ]
+    ev = SimpleNamespace(failures=lambda: results)
+    out = cumulative_excess(ev, protocol, 2, {"esophagus": 19.0, "trachea": 0.0})
+    # esophagus: the sub-voxel Dmax 208 - 203 = 5 Gy BED at d = 19 Gy, 2 fx, a/b 3: 5 / (1 + 38/6) = 0.682 Gy
+    # (the D0.035cc's 1 Gy BED gives less); trachea (a/b 3): 1 Gy EQD2 = 1 x (1 + 2/3) Gy BED at d = 0: 1.667 Gy
+    assert out == pytest.approx({"esophagus": 5.0 / (1.0 + 38.0 / 6.0), "trachea": 5.0 / 3.0})
