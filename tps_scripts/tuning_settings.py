@@ -90,7 +90,7 @@ class TuningSettings:
     target_design: str = "min_dvh"
     replace_target_objectives: bool = True
     target_headroom_gy: float = 0.5
-    edge_weight: float = 5.0
+    edge_weight: float = 7.0
     edge_level_factor: float = 1.0
     split_gradient_gy_per_mm: float = 2.0
     split_dose_margin_gy: float = 1.0
