@@ -36,7 +36,8 @@ from .structure import Structure
 from .subvoxel_rule import SUBVOXEL_METRIC_KINDS, FieldCache, FineCoverage, subvoxel_dvh, subvoxel_value
 
 __all__ = ["PlanCase", "ConstraintResult", "GoalResult", "Evaluation", "evaluate_protocol", "domain_dose",
-           "organ_structure", "dose_table", "table_input", "table_limit", "TABLE3_METRICS", "TABLE3_ALPHA_BETAS"]
+           "organ_structure", "dose_table", "table_input", "table_limit", "meets", "TABLE3_METRICS",
+           "TABLE3_ALPHA_BETAS"]
 
 TABLE3_METRICS = ("Dmax", "D0.035cc", "D1cc")
 TABLE3_ALPHA_BETAS = (2.0, 3.0, 10.0)
@@ -222,16 +223,17 @@ def table_limit(case: PlanCase, protocol: Protocol, constraint: Constraint) -> T
     return b, f"{note}; {b.note()}"
 
 
-def _compare(value: float, comparison: str, limit: float) -> bool:
+def meets(value: float, comparison: str, limit: float) -> bool:
+    """Whether ``value`` meets ``limit`` under ``comparison`` ('<', '<=', '>', '>=')."""
     return {"<": value < limit, "<=": value <= limit, ">": value > limit, ">=": value >= limit}[comparison]
 
 
 def _both_rules(comparison: str, limit: float, value: float, value_subvoxel: Optional[float]) -> Tuple[bool, float]:
     """Pass and margin over both DVH rules: the pass needs both, the margin is the smaller one."""
-    passed = _compare(value, comparison, limit)
+    passed = meets(value, comparison, limit)
     margin = limit - value
     if value_subvoxel is not None:
-        passed = passed and _compare(value_subvoxel, comparison, limit)
+        passed = passed and meets(value_subvoxel, comparison, limit)
         sv_margin = limit - value_subvoxel
         margin = min(margin, sv_margin) if comparison in ("<", "<=") else max(margin, sv_margin)
     return passed, margin
@@ -325,7 +327,7 @@ def evaluate_protocol(case: PlanCase, protocol: Protocol) -> Evaluation:
             continue
         value = g.metric.evaluate(dvh, volume_unit="cc" if g.unit == "cc" else "%")
         goals.append(GoalResult(g.id, g.organ, g.metric.text, g.comparison, g.value, g.unit, value,
-                                _compare(value, g.comparison, g.value)))
+                                meets(value, g.comparison, g.value)))
     return Evaluation(protocol.name, protocol.version, tuple(results), tuple(goals), tuple(not_applicable))
 
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from constraints.dose_course import DoseCourse
 from constraints.errors import InputError
-from constraints.evaluation import Evaluation, PlanCase, evaluate_protocol, organ_structure
+from constraints.evaluation import Evaluation, PlanCase, evaluate_protocol, meets, organ_structure
 from constraints.protocol import Constraint, Protocol
 
 from .fmo import FmoOptions, FmoResult, FmoSpec, MaxBound, Region, VolumeCap, solve_fmo
@@ -215,9 +215,7 @@ def _goal(evaluation: Evaluation, kind: str, protocol: Protocol) -> Optional[flo
 
 def _voxel_rule_fails(r) -> bool:
     """Whether a constraint result fails by the voxel rule's value (not only the sub-voxel rule's)."""
-    if r.value is None or r.limit is None:
-        return True
-    return r.value >= r.limit if r.comparison == "<" else r.value > r.limit
+    return r.value is None or r.limit is None or not meets(r.value, r.comparison, r.limit)
 
 
 def _excess_gy(r) -> float:
