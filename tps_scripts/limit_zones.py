@@ -65,10 +65,13 @@ class Zone:
     def volume_cc_voxels(self) -> float:
         return float(self.coverage.sum())
 
+    def lowest_limit_gy(self) -> float:
+        """Lowest exact limit among the zone's voxels."""
+        return float(self.limit_gy[self.coverage > 0].min())
+
     def level_gy(self) -> float:
         """Lowest exact limit among the zone's voxels minus the margin (≥ 0)."""
-        inside = self.coverage > 0
-        return max(float(self.limit_gy[inside].min()) - self.margin_gy, 0.0)
+        return max(self.lowest_limit_gy() - self.margin_gy, 0.0)
 
     def excess_gy(self, dose_gy: np.ndarray) -> float:
         """max(dose − limit) over the zone's voxels (negative = slack)."""

@@ -152,9 +152,8 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
                      "failures": [r.constraint_id for r in ev.failures()], "changes": [],
                      "exemption_failures": exemption_failures([r.constraint_id for r in ev.failures()], protocol,
                                                               limits),
-                     "subvoxel_excess_gy": _merged_max(subvoxel_excess(ev), cumulative_excess(
-                         ev, protocol, fx, {o: float(dose[s.mask > 0].max()) for o, s in g.case.structures.items()
-                                            if np.any(s.mask > 0)})),
+                     "subvoxel_excess_gy": _merged_max(subvoxel_excess(ev),
+                                                       cumulative_excess(ev, protocol, fx, dose, g.case.structures)),
                      "subvoxel_gap_gy": subvoxel_gap(ev),
                      "metric_excess_gy": metric_excess(ev)}
             log.append(entry)
@@ -182,9 +181,7 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
             elif not split_done and adapt_min_dvh_wanted(entry, settings):
                 split_done = True
                 cov = entry["ptv_eval"]
-                best = {"iteration": it, "ptv_eval": cov, "margins": {z.key: z.margin_gy for z in zones},
-                        "exempt": {z.key: (z.exempt_cc, z.dvh_percent) for z in zones},
-                        "dvh_percent": settings.target_dvh_percent}
+                best = _passing_run(it, cov, zones, settings.target_dvh_percent)
                 percent = adapted_min_dvh_percent(entry, settings)
                 with step(f"set the PTVeval MinDvh volume to {percent:.1f} %"):
                     target_functions[0].DoseFunctionParameters.PercentVolume = percent
@@ -194,9 +191,7 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
                 cov = entry["ptv_eval"]
                 gain = cov["v_rx_percent"] - (best["ptv_eval"]["v_rx_percent"] if best else -np.inf)
                 if best is None or gain >= settings.min_gain_percent:
-                    best = {"iteration": it, "ptv_eval": cov, "margins": {z.key: z.margin_gy for z in zones},
-                        "exempt": {z.key: (z.exempt_cc, z.dvh_percent) for z in zones},
-                            "dvh_percent": dvh_percent}
+                    best = _passing_run(it, cov, zones, dvh_percent)
                 else:
                     stop_reason = f"all constraints pass; coverage gain {gain:.2f} % < {settings.min_gain_percent} %"
                     break
@@ -224,9 +219,7 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
                             f"levels of run {best['iteration']} were restored and re-optimized")
             with step("restore the best passing zone levels"):
                 for z in zones:
-                    z.margin_gy = best["margins"][z.key]
-                    if z.exempt_cc is not None:
-                        z.exempt_cc, z.dvh_percent = best["exempt"][z.key]
+                    z.margin_gy, z.exempt_cc, z.dvh_percent = best["zones"][z.key]
                     set_zone_level(z)
                     z.history.append(z.level_gy())
                 if settings.target_design == "min_dvh" and best["dvh_percent"] != dvh_percent:
@@ -268,6 +261,13 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
                      + ("; ".join(e["changes"]) or "no change"))
     path = write_record("optimization", record, lines, config.output_directory())
     return path, record
+
+
+def _passing_run(it: int, coverage: Dict[str, float], zones: List[Zone], dvh_percent: float) -> Dict[str, Any]:
+    """What the loop restores of a passing run: per zone its margin, exempt volume and MaxDvh
+    volume, and the PTVeval MinDvh volume."""
+    return {"iteration": it, "ptv_eval": coverage, "dvh_percent": dvh_percent,
+            "zones": {z.key: (z.margin_gy, z.exempt_cc, z.dvh_percent) for z in zones}}
 
 
 def _merged_max(a: Dict[str, float], b: Dict[str, float]) -> Dict[str, float]:

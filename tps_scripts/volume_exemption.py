@@ -57,7 +57,7 @@ def add_exemptions(zones: List[Zone], case: PlanCase, limits: Dict[str, OrganLim
         if ol.relaxed_gy is None or not ol.hot_budget_cc or not bands or any(
                 z.organ == organ and z.kind == "hot" for z in zones):
             continue
-        near = np.array([float(z.coverage[(z.coverage > 0) & (dose > z.level_gy() + z.margin_gy - near_gy)].sum())
+        near = np.array([float(z.coverage[(z.coverage > 0) & (dose > z.lowest_limit_gy() - near_gy)].sum())
                          * voxel_cc for z in bands])
         if near.sum() <= 0:
             continue                 # the plan as loaded stays clear of the strict levels: nothing to exempt

@@ -123,10 +123,12 @@ def subvoxel_excess(ev) -> Dict[str, float]:
     return out
 
 
-def cumulative_excess(ev, protocol: Protocol, fractions: int, organ_dmax_gy: Dict[str, float]) -> Dict[str, float]:
+def cumulative_excess(ev, protocol: Protocol, fractions: int, dose_gy: np.ndarray,
+                      structures: Dict[str, Any]) -> Dict[str, float]:
     """Per organ, how far a failing cumulative limit's higher DVH reading lies above it, as new
     physical dose (Gy): the BED excess (an EQD2 one × (1 + 2/(α/β))) over the slope of the new
-    course's BED at the organ's highest new dose d, 1 + 2d/(n α/β) (BED = d (1 + d/(n α/β))).
+    course's BED at the organ's highest new dose d (``dose_gy`` in its ``structures[organ].mask``),
+    1 + 2d/(n α/β) (BED = d (1 + d/(n α/β))).
 
     E.g. 5 Gy BED over at d = 19 Gy in 2 fractions, α/β 3 Gy: 5 / (1 + 38/6) = 0.68 Gy."""
     out: Dict[str, float] = {}
@@ -136,7 +138,9 @@ def cumulative_excess(ev, protocol: Protocol, fractions: int, organ_dmax_gy: Dic
         ab = protocol.organs[r.organ].alpha_beta_gy
         read = max(r.value, r.value_subvoxel if r.value_subvoxel is not None else r.value)
         excess_bed = (read - r.limit) * (1.0 + 2.0 / ab if r.domain.quantity == "eqd2" else 1.0)
-        slope = 1.0 + 2.0 * organ_dmax_gy.get(r.organ, 0.0) / (fractions * ab)
+        inside = np.asarray(structures[r.organ].mask) > 0 if r.organ in structures else None
+        dmax_gy = float(dose_gy[inside].max()) if inside is not None and inside.any() else 0.0
+        slope = 1.0 + 2.0 * dmax_gy / (fractions * ab)
         if excess_bed > 0:
             out[r.organ] = max(out.get(r.organ, 0.0), excess_bed / slope)
     return out

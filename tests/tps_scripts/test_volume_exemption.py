@@ -103,7 +103,10 @@ def test_cumulative_excess_as_new_physical_dose():
                         value_subvoxel=None, passed=False),
     ]
     ev = SimpleNamespace(failures=lambda: results)
-    out = cumulative_excess(ev, protocol, 2, {"esophagus": 19.0, "trachea": 0.0})
+    dose = np.array([19.0, 12.0, 0.0])                       # the esophagus' highest dose 19 Gy
+    structures = {"esophagus": SimpleNamespace(mask=np.array([1.0, 0.5, 0.0])),
+                  "trachea": SimpleNamespace(mask=np.array([0.0, 0.0, 1.0]))}
+    out = cumulative_excess(ev, protocol, 2, dose, structures)
     # esophagus: the sub-voxel Dmax 208 - 203 = 5 Gy BED at d = 19 Gy, 2 fx, a/b 3: 5 / (1 + 38/6) = 0.682 Gy
     # (the D0.035cc's 1 Gy BED gives less); trachea (a/b 3): 1 Gy EQD2 = 1 x (1 + 2/3) Gy BED at d = 0: 1.667 Gy
     assert out == pytest.approx({"esophagus": 5.0 / (1.0 + 38.0 / 6.0), "trachea": 5.0 / 3.0})
