@@ -199,13 +199,27 @@ _NOT_IMPORTED_BY_DVH = ("constraints.evaluation", "constraints.protocol", "const
                         "pydicom.examples")
 
 
+def _fresh_process_env():
+    """(repository root, environment) for a fresh interpreter that imports this tree."""
+    import os
+    root = Path(__file__).resolve().parents[2]
+    return root, dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+
+
+def _last_json_line_of_fresh_python(code: str):
+    """Run ``code`` in a fresh interpreter on this tree; its last stdout line, parsed as JSON."""
+    import subprocess
+    root, env = _fresh_process_env()
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=str(root),
+                         timeout=300)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
 def test_dvh_process_imports_only_what_it_uses(files):
     """A fresh ``reirrad dvh`` process imports none of _NOT_IMPORTED_BY_DVH (the whole-process speed
     of bench/bench_dvh_process.py), and leaves requests, urllib.request, importlib.metadata and
     pydicom.examples importable afterwards, pydicom's version the one importlib.metadata reads."""
-    import os
-    import subprocess
-
     rs, rd = files
     code = ("import io, json, sys, contextlib\n"
             "from optimizer.cli.main import main\n"
@@ -217,12 +231,7 @@ def test_dvh_process_imports_only_what_it_uses(files):
             "real = (callable(getattr(urllib.request, 'urlopen', None)) and callable(pydicom.examples.get_path)\n"
             "        and pydicom.__version__ == importlib.metadata.version('pydicom'))\n"
             "print(json.dumps([rc, loaded, hidden, real]))\n")
-    root = Path(__file__).resolve().parents[2]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=str(root),
-                         timeout=300)
-    assert res.returncode == 0, res.stderr
-    rc, loaded, hidden, real = json.loads(res.stdout.strip().splitlines()[-1])
+    rc, loaded, hidden, real = _last_json_line_of_fresh_python(code)
     assert rc == 0
     assert loaded == []
     assert hidden == []            # no None placeholders left in sys.modules
@@ -271,9 +280,6 @@ def test_installed_version_reads_the_dist_info_beside_the_package(tmp_path, monk
 def test_installed_version_falls_back_to_one_real_importlib_metadata():
     """Without a dist-info to read, pydicom's version comes from the real importlib.metadata,
     which stays the one module of that name (no placeholder left, no second copy)."""
-    import os
-    import subprocess
-
     code = ("import sys, importlib, json\n"
             "import optimizer.cli.dvh_imports as di\n"
             "di._dist_info_version = lambda name: None\n"
@@ -281,24 +287,17 @@ def test_installed_version_falls_back_to_one_real_importlib_metadata():
             "import pydicom, importlib.metadata as m\n"
             "print(json.dumps([pydicom.__version__ == m.version('pydicom'), importlib.metadata is m,\n"
             "                  m.version is not di._installed_version]))\n")
-    root = Path(__file__).resolve().parents[2]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=str(root),
-                         timeout=300)
-    assert res.returncode == 0, res.stderr
-    assert json.loads(res.stdout.strip().splitlines()[-1]) == [True, True, True]
+    assert _last_json_line_of_fresh_python(code) == [True, True, True]
 
 
 def test_dvh_process_output_and_status_survive_the_fast_exit(files):
     """``python -m optimizer.cli.main dvh`` ends without the interpreter's teardown
     (``FAST_EXIT_COMMANDS``): its piped JSON is complete and equals the in-process report,
     and an error still exits 2 with its one line on stderr."""
-    import os
     import subprocess
 
     rs, rd = files
-    root = Path(__file__).resolve().parents[2]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+    root, env = _fresh_process_env()
     env.pop("PYTHONUNBUFFERED", None)                  # stdout block-buffered, as in a pipe by default
     cmd = [sys.executable, "-m", "optimizer.cli.main", "dvh", "--rtstruct", str(rs), "--dose", str(rd)]
     res = subprocess.run(cmd + ["--json"], capture_output=True, text=True, env=env, cwd=str(root), timeout=300)
