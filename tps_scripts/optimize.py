@@ -144,14 +144,14 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
             cov = ptv_coverage(dose, g.case, protocol)
             below = compute_dvh(dose, g.case.structures[protocol.prescription.target]).v_percent(
                 protocol.prescription.dose_gy - settings.adapt_dvh_below_gy)
+            failed = [r.constraint_id for r in ev.failures()]
             entry = {"v_below_rx_percent": below, "iteration": it, "run_optimization_calls": calls, "all_pass": ev.all_pass,
                      "coverage_goals_met": ev.coverage_goals_met,
                      "ptv_eval": cov, "worst_margin": worst_margins(ev),
                      "zone_levels_gy": {z.key: z.level_gy() for z in zones},
                      "zone_excess_gy": {z.key: z.excess_gy(dose) for z in zones},
-                     "failures": [r.constraint_id for r in ev.failures()], "changes": [],
-                     "exemption_failures": exemption_failures([r.constraint_id for r in ev.failures()], protocol,
-                                                              limits),
+                     "failures": failed, "changes": [],
+                     "exemption_failures": exemption_failures(failed, protocol, limits),
                      "subvoxel_excess_gy": _merged_max(subvoxel_excess(ev),
                                                        cumulative_excess(ev, protocol, fx, dose, g.case.structures)),
                      "subvoxel_gap_gy": subvoxel_gap(ev),
