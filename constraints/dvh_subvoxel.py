@@ -324,14 +324,15 @@ def _levels(lower: np.ndarray, upper: np.ndarray, density: np.ndarray, w: np.nda
     u = np.empty(lower.shape)                              # buffers reused by both passes
     k = np.empty(lower.shape, dtype=np.intp)
     cf = np.empty(lower.shape)
+    density64 = density.astype(np.float64)                 # converted once for both passes' bincounts
     for t, sign in ((upper, 1.0), (lower, -1.0)):
         np.subtract(t, lo, out=u, dtype=np.float64)        # float64: f must resolve narrow spreads
         u *= inv
-        cs = density
+        cs = density64
         if not inside:
             if float(u.max()) > n:
                 over = u > n
-                const += sign * float(np.dot(density[over].astype(np.float64), t[over].astype(np.float64) - hi))
+                const += sign * float(np.dot(density64[over], t[over].astype(np.float64) - hi))
                 np.minimum(u, n, out=u)
             if float(u.min()) < 0:
                 cs = np.where(u >= 0, cs, np.float32(0.0))

@@ -210,7 +210,7 @@ def subvoxel_elements(coverage: np.ndarray, dose: DoseField, box_lo: Sequence[in
         rows, ii = np.divmod(np.flatnonzero(full), nx)     # np.nonzero of the (nz·ny, nx) view, faster
         w_nodes = np.full(rows.size, voxel_cc, dtype=np.float32)
     else:
-        covered = np.flatnonzero(coverage)
+        covered = np.flatnonzero(coverage != 0)           # of a bool array: numpy's fast path
         rows, ii = np.divmod(covered, nx)
         w_nodes = fraction(coverage.ravel().take(covered)) * np.float32(voxel_cc)
     # padded-grid index of each node less one z plane (that of its z - 1 neighbour), row (k, j) by row
@@ -227,10 +227,9 @@ def subvoxel_elements(coverage: np.ndarray, dose: DoseField, box_lo: Sequence[in
     if not refined:
         return d_nodes, h_nodes, w_nodes
     # covered sub-voxels of the partly covered voxels
-    part = blocks * ~full[:, None, :, None, :, None]
-    sel = np.flatnonzero(part)
-    w_sub = fraction(part.ravel().take(sel)) * np.float32(voxel_cc / (fz * fy * fx))
-    bz, sz, by, sy, bx, sx = np.unravel_index(sel, part.shape)
+    sel = np.flatnonzero((blocks != 0) & ~full[:, None, :, None, :, None])
+    w_sub = fraction(coverage.ravel().take(sel)) * np.float32(voxel_cc / (fz * fy * fx))
+    bz, sz, by, sy, bx, sx = np.unravel_index(sel, blocks.shape)
     # the grid nodes the sub-voxel centres fall between: the box plus one node each side (in the grid)
     lo = [max(k0 - 1, 0), max(j0 - 1, 0), max(i0 - 1, 0)]
     hi = [min(k0 + nz + 1, gz), min(j0 + ny + 1, gy), min(i0 + nx + 1, gx)]

@@ -215,9 +215,11 @@ def _planes_at_once(items: List[Any], kinds: List[str], points: List[Optional[np
         if polygon_area_mm2(pts[s:s + counts[j], :2]) <= 1e-6:
             return None
     xy = np.ascontiguousarray(pts[:, :2])
+    # each contour's mean z as np.mean makes it (its pairwise sum / n), rounded at once as np.round does
+    add = np.add.reduce
+    means = np.array([float(add(z[s:s + n])) / n for s, n in zip(starts.tolist(), counts)])
     by_z: Dict[float, List[np.ndarray]] = {}
-    for s, n in zip(starts.tolist(), counts):
-        zc = float(np.round(np.mean(z[s:s + n]), _Z_DECIMALS))
+    for s, n, zc in zip(starts.tolist(), counts, np.round(means, _Z_DECIMALS).tolist()):
         by_z.setdefault(zc, []).append(xy[s:s + n])
     return tuple((zc, tuple(by_z[zc])) for zc in sorted(by_z))
 

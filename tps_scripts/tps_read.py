@@ -103,10 +103,11 @@ def read_dose_gy(dose_distribution: Any, what: str, grid: Optional[Grid] = None,
     if data.size != grid.n_voxels:
         raise InputError(f"{what}: DoseData has {data.size} values, its dose grid {grid.shape_zyx} needs {grid.n_voxels}")
     data = data.reshape(grid.shape_zyx)
-    bad = np.isinf(data) if allow_unknown else ~np.isfinite(data)
+    finite = np.isfinite(data)
+    bad = np.isinf(data) if allow_unknown else ~finite
     if bad.any():
         raise InputError(f"{what}: the dose contains {int(bad.sum())} non-finite value(s) (NaN/inf)")
-    if np.nanmin(data) < 0 if np.isfinite(data).any() else False:
+    if np.nanmin(data) < 0 if finite.any() else False:
         raise InputError(f"{what}: the dose contains negative values (minimum {np.nanmin(data):g} cGy)")
     return cgy_to_gy(data)
 
