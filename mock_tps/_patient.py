@@ -56,14 +56,41 @@ class ConversionParameters(ApiObject):
         self._init(RescaleSlope=1.0, RescaleIntercept=_RESCALE_INTERCEPT, PixelRepresentation=0)
 
 
+class _StoredValues:
+    """The stored values of a CT (uint16, ``Shared``), made from its HU on first use: a dose-only
+    import (``reirrad dvh``) never reads them.  Shared by snapshots like :class:`Shared` (the HU,
+    like every array given to the mock, are never modified in place)."""
+
+    __slots__ = ("_hu", "_shape", "_shared")
+
+    def __init__(self, hu: np.ndarray, shape_zyx: Any) -> None:
+        self._hu, self._shape, self._shared = hu, shape_zyx, None
+
+    def get(self) -> Shared:
+        if self._shared is None:
+            stored = np.clip(np.rint(np.asarray(self._hu, dtype=np.float64) - _RESCALE_INTERCEPT), 0, 65535)
+            self._shared, self._hu = Shared(stored.astype("<u2").reshape(self._shape)), None
+        return self._shared
+
+    def __deepcopy__(self, memo: Any) -> "_StoredValues":
+        return self
+
+    def __copy__(self) -> "_StoredValues":
+        return self
+
+
 class ImageStack(ApiObject):
     """``exam.Series[0].ImageStack`` (see the module docstring for conventions)."""
 
     def __init__(self, grid: GridSpec, hu: np.ndarray) -> None:
         self._grid = grid
-        stored = np.clip(np.rint(np.asarray(hu, dtype=np.float64) - _RESCALE_INTERCEPT), 0, 65535)
-        self._stored = Shared(stored.astype("<u2").reshape(grid.shape_zyx))
+        self._stored_values = _StoredValues(hu, grid.shape_zyx)
         self._init(ConversionParameters=ConversionParameters())
+
+    @property
+    def _stored(self) -> Shared:
+        """Stored values, (nz, ny, nx) uint16: HU − intercept, rounded, clipped to 0–65535."""
+        return self._stored_values.get()
 
     @property
     def Corner(self) -> Any:  # noqa: N802
