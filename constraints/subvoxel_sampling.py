@@ -162,6 +162,15 @@ class DoseField:
         return [p.take(flat + s) - p.take(flat - s) for s in (py * px, px, 1)]
 
 
+def _covered_cc(coverage: np.ndarray, element_cc: float) -> np.ndarray:
+    """Covered volume (cm³, float32) of elements: coverage × float32(element_cc) in the coverage's
+    precision, rounded to float32; bytes k (coverage k / 255, float64) through a table of the 256
+    products."""
+    if coverage.dtype == np.uint8:
+        return (COVERAGE_OF_BYTE * np.float32(element_cc)).astype(np.float32).take(coverage)
+    return (coverage * np.float32(element_cc)).astype(np.float32, copy=False)
+
+
 def subvoxel_elements(coverage: np.ndarray, dose: DoseField, box_lo: Sequence[int],
                       factors: Sequence[int]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The DVH elements of an ROI: dose, spread half-width and covered volume (rules 1–3 of the module doc).
@@ -203,32 +212,42 @@ def subvoxel_elements(coverage: np.ndarray, dose: DoseField, box_lo: Sequence[in
     k0, j0, i0 = (int(v) for v in box_lo)
     refined = (fz, fy, fx) != (1, 1, 1)
     as_bytes = coverage.dtype == np.uint8
-    fraction = COVERAGE_OF_BYTE.take if as_bytes else np.asarray
     if refined:
         blocks = coverage.reshape(nz, fz, ny, fy, nx, fx)
         full = blocks.min(axis=(1, 3, 5)) >= (255 if as_bytes else 1.0)
-        rows, ii = np.divmod(np.flatnonzero(full), nx)     # np.nonzero of the (nz·ny, nx) view, faster
-        w_nodes = np.full(rows.size, voxel_cc, dtype=np.float32)
+        nodes = np.flatnonzero(full)                      # np.nonzero of the (nz·ny, nx) view, faster
+        w_nodes = np.full(nodes.size, voxel_cc, dtype=np.float32)
     else:
-        covered = np.flatnonzero(coverage != 0)           # of a bool array: numpy's fast path
-        rows, ii = np.divmod(covered, nx)
-        w_nodes = fraction(coverage.ravel().take(covered)) * np.float32(voxel_cc)
-    # padded-grid index of each node less one z plane (that of its z - 1 neighbour), row (k, j) by row
-    row_base = ((np.arange(nz)[:, None] + k0) * pyx + (np.arange(ny)[None, :] + (j0 + 1)) * px + (i0 + 1)).ravel()
-    below = row_base.take(rows)
-    below += ii
+        nodes = np.flatnonzero(coverage != 0)             # of a bool array: numpy's fast path
+        w_nodes = _covered_cc(coverage.ravel().take(nodes), voxel_cc)
+    # padded-grid index of each node less one z plane (that of its z - 1 neighbour): the node's
+    # index in the box plus the shift of its row (k, j)
+    n_rows = nz * ny
+    shift = ((np.arange(nz)[:, None] + k0) * pyx + (np.arange(ny)[None, :] + (j0 + 1)) * px + (i0 + 1)).ravel()
+    shift -= np.arange(n_rows) * nx
+    below = shift.take(nodes // nx)
+    below += nodes
+    del nodes
     p = dose.padded_gy.ravel()
     d_nodes = p[pyx:].take(below)
-    dz = p[2 * pyx:].take(below) - p.take(below)             # D[i+1] - D[i-1] along z, y, x
-    dy = p[pyx + px:].take(below) - p[pyx - px:].take(below)
-    dx = p[pyx + 1:].take(below) - p[pyx - 1:].take(below)
-    h_nodes = np.sqrt(dz * dz + dy * dy + dx * dx)
+    dz = p[2 * pyx:].take(below)                              # D[i+1] - D[i-1] along z, y, x
+    dz -= p.take(below)
+    dy = p[pyx + px:].take(below)
+    dy -= p[pyx - px:].take(below)
+    dx = p[pyx + 1:].take(below)
+    dx -= p[pyx - 1:].take(below)
+    del below
+    h_nodes = np.multiply(dz, dz, out=dz)                     # sqrt(dz² + dy² + dx²) / 4, in that order
+    h_nodes += np.multiply(dy, dy, out=dy)
+    h_nodes += np.multiply(dx, dx, out=dx)
+    del dy, dx
+    np.sqrt(h_nodes, out=h_nodes)
     h_nodes *= np.float32(0.25)
     if not refined:
         return d_nodes, h_nodes, w_nodes
     # covered sub-voxels of the partly covered voxels
     sel = np.flatnonzero((blocks != 0) & ~full[:, None, :, None, :, None])
-    w_sub = fraction(coverage.ravel().take(sel)) * np.float32(voxel_cc / (fz * fy * fx))
+    w_sub = _covered_cc(coverage.ravel().take(sel), voxel_cc / (fz * fy * fx))
     bz, sz, by, sy, bx, sx = np.unravel_index(sel, blocks.shape)
     # the grid nodes the sub-voxel centres fall between: the box plus one node each side (in the grid)
     lo = [max(k0 - 1, 0), max(j0 - 1, 0), max(i0 - 1, 0)]
