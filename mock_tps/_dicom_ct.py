@@ -165,7 +165,8 @@ def synthetic_ct_grid(dose_grid: GridSpec, contour_xy_bounds_mm: Optional[Sequen
     i1 = math.ceil((hi[0] - cx) / dx - 1e-6)
     j0 = math.floor((lo[1] - cy) / dy + 1e-6)
     j1 = math.ceil((hi[1] - cy) / dy - 1e-6)
-    z = np.unique(np.round(np.asarray(plane_z_mm, dtype=np.float64), 3))
+    z = np.sort(np.round(np.asarray(plane_z_mm, dtype=np.float64), 3))
+    z = z[np.concatenate(([True], z[1:] != z[:-1]))[:z.size]]   # np.unique, without importing numpy.ma
     zlo, zhi = cz, cz + nz * dzd
     if nominal_spacing_mm and z.size and _regular(z, nominal_spacing_mm):
         dz = float(nominal_spacing_mm)

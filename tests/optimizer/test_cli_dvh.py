@@ -192,11 +192,12 @@ def test_ct_gives_the_same_metrics_and_a_foreign_frame_is_refused(files, tmp_pat
 
 
 #: Modules ``reirrad dvh`` has no use for: protocols and evaluation, the optimizer, plotting and
-#: solvers, and pydicom's downloader extras (``import_pydicom_without_extras``).
+#: solvers, pydicom's downloader extras (``import_pydicom_without_extras``) and numpy's masked
+#: arrays (which ``np.unique`` imports).
 _NOT_IMPORTED_BY_DVH = ("constraints.evaluation", "constraints.protocol", "constraints.eligibility",
                         "optimizer.limit_map", "optimizer.fmo", "tps_scripts.config", "scipy", "cvxpy",
                         "matplotlib", "requests", "tqdm", "urllib.request", "http.client", "importlib.metadata",
-                        "pydicom.examples")
+                        "pydicom.examples", "numpy.ma")
 
 
 def _fresh_process_env():
