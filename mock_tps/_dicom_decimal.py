@@ -63,6 +63,11 @@ def _eight_digits(word: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return v, ok
 
 
+#: Text converted in pieces of about this many bytes (cut at a backslash): the temporaries, ~30 bytes
+#: a byte of text, stay near 8 MB instead of 30 MB for a body's contours (fewer pages touched).
+_PIECE_BYTES = 1 << 18
+
+
 def parse_decimal_strings(text: bytes) -> np.ndarray:
     """The backslash-separated decimal strings of ``text`` as float64 (the doubles
     ``np.array(text.split(b"\\\\"), dtype=np.float64)`` gives).
@@ -72,6 +77,21 @@ def parse_decimal_strings(text: bytes) -> np.ndarray:
     ValueError
         A value that is not a number (as ``np.array(..., dtype=float64)`` raises it).
     """
+    if len(text) <= 2 * _PIECE_BYTES:
+        return _parse(text)
+    pieces = []
+    start = 0
+    while True:
+        cut = text.find(b"\\", start + _PIECE_BYTES) if start + 2 * _PIECE_BYTES < len(text) else -1
+        if cut < 0:
+            pieces.append(_parse(text[start:]))
+            return np.concatenate(pieces)
+        pieces.append(_parse(text[start:cut]))
+        start = cut + 1
+
+
+def _parse(text: bytes) -> np.ndarray:
+    """:func:`parse_decimal_strings` of one piece."""
     if not text:
         return np.array([text], dtype=np.float64)    # raises, as numpy does for an empty value
     n_text = len(text)

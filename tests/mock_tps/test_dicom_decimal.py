@@ -61,6 +61,24 @@ def test_not_a_number_raises_as_numpy(text):
         parse_decimal_strings(text)
 
 
+def test_long_text_in_pieces_same_doubles_and_errors():
+    """A text longer than two pieces (a body's contours: ~1 MB) is converted piece by piece, cut at
+    backslashes: the same doubles; a bad value, an empty one or a trailing backslash in the last
+    piece raises as numpy does."""
+    from mock_tps import _dicom_decimal
+
+    rng = np.random.default_rng(7)
+    n = 3 * _dicom_decimal._PIECE_BYTES // 9 + 1000             # 8-11 bytes a value: 3+ pieces
+    text = "\\".join(f"{v:.6f}" for v in rng.uniform(-300.0, 300.0, n)).encode()
+    assert len(text) > 3 * _dicom_decimal._PIECE_BYTES
+    _same(text)
+    for bad in (text + b"\\x5", text + b"\\", text[:-5] + b"\\\\" + text[-4:]):
+        with pytest.raises(ValueError):
+            _reference(bad)
+        with pytest.raises(ValueError):
+            parse_decimal_strings(bad)
+
+
 def _square_rtstruct(path, first_kind):
     """RTSTRUCT of one ROI: two squares, the first of ``first_kind``, the second with the value
     ``x5`` (written as bytes: pydicom refuses to set it)."""
