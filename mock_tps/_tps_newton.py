@@ -114,23 +114,23 @@ def _box_qp_step(hessian: np.ndarray, g: np.ndarray, w: np.ndarray, locked: np.n
     return np.maximum(y, 0.0) - w
 
 
-def _exact_step(matrix, rows: np.ndarray, h: np.ndarray, vectors: List[np.ndarray], damping: float,
+def _exact_step(problem: Problem, rows: np.ndarray, h: np.ndarray, vectors: List[np.ndarray], damping: float,
                 free: np.ndarray, g: np.ndarray, w: np.ndarray, locked: np.ndarray) -> np.ndarray:
     """Newton step of the free beamlets from their dense Gauss-Newton matrix."""
-    hessian = gram(matrix, rows, free, np.sqrt(h))
+    hessian = gram(problem.matrix, rows, free, np.sqrt(h), problem.scratch)
     for u in vectors:
         hessian += np.outer(u[free], u[free])
     hessian.flat[::free.size + 1] += damping
     return _box_qp_step(hessian, g[free], w[free], locked[free])
 
 
-def _woodbury_preconditioner(matrix, stiff_rows: np.ndarray, stiffness: np.ndarray, diagonal: np.ndarray,
-                             free_mask: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+def _woodbury_preconditioner(problem: Problem, stiff_rows: np.ndarray, stiffness: np.ndarray,
+                             diagonal: np.ndarray, free_mask: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     """``r ↦ P⁻¹ r`` for ``P = D + Cᵀ diag(k) C`` (D the diagonal, C the stiff rows on the free
     beamlets): ``P⁻¹ = D⁻¹ − D⁻¹Cᵀ (diag(1/k) + C D⁻¹ Cᵀ)⁻¹ C D⁻¹``, O(rows² · beamlets) to set up."""
     if stiff_rows.size == 0:
         return lambda r: r / diagonal
-    c = matrix[stiff_rows]
+    c = problem.rows_of(stiff_rows)
     c = (c.toarray() if scipy.sparse.issparse(c) else np.asarray(c, dtype=np.float64)) * free_mask
     c_scaled = c / diagonal
     # C D⁻¹ Cᵀ as the Gram matrix of C D^-1/2 in float32 (a symmetric rank-k update, a quarter of
@@ -149,19 +149,20 @@ def _woodbury_preconditioner(matrix, stiff_rows: np.ndarray, stiffness: np.ndarr
     return apply
 
 
-def _cg_step(matrix, rows: np.ndarray, h: np.ndarray, vectors: List[np.ndarray], damping: float,
+def _cg_step(problem: Problem, rows: np.ndarray, h: np.ndarray, vectors: List[np.ndarray], damping: float,
              free_mask: np.ndarray, g: np.ndarray, precondition: Callable[[np.ndarray], np.ndarray],
              options: NewtonOptions) -> np.ndarray:
     """Preconditioned CG on ``H_FF s = −g_F``, at most ``options.cg_steps`` steps.
 
     The products run on the curved rows, or on all rows (zero curvature elsewhere) when the
     curved ones are most of them: copying them then costs more than it saves."""
+    matrix = problem.matrix
     if rows.size > _COPY_ROWS_BELOW * matrix.shape[0]:
         curved = matrix
         h_curved = np.zeros(matrix.shape[0], dtype=matrix.dtype)
         h_curved[rows] = h
     else:
-        curved = matrix[rows]
+        curved = problem.rows_of(rows)
         h_curved = h.astype(curved.dtype)
 
     def product(p: np.ndarray) -> np.ndarray:
@@ -218,7 +219,7 @@ def newton_step(problem: Problem, x: Iterate, options: NewtonOptions = NewtonOpt
     rows = np.flatnonzero(curvature > 0.0)
     step = np.where(locked, -w, np.where(bound, -np.minimum(w, g / jacobi), 0.0))
     if free.size and free.size <= options.exact_beamlet_limit:
-        step[free] = _exact_step(A, rows, curvature[rows], vectors, damping, free, g, w, locked)
+        step[free] = _exact_step(problem, rows, curvature[rows], vectors, damping, free, g, w, locked)
     elif free.size:
         free_mask = (~bound).astype(np.float64)
         stiff = np.flatnonzero(der.curvature_constraints > 0.0)
@@ -226,8 +227,8 @@ def newton_step(problem: Problem, x: Iterate, options: NewtonOptions = NewtonOpt
             order = np.argsort(-der.curvature_constraints[stiff], kind="stable")[:options.woodbury_rows]
             stiff = np.sort(stiff[order])
         diag = np.maximum(diag_objectives + damping, 1e-12 * float(jacobi.max()))
-        precondition = _woodbury_preconditioner(A, stiff, der.curvature_constraints[stiff], diag, free_mask)
-        step[free] = _cg_step(A, rows, curvature[rows], vectors, damping, free_mask, g, precondition,
+        precondition = _woodbury_preconditioner(problem, stiff, der.curvature_constraints[stiff], diag, free_mask)
+        step[free] = _cg_step(problem, rows, curvature[rows], vectors, damping, free_mask, g, precondition,
                               options)[free]
     gradient_step = np.where(locked, -w, projected)
     for s in (step, gradient_step):

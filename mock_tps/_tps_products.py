@@ -19,7 +19,7 @@ from typing import Any, Callable, List, Optional
 import numpy as np
 import scipy.sparse
 
-__all__ = ["matvec", "rmatvec", "gram", "SPLIT_ROWS"]
+__all__ = ["matvec", "rmatvec", "gram", "gather", "take_rows", "Scratch", "SPLIT_ROWS"]
 
 #: Dense matrices of at least this many rows are multiplied as two row halves.
 SPLIT_ROWS = 8192
@@ -80,17 +80,73 @@ def rmatvec(matrix: Any, y: np.ndarray) -> np.ndarray:
     return first + second
 
 
-def gram(matrix: Any, rows: np.ndarray, columns: np.ndarray, row_scale: np.ndarray) -> np.ndarray:
+class Scratch:
+    """One reusable buffer for the row/column gathers of an optimization: a fresh array of
+    hundreds of MB per Newton iteration costs more in page faults than the copy itself.  A
+    view it returns is valid until the next :meth:`get`."""
+
+    def __init__(self) -> None:
+        self._buffer: Optional[np.ndarray] = None
+
+    def get(self, size: int, dtype: np.dtype) -> np.ndarray:
+        """A flat array of ``size`` elements of ``dtype`` (contents undefined)."""
+        dtype = np.dtype(dtype)
+        nbytes = size * dtype.itemsize
+        if self._buffer is None or self._buffer.size < nbytes:
+            self._buffer = np.empty(nbytes, dtype=np.uint8)
+        return self._buffer[:nbytes].view(dtype)
+
+
+def gather(matrix: np.ndarray, rows: np.ndarray, columns: Optional[np.ndarray], out: np.ndarray) -> np.ndarray:
+    """``matrix[np.ix_(rows, columns)]`` (all columns when ``columns`` is None) of a dense
+    ``matrix``; a Fortran-ordered one is written into the flat array ``out`` as a Fortran-ordered
+    block (returned), a C-ordered one indexed as usual.
+
+    Column by column: each column of the matrix is contiguous, so a gather reads it once,
+    where a row gather (or ``np.ix_``) from a Fortran-ordered matrix jumps a column's length
+    per element, 10-20× slower at the default size (docs/decisions/mock-optimizer-speed.md)."""
+    if not matrix.flags.f_contiguous:
+        return matrix[rows] if columns is None else matrix[np.ix_(rows, columns)]
+    n_cols = matrix.shape[1] if columns is None else columns.size
+    block = out[:rows.size * n_cols].reshape(n_cols, rows.size)
+    if columns is None:
+        np.take(matrix.T, rows, axis=1, out=block, mode="clip")     # rows are valid indices
+    else:
+        for k, column in enumerate(columns):
+            np.take(matrix[:, column], rows, out=block[k], mode="clip")
+    return block.T
+
+
+def take_rows(matrix: np.ndarray, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``matrix[rows]`` of a C-ordered ``matrix`` (valid row indices), written into the flat
+    array ``out`` (returned as the C-ordered block), half by half on the two threads."""
+    block = out[:rows.size * matrix.shape[1]].reshape(rows.size, matrix.shape[1])
+    if not (_split(matrix) and rows.size >= SPLIT_ROWS):
+        np.take(matrix, rows, axis=0, out=block, mode="clip")
+        return block
+    _on_halves(lambda part: np.take(matrix, rows[part], axis=0, out=block[part], mode="clip"), rows.size)
+    return block
+
+
+def gram(matrix: Any, rows: np.ndarray, columns: np.ndarray, row_scale: np.ndarray,
+         scratch: Optional[Scratch] = None) -> np.ndarray:
     """``Bᵀ B`` (float64) for ``B = diag(row_scale) · matrix[rows][:, columns]``, B made and
-    multiplied half by half (rows of ``matrix`` sorted)."""
+    multiplied half by half (rows of ``matrix`` sorted); from a Fortran-ordered dense matrix B
+    is gathered into ``scratch``."""
+    halves = _split(matrix) and rows.size >= SPLIT_ROWS
+    parts = _halves(rows.size) if halves else [slice(0, rows.size)]
+    flat = None
+    if not scipy.sparse.issparse(matrix):
+        flat = (scratch or Scratch()).get(rows.size * columns.size, matrix.dtype)
+
     def half(part: slice) -> np.ndarray:
         if scipy.sparse.issparse(matrix):
             block = matrix[rows[part]][:, columns].toarray()
         else:
-            block = matrix[np.ix_(rows[part], columns)]
+            block = gather(matrix, rows[part], columns, flat[part.start * columns.size:])
         block *= row_scale[part].astype(block.dtype)[:, None]
         return np.asarray(block.T @ block, dtype=np.float64)
-    if not (_split(matrix) and rows.size >= SPLIT_ROWS):
-        return half(slice(0, rows.size))
+    if not halves:
+        return half(parts[0])
     first, second = _on_halves(half, rows.size)
     return first + second

@@ -12,7 +12,7 @@ Example (TOML)::
     output_dir = "C:/reirrad_records"
     show_identity = false
     unknown_prior = "refuse"          # or "organ_max"
-    max_optimizations = 4
+    max_optimizations = 6
 
     sbrt_date = "2025-11-20"          # optional: planned SBRT start (intervals from course dates)
     exclude_doses = ["Sum of all"]    # evaluation doses that are not prior courses
@@ -80,7 +80,7 @@ class PluginConfig:
     output_dir: Optional[str] = None
     show_identity: bool = False
     unknown_prior: str = "refuse"
-    max_optimizations: int = 4
+    max_optimizations: int = 6
     priors: Tuple[PriorConfig, ...] = ()
     roi_overrides: Mapping[str, str] = field(default_factory=dict)
     case: Optional[CaseFacts] = None
@@ -138,7 +138,7 @@ def load_config(path: Optional[str] = None) -> PluginConfig:
     unknown_prior = data.get("unknown_prior", "refuse")
     if unknown_prior not in UNKNOWN_PRIOR_POLICIES:
         raise fail("unknown_prior", f"must be one of {list(UNKNOWN_PRIOR_POLICIES)}, got {unknown_prior!r}")
-    max_opt = data.get("max_optimizations", 4)
+    max_opt = data.get("max_optimizations", 6)
     if isinstance(max_opt, bool) or not isinstance(max_opt, int) or not 1 <= max_opt <= 20:
         raise fail("max_optimizations", f"must be an integer 1-20, got {max_opt!r}")
     show = data.get("show_identity", False)

@@ -23,10 +23,12 @@
    * all pass: when the run's V(Rx) is under half its V(Rx − 2 Gy), ask the MinDvh for
      that V(Rx − 2 Gy) and run again; else stop (optionally, ``relax_margins``: relax
      the binding zones' margins and stop when coverage gains < 0.5 points);
-   or after ``max_optimizations`` runs.  Each run starts from the reset (uniform)
-   beamlet weights, so a run's result depends on its levels and objectives only; when
-   the last run failed or covered less than the best passing run, the best run's
-   settings are restored and that run is reproduced (one more call).
+   or after ``max_optimizations`` runs.  Each run continues from the plan the previous
+   one left (the first from the plan as loaded), as RayStation does without
+   ``ResetOptimization``: a warm run converges in about a third of the iterations of
+   one from reset (docs/decisions/closed-loop-settings.md); when the last run failed or
+   covered less than the best passing run, the best run's settings are restored and
+   optimized once more (one more call, evaluated like every other).
 3. Add clinical goals, make ``rr_<plan>`` current, write the record (tuning log,
    final assessment) and print its path last.
 
@@ -131,7 +133,7 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
         stop_reason = "maximum number of optimizations reached"
         def run_and_evaluate(it: int) -> Dict[str, Any]:
             nonlocal calls
-            if settings.reset_each_run:   # every run from the same start: a run depends on its levels only
+            if settings.reset_each_run:   # every run from the same start: slower, history-free
                 with step(f"ResetOptimization before run {it}"):
                     po.ResetOptimization()
             with step(f"RunOptimization {it}"):

@@ -46,6 +46,11 @@ class TuningSettings:
     before the first run the near-maximum (MaxDvh) zones take that gap from the plan as
     loaded (same beams, so much the same gradients at those organs' hottest voxels).
 
+    ``reset_each_run``: whether every run starts from ``ResetOptimization`` (uniform weights,
+    a run then depends on its levels only) instead of the previous run's plan; off, as a run
+    from reset took 100 iterations where a warm one converges in about 33 (T4-T5 default:
+    the loop 191 s in 3 runs, warm 70 s in 5, within 0.3 points of V24Gy).
+
     ``relax_margins``: whether a passing run is followed by one with the binding zones'
     margins halved (down to ``min_margin_gy``); off, as the relaxed run's level change moves
     the whole dose and may cover less.
@@ -76,7 +81,7 @@ class TuningSettings:
 
     margin_gy: float = 0.3
     max_iterations: int = 100
-    reset_each_run: bool = True
+    reset_each_run: bool = False
     min_margin_gy: float = 0.1
     tighten_extra_gy: float = 0.1
     min_gain_percent: float = 0.5

@@ -27,7 +27,7 @@ def register(sub) -> None:
                    help="CT voxel size of the phantom (default: the phantom's own)")
     p.add_argument("--coarse", action="store_true",
                    help="small fast variant: 4 mm CT, 5 mm dose grid, 10 mm beamlets (tests, quick looks)")
-    p.add_argument("--max-optimizations", type=int, default=4, metavar="N")
+    p.add_argument("--max-optimizations", type=int, default=6, metavar="N")
     p.add_argument("--rs-version", default=None, metavar="V",
                    help="RayStation version the mock behaves as: 10B, 11B, 12A, 2023B, 2024A, 2024B or 2025 "
                         "(its API spellings and scripting module; default 2024A)")
