@@ -6,10 +6,10 @@ Usage::
     python bench/bench_reference_limits.py [--phantoms t4t5_esophageal,...] [--coarse]
                                            [--modes reference,zones] [--max-iterations N]
 
-``reference``: :func:`tps_scripts.optimize.run_optimization` as it runs on 2025 (the
-organs' limit maps as ``rr_ref_*`` doses, one MaxRefDose constraint per organ);
-``zones``: the same loop with the reference-dose functions hidden (zones and MaxDose
-constraints, as on 2024B and older).  Same phantom build, beams and influence matrix.
+``reference``: :func:`tps_scripts.optimize.run_optimization` with
+``TuningSettings(reference_doses=True)`` (the limit maps of the organs without a volume
+budget as ``rr_ref_*`` doses, one MaxRefDose constraint each; zones for the others);
+``zones``: the default loop (zones only, as on every version).  Same phantom build, beams and influence matrix.
 Prints one JSON line per (phantom, mode) and a table of PTVeval V24Gy, D95, pass and
 RunOptimization calls.  Not run by the test suite.
 """
@@ -40,16 +40,13 @@ def run(name: str, mode: str, params: dict, max_iterations: int = 0) -> dict:
 
     mock_tps.load_phantom(name, rs_version="2025", **params)
     api = importlib.import_module("raystation")
-    real = optimize.has_reference_functions
-    if mode == "zones":
-        optimize.has_reference_functions = lambda case, po: False
     t0 = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory() as out:
-            settings = optimize.TuningSettings(**({"max_iterations": max_iterations} if max_iterations else {}))
+            settings = optimize.TuningSettings(reference_doses=(mode == "reference"),
+                                               **({"max_iterations": max_iterations} if max_iterations else {}))
             _, rec = optimize.run_optimization(api=api, config=PluginConfig(output_dir=out), settings=settings)
     finally:
-        optimize.has_reference_functions = real
         mock_tps.unload()
     return {"phantom": name, "mode": mode, "v24gy_percent": rec["ptv_eval"]["v24gy_percent"],
             "d95_gy": rec["ptv_eval"]["d95_gy"], "all_pass": rec["evaluation"]["all_pass"],

@@ -55,7 +55,8 @@ from .config import PluginConfig, load_config
 from .copied_functions import replace_copied_constraints, replace_copied_target_objectives
 from .limit_zones import Zone, build_zones
 from .record import write_record
-from .reference_limits import ReferenceZone, build_reference_limits, has_reference_functions, set_zone_level
+from .reference_limits import (ReferenceZone, build_reference_limits, has_reference_functions, set_zone_level,
+                               spends_volume)
 from .target_design import (adapt_min_dvh_wanted, adapted_min_dvh_percent, add_target_functions, ptv_coverage,
                             replace_target_by_dose_split, split_by_distance)
 from .tuning_settings import TuningSettings
@@ -99,11 +100,18 @@ def run_optimization(api: Any = None, config: Optional[PluginConfig] = None,
             ctx.case.CopyPlan(PlanName=ctx.plan.Name, NewPlanName=new_name, KeepBeamSetNames=True)
         new_plan = ctx.case.TreatmentPlans[new_name]
         new_bs = new_plan.BeamSets[ctx.beam_set.DicomPlanLabel]
-        build = build_reference_limits if has_reference_functions(ctx.case, new_plan.PlanOptimizations[0]) \
-            else build_zones          # the exact per-voxel limits where the TPS has reference doses
-        zones = build(ctx, ctx.case.PatientModel, ctx.examination, new_bs.FractionDose, grid, g.case,
-                            protocol, limits, g.prior_objects, margin_gy=settings.margin_gy)
-        if settings.exempt_volume and build is build_zones:
+        # asked for and where the TPS has reference doses, the exact per-voxel limits, except for
+        # organs with a volume budget (the esophagus' D1cc): zones can spend it, a MaxRefDose not
+        by_reference: Dict[str, Any] = {}
+        if settings.reference_doses and has_reference_functions(ctx.case, new_plan.PlanOptimizations[0]):
+            by_reference = {k: ol for k, ol in limits.items() if not spends_volume(ol)}
+        zones = build_reference_limits(ctx, ctx.case.PatientModel, ctx.examination, new_bs.FractionDose, grid,
+                                       g.case, protocol, by_reference, g.prior_objects,
+                                       margin_gy=settings.margin_gy) if by_reference else []
+        zones += build_zones(ctx, ctx.case.PatientModel, ctx.examination, new_bs.FractionDose, grid, g.case,
+                             protocol, {k: ol for k, ol in limits.items() if k not in by_reference},
+                             g.prior_objects, margin_gy=settings.margin_gy)
+        if settings.exempt_volume:
             zones += add_exemptions(zones, g.case, limits, fraction=settings.exempt_fraction,
                                     near_gy=settings.exempt_near_gy)
         po = new_plan.PlanOptimizations[0]

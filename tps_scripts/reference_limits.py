@@ -51,7 +51,7 @@ from .units import gy_to_cgy
 from .writeback import PREFIX, add_function, create_algebra_roi, set_dose_level, step
 
 __all__ = ["ReferenceZone", "has_reference_functions", "build_reference_limits", "add_zone_constraint",
-           "set_zone_level", "reference_map_gy", "extend_limit_gy"]
+           "set_zone_level", "reference_map_gy", "extend_limit_gy", "spends_volume"]
 
 #: A voxel without a finite limit gets at least this multiple of the prescription.
 NO_LIMIT_RX_FACTOR = 2.0
@@ -84,6 +84,14 @@ class ReferenceZone(Zone):
         """Store :meth:`reference_gy` in the TPS dose (cGy per fraction, x fastest)."""
         values = gy_to_cgy(self.reference_gy() / float(self.fractions)).ravel()
         self.reference_dose.SetDoseValues(Dose=values)
+
+
+def spends_volume(ol: OrganLimits) -> bool:
+    """Whether an organ has a volume budget above its strict limits (a D1cc-type cumulative
+    limit looser than its Dmax): such an organ gets zones, which can spend that volume
+    (:mod:`tps_scripts.volume_exemption`), where a MaxRefDose holds every voxel under the map
+    (docs/decisions/closed-loop-settings.md)."""
+    return ol.relaxed_gy is not None and bool(ol.hot_budget_cc)
 
 
 def reference_map_gy(ol: OrganLimits, coverage: np.ndarray, hot: Any, rx_gy: float) -> np.ndarray:

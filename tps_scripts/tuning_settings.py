@@ -51,6 +51,13 @@ class TuningSettings:
     from reset took 100 iterations where a warm one converges in about 33 (T4-T5 default:
     the loop 191 s in 3 runs, warm 70 s in 5, within 0.3 points of V24Gy).
 
+    ``reference_doses``: on a version with reference-dose functions (2025), hold each organ
+    without a volume budget under its exact limit map as a MaxRefDose constraint
+    (:mod:`tps_scripts.reference_limits`) instead of zones; off, as zones covered PTVeval as
+    well or better on three of four phantoms at the default size (their MaxDvh spends the
+    near-maximum metrics' 0.035 cc, a MaxRefDose holds every voxel) and a plan is then the
+    same on every version (docs/decisions/closed-loop-settings.md).
+
     ``relax_margins``: whether a passing run is followed by one with the binding zones'
     margins halved (down to ``min_margin_gy``); off, as the relaxed run's level change moves
     the whole dose and may cover less.
@@ -82,6 +89,7 @@ class TuningSettings:
     margin_gy: float = 0.3
     max_iterations: int = 100
     reset_each_run: bool = False
+    reference_doses: bool = False
     min_margin_gy: float = 0.1
     tighten_extra_gy: float = 0.1
     min_gain_percent: float = 0.5

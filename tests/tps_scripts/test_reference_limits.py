@@ -9,7 +9,13 @@ import mock_tps
 from _compare import added_only_rr
 from _mock_synthetic import make_phantom_data
 from optimizer.organ_limits import OrganLimits
-from tps_scripts.reference_limits import ReferenceZone, extend_limit_gy, reference_map_gy, set_zone_level
+from tps_scripts.reference_limits import (ReferenceZone, extend_limit_gy, reference_map_gy, set_zone_level,
+                                         spends_volume)
+from tps_scripts.tuning_settings import TuningSettings
+
+
+#: reference doses are asked for; the default loop uses zones on every version
+_REFERENCE = TuningSettings(reference_doses=True)
 
 
 def _load(version):
@@ -66,14 +72,14 @@ def test_2025_optimizes_against_the_exact_limits(out_dir):
     api = _load("2025")
     patient = api.get_current("Patient")
     before = mock_tps.snapshot(patient)
-    _, rec = run_optimization(api=api, config=PluginConfig(output_dir=str(out_dir)))
+    _, rec = run_optimization(api=api, config=PluginConfig(output_dir=str(out_dir)), settings=_REFERENCE)
     assert rec["evaluation"]["all_pass"]
-    assert {z["kind"] for z in rec["zones"]} == {"reference"}
+    assert "reference" in {z["kind"] for z in rec["zones"]}
     assert added_only_rr(before, mock_tps.snapshot(patient)) == []
     doses = _evaluation_doses(api)
     po = api.get_current("Plan").PlanOptimizations[0]
     refs = [f for f in po.Constraints if f.DoseFunctionParameters.__dict__.get("OfReferenceDose") is not None]
-    assert len(refs) == len(rec["zones"])
+    assert len(refs) == sum(z["kind"] == "reference" for z in rec["zones"])
     bs = api.get_current("BeamSet")
     fx = bs.FractionationPattern.NumberOfFractions
     total_gy = bs.FractionDose.DoseValues.DoseData.ravel() / 100.0 * fx
@@ -88,7 +94,10 @@ def test_2025_optimizes_against_the_exact_limits(out_dir):
     # no clinical goal at a single level for an organ with per-voxel limits
     goals = [g.ForRegionOfInterest.Name for g in api.get_current("Plan").TreatmentCourse.EvaluationSetup
              .EvaluationFunctions]
-    assert not set(goals) & {z["roi"] for z in rec["zones"]}
+    assert not set(goals) & {z["roi"] for z in rec["zones"] if z["kind"] == "reference"}
+    # the esophagus, whose D1cc is a volume budget, gets zones (and their goals) instead
+    assert {z["kind"] for z in rec["zones"] if z["roi"].startswith("rr_Esophagus")} >= {"hot"}
+    assert {"rr_Esophagus_hot", "rr_Esophagus_z1"} <= set(goals)
 
 
 def test_reference_doses_are_not_read_as_prior_courses(out_dir):
@@ -97,18 +106,36 @@ def test_reference_doses_are_not_read_as_prior_courses(out_dir):
     from tps_scripts.optimize import run_optimization
     api = _load("2025")
     cfg = PluginConfig(output_dir=str(out_dir))
-    run_optimization(api=api, config=cfg)
+    run_optimization(api=api, config=cfg, settings=_REFERENCE)
     case = api.get_current("Case")
     case.TreatmentPlans["SBRT"].SetCurrent()              # the user's plan again
     _, rec = run_assessment(api=api, config=cfg)
     assert [p["name"] for p in rec["inputs"]["priors"]] == ["Prior EBRT 10Gy/5fx"]
 
 
+def test_spends_volume_by_hand():
+    # an organ spends volume when a looser limit (relaxed) applies to a budget of cc above the strict
+    strict, relaxed = np.array([4.0, 6.0]), np.array([9.0, 9.0])
+    assert spends_volume(OrganLimits("eso", "Esophagus", strict, relaxed, 1.0, None, (), 0))
+    assert not spends_volume(OrganLimits("eso", "Esophagus", strict, relaxed, 0.0, None, (), 0))
+    assert not spends_volume(OrganLimits("eso", "Esophagus", strict, relaxed, None, None, (), 0))
+    assert not spends_volume(OrganLimits("cord", "SpinalCord_PRV", strict, None, None, None, (), 0))
+
+
+def test_2025_uses_zones_unless_reference_doses_are_asked_for(out_dir):
+    from tps_scripts.config import PluginConfig
+    from tps_scripts.optimize import run_optimization
+    api = _load("2025")
+    _, rec = run_optimization(api=api, config=PluginConfig(output_dir=str(out_dir)))
+    assert rec["evaluation"]["all_pass"] and "reference" not in {z["kind"] for z in rec["zones"]}
+    assert not [n for n in _evaluation_doses(api) if n.startswith("rr_")]
+
+
 def test_older_versions_use_zones(out_dir):
     from tps_scripts.config import PluginConfig
     from tps_scripts.optimize import run_optimization
     api = _load("2024B")
-    _, rec = run_optimization(api=api, config=PluginConfig(output_dir=str(out_dir)))
+    _, rec = run_optimization(api=api, config=PluginConfig(output_dir=str(out_dir)), settings=_REFERENCE)
     assert rec["evaluation"]["all_pass"] and "reference" not in {z["kind"] for z in rec["zones"]}
     assert not [n for n in _evaluation_doses(api) if n.startswith("rr_")]
 
@@ -139,27 +166,28 @@ def test_failing_reference_write_rolls_everything_back(out_dir):
     mock_tps._reference_dose.add_custom_evaluation_dose = failing
     try:
         with pytest.raises(writeback.WriteStepError, match=r"write step 'write the exact limits of .*injected"):
-            run_optimization(api=api, config=PluginConfig(output_dir=str(out_dir)))
+            run_optimization(api=api, config=PluginConfig(output_dir=str(out_dir)), settings=_REFERENCE)
     finally:
         mock_tps._reference_dose.add_custom_evaluation_dose = real
     after = mock_tps.snapshot(api.get_current("Patient"))
     assert after == before            # the user's dose of the same name untouched, nothing of the run kept
     # and a run that succeeds leaves the user's dose as it was, writing its own under another name
-    _, rec = run_optimization(api=api, config=PluginConfig(output_dir=str(out_dir)))
+    _, rec = run_optimization(api=api, config=PluginConfig(output_dir=str(out_dir)), settings=_REFERENCE)
     assert added_only_rr(before, mock_tps.snapshot(api.get_current("Patient"))) == []
     assert "rr_ref_SpinalCord_PRV (1)" in _evaluation_doses(api)
 
 
 @pytest.mark.slow
 def test_t4t5_coarse_reference_doses_pass_and_cover_at_least_the_zones(out_dir):
-    """On RayStation 2025 the T4-T5 loop holds each organ under its exact limits: every
-    constraint passes and PTVeval V24Gy is not below the zones' (measured at the time of
-    writing: 39.3 % vs 17.8 %, 3 and 2 RunOptimization calls)."""
+    """Asked for on RayStation 2025, the T4-T5 loop holds the organs without a volume budget
+    under their exact limits and the esophagus under zones: every constraint passes and PTVeval
+    V24Gy is not below the zones' (measured at the time of writing: 47.5 % vs 46.3 %, 2 and 2
+    RunOptimization calls)."""
     pytest.importorskip("pyRadPlan")
     import sys
     sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[2] / "bench"))
     from bench_reference_limits import COARSE, run
     ref = run("t4t5_esophageal", "reference", COARSE)
     zones = run("t4t5_esophageal", "zones", COARSE)
-    assert ref["all_pass"] and ref["kinds"] == ["reference"] and zones["kinds"] != ["reference"]
+    assert ref["all_pass"] and "reference" in ref["kinds"] and "reference" not in zones["kinds"]
     assert ref["v24gy_percent"] >= zones["v24gy_percent"] - 0.5, (ref, zones)
