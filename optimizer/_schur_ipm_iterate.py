@@ -98,21 +98,24 @@ def _iterate(lp: _Lp, run: _Run, opts: IpmOptions, *, nb: float, nc: float, max_
         run.iterations += 1
         mu = float(s @ lam) / m
 
-        try:
+        if run.gap_rel > opts.divergence_gap:
+            precision = "double"          # diverging: the certificates need float64 directions
+        else:
             precision = "single" if run.gap_rel > opts.single_precision_gap else "mixed"
+        try:
             try:
                 newton = _Newton(lp, s, lam, opts.regularization, precision, opts.double_precision_share)
             except LinAlgError:
                 newton = _Newton(lp, s, lam, opts.regularization, "double")
-        except LinAlgError:
+            dz_a, dl_a, ds_a = newton.solve(r_p, r_d, -lam * s)
+            ap, ad = _step(s, ds_a), _step(lam, dl_a)
+            mu_aff = float((s + ap * ds_a) @ (lam + ad * dl_a)) / m
+            sigma = (mu_aff / mu) ** 3
+            dz, dl, ds = newton.solve(r_p, r_d, sigma * mu - lam * s - ds_a * dl_a)
+            dz, dl, ds = _centrality_correctors(newton, s, lam, dz, dl, ds, sigma * mu, opts.max_correctors)
+        except (LinAlgError, ValueError):   # a singular or non-finite Newton system
             status = LpStatus.NUMERICAL_ERROR
             break
-        dz_a, dl_a, ds_a = newton.solve(r_p, r_d, -lam * s)
-        ap, ad = _step(s, ds_a), _step(lam, dl_a)
-        mu_aff = float((s + ap * ds_a) @ (lam + ad * dl_a)) / m
-        sigma = (mu_aff / mu) ** 3
-        dz, dl, ds = newton.solve(r_p, r_d, sigma * mu - lam * s - ds_a * dl_a)
-        dz, dl, ds = _centrality_correctors(newton, s, lam, dz, dl, ds, sigma * mu, opts.max_correctors)
         ap, ad = opts.step_fraction * _step(s, ds), opts.step_fraction * _step(lam, dl)
         _log.debug("  steps %.3f (primal), %.3f (dual), sigma %.2g", ap, ad, sigma)
         z = z + ap * dz
@@ -129,7 +132,7 @@ def _fresh_run(lp: _Lp, iterations: int, opts: IpmOptions) -> _Run:
     try:
         run = _Run(*_start(lp, opts.regularization, "single" if opts.single_precision_gap < np.inf else "mixed",
                            opts.double_precision_share))
-    except LinAlgError:
+    except (LinAlgError, ValueError):     # singular or non-finite: a plain interior start
         run = _Run(np.zeros(lp.c.size), np.maximum(lp.b, 1.0), np.ones(lp.b.size))
     run.iterations = iterations
     return run

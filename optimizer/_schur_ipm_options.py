@@ -80,6 +80,10 @@ class IpmOptions:
     double_precision_share : float
         Below ``single_precision_gap``, rows carrying all but this share of the normal
         matrix's trace are summed in float64, the rest in float32; 0: float64 throughout.
+    divergence_gap : float
+        Above this relative gap the iterates diverge (an infeasible or unbounded LP) and the
+        normal matrix is summed in float64, so that the certificates can reach ``tol_feas``
+        (float32 directions stall them near 1e-7 and overflow).
     """
 
     tol_feas: float = 1e-8
@@ -99,6 +103,7 @@ class IpmOptions:
     resume_max_share: float = 0.05
     single_precision_gap: float = 1e-2
     double_precision_share: float = 1e-7
+    divergence_gap: float = 1e3
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -193,3 +193,30 @@ def test_options_are_frozen():
 
     with pytest.raises(dataclasses.FrozenInstanceError):
         IpmOptions().tol_gap = 1e-3
+
+
+def test_non_finite_newton_system_returns_numerical_error(monkeypatch):
+    """A Newton system that overflows (scipy's check_finite raises ValueError) ends the solve with
+    ``numerical_error`` and the last iterate, not with scipy's exception."""
+    import optimizer._schur_ipm_newton as newton
+
+    def overflow(self, r_p, r_d, r_c):
+        raise ValueError("array must not contain infs or NaNs")
+    monkeypatch.setattr(newton._Newton, "solve", overflow)
+    c, a, b = _fmo_shaped(0)
+    sol = solve_lp(np.asarray(c, float), sp.csr_matrix(a), np.asarray(b, float))
+    assert sol.status is LpStatus.NUMERICAL_ERROR and np.isfinite(sol.z).all()
+
+
+def test_diverging_iterates_take_float64_directions():
+    """Above ``divergence_gap`` the directions are float64, so that the Farkas certificate of the
+    infeasible FMO-shaped LP reaches ``tol_feas``; with the float32 directions it stalled at
+    2-5e-8 (and overflowed at λ ≈ 1e38 with OpenBLAS' SkylakeX kernels)."""
+    c, a, b = _fmo_shaped(0)
+    b = b.copy()
+    b[2 * 60] = -1.0
+    sol = solve_lp(np.asarray(c, float), sp.csr_matrix(a), np.asarray(b, float))
+    assert sol.status is LpStatus.INFEASIBLE and sol.iterations <= 20
+    stalled = solve_lp(np.asarray(c, float), sp.csr_matrix(a), np.asarray(b, float),
+                       options=IpmOptions(divergence_gap=np.inf, max_iter=20))
+    assert stalled.status is LpStatus.ITERATION_LIMIT
