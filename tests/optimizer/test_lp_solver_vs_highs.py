@@ -8,11 +8,18 @@ data), so optimal objectives agree to 1e-6 relative.
 """
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from scipy.optimize import linprog
 
+from _blas_kernels import blas_kernels
 from optimizer._schur_ipm import IpmOptions, LpStatus, solve_lp
 
 #: linprog's status codes.
@@ -220,3 +227,43 @@ def test_diverging_iterates_take_float64_directions():
     stalled = solve_lp(np.asarray(c, float), sp.csr_matrix(a), np.asarray(b, float),
                        options=IpmOptions(divergence_gap=np.inf, max_iter=20))
     assert stalled.status is LpStatus.ITERATION_LIMIT
+
+
+_KERNEL_CHILD = r"""
+import json, sys
+import numpy as np, scipy.sparse as sp
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+from test_lp_solver_vs_highs import _fmo_shaped
+from optimizer._schur_ipm import solve_lp
+out = []
+for seed in range(3):
+    c, a, b = _fmo_shaped(seed)
+    sol = solve_lp(np.asarray(c, float), sp.csr_matrix(a), np.asarray(b, float))
+    out.append([str(sol.status), float(sol.objective)])
+c, a, b = _fmo_shaped(0)
+b = b.copy()
+b[2 * 60] = -1.0
+out.append([str(solve_lp(np.asarray(c, float), sp.csr_matrix(a), np.asarray(b, float)).status), 0.0])
+print(json.dumps(out))
+"""
+
+
+def test_every_blas_kernel_gives_the_same_statuses_and_optima():
+    """On each OpenBLAS kernel the CPU runs, three random FMO-shaped LPs are optimal with HiGHS'
+    optimum (1e-6 relative) and the infeasible one infeasible (float32 directions once
+    overflowed on SkylakeX alone)."""
+    kernels = blas_kernels()
+    if len(kernels) < 2:
+        pytest.skip("this CPU runs fewer than two OpenBLAS kernels")
+    root = Path(__file__).resolve().parents[2]
+    expected = [_highs(*_fmo_shaped(seed)).fun for seed in range(3)]
+    for kernel in kernels:
+        env = dict(os.environ, OPENBLAS_CORETYPE=kernel,
+                   PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        out = subprocess.run([sys.executable, "-c", _KERNEL_CHILD, str(Path(__file__).parent),
+                              str(Path(__file__).parents[1])], env=env,
+                             cwd=str(root), capture_output=True, text=True, check=True).stdout
+        result = json.loads(out.strip().splitlines()[-1])
+        assert [status for status, _ in result] == ["optimal"] * 3 + ["infeasible"], kernel
+        for (_, objective), reference in zip(result, expected):
+            assert objective == pytest.approx(reference, rel=1e-6), kernel
