@@ -3,10 +3,12 @@
 RayStation 2025 can write a dose of the script's own (``case.AddCustomEvaluationDose``,
 a fraction dose in cGy) and hold an organ under it voxel by voxel
 (``AddReferenceOptimizationFunction(FunctionType='MaxRefDose', ReferenceDoseDistribution=...,
-IsConstraint=True)``; see ``mock_tps/API_VERSIONS.md``).  There the exact SBRT-only limit
-map of each organ (:func:`optimizer.organ_limits.organ_limits`) enters the optimization
-as it is, with no quantization into zones: the reference dose ``rr_ref_<ROI>`` holds,
-per voxel, the limit minus the margin the loop tunes.
+IsConstraint=True)``; see ``mock_tps/API_VERSIONS.md``).  Asked for
+(``TuningSettings.reference_doses``), the exact SBRT-only limit map of each organ without a
+volume budget (:func:`spends_volume`; :func:`optimizer.organ_limits.organ_limits`) enters the
+optimization as it is, with no quantization into zones: the reference dose ``rr_ref_<ROI>``
+holds, per voxel, the limit minus the margin the loop tunes.  Off by default: zones covered
+PTVeval as well or better (docs/decisions/closed-loop-settings.md).
 
 The returned objects are :class:`ReferenceZone` s, one per organ, which the tuning loop of
 :mod:`tps_scripts.optimize` drives like zones: ``level_gy()`` is the lowest reference in
