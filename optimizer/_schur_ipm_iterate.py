@@ -113,7 +113,9 @@ def _iterate(lp: _Lp, run: _Run, opts: IpmOptions, *, nb: float, nc: float, max_
             sigma = (mu_aff / mu) ** 3
             dz, dl, ds = newton.solve(r_p, r_d, sigma * mu - lam * s - ds_a * dl_a)
             dz, dl, ds = _centrality_correctors(newton, s, lam, dz, dl, ds, sigma * mu, opts.max_correctors)
-        except (LinAlgError, ValueError):   # a singular or non-finite Newton system
+        except (LinAlgError, ValueError) as exc:    # a singular or non-finite Newton system
+            if isinstance(exc, ValueError) and not _non_finite(exc):
+                raise
             status = LpStatus.NUMERICAL_ERROR
             break
         ap, ad = opts.step_fraction * _step(s, ds), opts.step_fraction * _step(lam, dl)
@@ -125,6 +127,12 @@ def _iterate(lp: _Lp, run: _Run, opts: IpmOptions, *, nb: float, nc: float, max_
     return status, flagged
 
 
+def _non_finite(exc: ValueError) -> bool:
+    """Whether scipy refused an array for holding inf or NaN (its ``check_finite``); any other
+    ValueError is a fault to be seen, not a numerical status."""
+    return "infs or NaNs" in str(exc)
+
+
 def _fresh_run(lp: _Lp, iterations: int, opts: IpmOptions) -> _Run:
     """A run of ``lp`` from Mehrotra's start (``iterations`` carried over)."""
     from scipy.linalg import LinAlgError
@@ -132,7 +140,9 @@ def _fresh_run(lp: _Lp, iterations: int, opts: IpmOptions) -> _Run:
     try:
         run = _Run(*_start(lp, opts.regularization, "single" if opts.single_precision_gap < np.inf else "mixed",
                            opts.double_precision_share))
-    except (LinAlgError, ValueError):     # singular or non-finite: a plain interior start
+    except (LinAlgError, ValueError) as exc:    # singular or non-finite: a plain interior start
+        if isinstance(exc, ValueError) and not _non_finite(exc):
+            raise
         run = _Run(np.zeros(lp.c.size), np.maximum(lp.b, 1.0), np.ones(lp.b.size))
     run.iterations = iterations
     return run

@@ -267,3 +267,15 @@ def test_every_blas_kernel_gives_the_same_statuses_and_optima():
         assert [status for status, _ in result] == ["optimal"] * 3 + ["infeasible"], kernel
         for (_, objective), reference in zip(result, expected):
             assert objective == pytest.approx(reference, rel=1e-6), kernel
+
+
+def test_other_value_errors_are_not_read_as_numerical_error(monkeypatch):
+    """Only scipy's refusal of inf/NaN is a numerical status; another ValueError is a fault."""
+    import optimizer._schur_ipm_newton as newton
+
+    def broken(self, r_p, r_d, r_c):
+        raise ValueError("shapes (3,) and (4,) not aligned")
+    monkeypatch.setattr(newton._Newton, "solve", broken)
+    c, a, b = _fmo_shaped(0)
+    with pytest.raises(ValueError, match="not aligned"):
+        solve_lp(np.asarray(c, float), sp.csr_matrix(a), np.asarray(b, float))
