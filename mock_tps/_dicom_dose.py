@@ -15,6 +15,10 @@ RTDOSE conventions
   group"; exporters differ, and reirrad follows the per-fraction reading because
   it is the one that can only err towards a larger, i.e. conservative, total.)
   Other values are refused.
+- ``DoseType``: a course's dose (the plan's, a prior's) must be ``PHYSICAL``
+  (:func:`require_physical`): reirrad weights each course by its own fractionation,
+  so an ``EFFECTIVE`` (BED/EQD2) map would be weighted twice, an ``ERROR`` map is an
+  uncertainty, not a dose, and without the attribute (Type 1) neither can be ruled out.
 - ``GridFrameOffsetVector``: relative to the first frame when its first value is
   0 (frame z = IPP z + offset × slice normal), else absolute z (mm).  Frames are
   sorted to increasing z and must be equally spaced.
@@ -33,7 +37,7 @@ from ._dicom_files import axial_orientation, in_plane_geometry, orient_frames, r
 from ._phantom_data import GridSpec
 
 __all__ = ["DoseFile", "PlanFile", "read_rtdose", "read_rtplan", "read_registration", "rigid_matrix",
-           "resample_dose_rigid", "PER_FRACTION_TYPES", "WHOLE_COURSE_TYPES"]
+           "resample_dose_rigid", "require_physical", "PER_FRACTION_TYPES", "WHOLE_COURSE_TYPES"]
 
 PER_FRACTION_TYPES = ("FRACTION", "FRACTION_SESSION", "BEAM_SESSION")
 WHOLE_COURSE_TYPES = ("PLAN", "MULTI_PLAN", "BEAM")
@@ -312,6 +316,31 @@ def resample_dose_rigid(dose_gy: np.ndarray, src: GridSpec, dst: GridSpec,
     out = map_coordinates(np.asarray(dose_gy, dtype=np.float64), np.array(idx), order=1, mode="nearest")
     out[~inside] = np.nan
     return out.reshape(dst.shape_zyx)
+
+
+def require_physical(dose: DoseFile, what: str) -> None:
+    """Refuse an RTDOSE whose ``DoseType`` is not ``PHYSICAL`` (rule in the module doc).
+
+    Raises
+    ------
+    constraints.errors.DicomImportError
+        DoseType EFFECTIVE, ERROR, another value, or missing; the message names the file.
+    """
+    kind = dose.dose_type.strip().upper()
+    if kind == "PHYSICAL":
+        return
+    if kind == "EFFECTIVE":
+        why = ("is a biologically weighted dose (e.g. BED or EQD2); reirrad converts each course's physical "
+               "dose with that course's own fractionation, so a weighted map would be weighted twice")
+    elif kind == "ERROR":
+        why = "is a dose-uncertainty map, not a dose"
+    elif not kind:
+        why = ("is missing (a required attribute), so the file may hold a biologically weighted dose or an "
+               "uncertainty map")
+    else:
+        why = "is not a DICOM DoseType (PHYSICAL, EFFECTIVE or ERROR)"
+    raise DicomImportError(f"{what} {dose.path!r}: DoseType {kind or '(missing)'!r} {why}; export the course's "
+                           "physical dose (DoseType PHYSICAL) from the planning system")
 
 
 def dose_total_gy(dose: DoseFile, fractions: Optional[int], what: str) -> Tuple[np.ndarray, str]:

@@ -16,7 +16,8 @@ What becomes what
   contours have no geometry.
 - RTDOSE (plan) → plan "SBRT", beam set "SBRT" with the dose as its
   ``FractionDose`` (total / fractions, cGy) and ``TreatmentCourse.TotalDose``; it has
-  no beam model, so ``ComputeDose`` and ``RunOptimization`` refuse.
+  no beam model, so ``ComputeDose`` and ``RunOptimization`` refuse.  Plan and prior
+  doses must be PHYSICAL (:func:`mock_tps._dicom_dose.require_physical`).
 - RTPLAN → ``FractionationPattern.NumberOfFractions`` and the prescription (total
   dose, ``PrimaryPrescriptionDoseReference.DoseValue`` in cGy).
 - Prior RTDOSEs → evaluation doses on the planning examination
@@ -47,8 +48,8 @@ import numpy as np
 from constraints.errors import DicomImportError
 
 from ._dicom_ct import read_ct_series, synthetic_ct_grid
-from ._dicom_dose import (DoseFile, dose_total_gy, read_registration, read_rtdose, read_rtplan, resample_dose_rigid,
-                          rigid_matrix)
+from ._dicom_dose import (DoseFile, dose_total_gy, read_registration, read_rtdose, read_rtplan, require_physical,
+                          resample_dose_rigid, rigid_matrix)
 from ._dicom_struct import organ_type_for, read_rtstruct
 from ._dicom_voxelize import slab_bounds_mm
 from ._phantom_data import GridSpec, PhantomData, PriorCourseSpec, RoiSpec
@@ -201,7 +202,7 @@ def _touches_grid(planes: Sequence[Tuple[float, Sequence[np.ndarray]]], grid: Gr
 
 def import_dicom(*, rtstruct: Any, plan_dose: Any, plan: Any = None, ct_dir: Any = None,
                  priors: Sequence[Any] = (), registration: Any = None, fractions: Optional[int] = None,
-                 load: bool = True) -> ImportedCase:
+                 load: bool = True, physical_only: bool = True) -> ImportedCase:
     """Import DICOM-RT files as the current mock patient (see the module doc).
 
     Parameters
@@ -225,6 +226,10 @@ def import_dicom(*, rtstruct: Any, plan_dose: Any, plan: Any = None, ct_dir: Any
         per-fraction RTDOSE); must agree with the RTPLAN when both are given.
     load : bool
         Load the result as the current mock patient (default True).
+    physical_only : bool
+        Refuse a plan or prior RTDOSE whose DoseType is not PHYSICAL (default True: the
+        courses are summed from physical doses); False reads any dose map as it is, for a
+        DVH of the map alone (``reirrad dvh``).
 
     Returns
     -------
@@ -238,6 +243,8 @@ def import_dicom(*, rtstruct: Any, plan_dose: Any, plan: Any = None, ct_dir: Any
     """
     ss = _read(read_rtstruct, "RTSTRUCT", rtstruct)
     dose = _read(read_rtdose, "plan RTDOSE", plan_dose, "plan RTDOSE")
+    if physical_only:
+        require_physical(dose, "plan RTDOSE")
     plan_file = _read(read_rtplan, "RTPLAN", plan) if plan is not None else None
     ct = _read(read_ct_series, "CT directory", ct_dir) if ct_dir is not None else None
     planning_frame = ct.frame_of_reference_uid if ct is not None else ss.frame_of_reference_uid
@@ -284,6 +291,8 @@ def import_dicom(*, rtstruct: Any, plan_dose: Any, plan: Any = None, ct_dir: Any
     prior_specs, prior_infos = [], []
     for path, fx, rec, name in _prior_items(priors):
         pd = _read(read_rtdose, "prior RTDOSE", path, "prior RTDOSE")
+        if physical_only:
+            require_physical(pd, "prior RTDOSE")
         ptotal, pnote = dose_total_gy(pd, fx, "prior RTDOSE")
         pgrid: GridSpec = pd.grid
         registered = pd.frame_of_reference_uid != planning_frame

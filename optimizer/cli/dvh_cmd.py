@@ -154,7 +154,8 @@ def dvh_report(args: argparse.Namespace) -> Dict[str, Any]:
     from tps_scripts.tps_read import current_context, dose_grid, read_dose_gy
 
     _check_args(args)
-    imported = import_dicom(rtstruct=args.rtstruct, plan_dose=args.dose, ct_dir=args.ct, fractions=args.fractions)
+    imported = import_dicom(rtstruct=args.rtstruct, plan_dose=args.dose, ct_dir=args.ct, fractions=args.fractions,
+                            physical_only=False)     # a DVH of whatever map the file holds
     n, fractions_source, dose_note = imported.fractions, imported.fractions_source, imported.plan_dose_note
     del imported          # its file data (the dose, the CT: ~30 MB) is no longer needed: the mock holds its own
     try:

@@ -46,6 +46,24 @@ def test_relative_dose_units(tmp_path, previous):
     _still_loaded(previous)
 
 
+def test_effective_dose_is_refused_as_a_course_but_read_for_a_dvh(tmp_path, previous):
+    """An EQD2/BED map (DoseType EFFECTIVE, as reirrad's own export writes it) summed as a course
+    would be weighted twice: refused as the plan's or a prior's dose, read as it is for a DVH."""
+    rs, rd = _case(tmp_path)
+    prior = tmp_path / "prior_eqd2.dcm"
+    prior.write_bytes(rd.read_bytes())
+    edit_dataset(prior, DoseType="EFFECTIVE")
+    with pytest.raises(DicomImportError, match=r"prior RTDOSE .*prior_eqd2\.dcm.*DoseType 'EFFECTIVE'.*PHYSICAL"):
+        import_dicom(rtstruct=rs, plan_dose=rd, priors=[(prior, 25)])
+    _still_loaded(previous)
+    with pytest.raises(DicomImportError, match=r"plan RTDOSE .*prior_eqd2\.dcm.*DoseType 'EFFECTIVE'"):
+        import_dicom(rtstruct=rs, plan_dose=prior, fractions=2)
+    _still_loaded(previous)
+    physical = import_dicom(rtstruct=rs, plan_dose=rd, fractions=2, load=False)
+    mapped = import_dicom(rtstruct=rs, plan_dose=prior, fractions=2, load=False, physical_only=False)
+    np.testing.assert_array_equal(mapped.data.plan_dose_gy, physical.data.plan_dose_gy)
+
+
 def test_missing_dose_grid_scaling(tmp_path, previous):
     rs, rd = _case(tmp_path)
     edit_dataset(rd, DoseGridScaling=None)

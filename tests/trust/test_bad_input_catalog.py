@@ -98,6 +98,20 @@ case("dicom", "scaling-negative", DicomImportError, r"DoseGridScaling .*must be 
     _dose_edit(DoseGridScaling=-0.001))
 case("dicom", "summation-unknown", DicomImportError, r"DoseSummationType 'CONTROL_POINT' is not supported")(
     _dose_edit(DoseSummationType="CONTROL_POINT"))
+case("dicom", "dose-type-effective", DicomImportError, r"plan RTDOSE .*RD\.dcm.*DoseType 'EFFECTIVE' is a biologically weighted")(
+    _dose_edit(DoseType="EFFECTIVE"))
+case("dicom", "dose-type-error", DicomImportError, r"RD\.dcm.*DoseType 'ERROR' is a dose-uncertainty map")(
+    _dose_edit(DoseType="ERROR"))
+case("dicom", "dose-type-missing", DicomImportError, r"RD\.dcm.*DoseType '\(missing\)' is missing")(
+    _dose_edit(DoseType=None))
+
+
+@case("dicom", "prior-dose-type-effective", DicomImportError, r"prior RTDOSE .*prior\.dcm.*DoseType 'EFFECTIVE'")
+def _prior_effective(tmp):
+    rs, rd = _files(tmp)
+    return dict(rtstruct=rs, plan_dose=rd, priors=[(_prior_copy(tmp, rd, DoseType="EFFECTIVE"), 25)])
+
+
 case("dicom", "dose-frame-mismatch", DicomImportError, r"plan RTDOSE .*RD\.dcm.*frame of reference 1\.2\.3\.999")(
     _dose_edit(FrameOfReferenceUID="1.2.3.999"))
 case("dicom", "dose-frame-missing", DicomImportError, r"RD\.dcm.*FrameOfReferenceUID is missing")(

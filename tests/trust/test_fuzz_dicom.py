@@ -6,7 +6,8 @@ The only outcomes allowed: an import whose numbers are right, or a
 Never a bare pydicom/numpy/KeyError/TypeError, never a hang.  "Right" for a successful
 import: the plan dose is finite and ≥ 0, on a grid of the file's Rows × Columns ×
 frames, and its maximum is the stored maximum × DoseGridScaling read independently with
-pydicom (a wrong scaling or unit would show here).
+pydicom (× the 2 fractions for a per-fraction DoseSummationType; a wrong scaling or unit
+would show here), and its DoseType is PHYSICAL.
 
 CI budget: ``REIRRAD_FUZZ_EXAMPLES`` (default 100).  Long run::
 
@@ -21,13 +22,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, example, given, settings, strategies as st
 
 pydicom = pytest.importorskip("pydicom")
 
 from _dicom_builders import Shape, write_case  # noqa: E402
 from _trust import fuzz_examples, record_count  # noqa: E402
 from constraints.errors import DicomImportError, ReirradError  # noqa: E402
+from mock_tps._dicom_dose import PER_FRACTION_TYPES  # noqa: E402
 from mock_tps.dicom_import import import_dicom  # noqa: E402
 
 N = fuzz_examples(100)
@@ -106,6 +108,10 @@ def _apply(path, original, kind, where, value, pos, byte):
 
 @settings(max_examples=N, deadline=None, suppress_health_check=list(HealthCheck))
 @given(muts=st.lists(mutation(), min_size=1, max_size=2))
+# found by this test: a per-fraction dose (imported × the fractions) and a DoseType-less one
+@example(muts=[("rd", "set", ("top", "DoseSummationType"), "FRACTION", 0, 1)])
+@example(muts=[("rd", "delete", ("top", "DoseType"), 0, 0, 1),
+               ("rd", "set", ("top", "DoseSummationType"), "FRACTION", 0, 1)])
 def test_fuzzed_dicom_imports_correctly_or_is_refused(muts):
     base = _base()
     with tempfile.TemporaryDirectory() as tmp:
@@ -141,7 +147,11 @@ def test_fuzzed_dicom_imports_correctly_or_is_refused(muts):
         assert dose.shape == (frames, int(ds.Rows), int(ds.Columns))
         stored = ds.pixel_array.astype(np.float64).reshape(dose.shape)
         expected_max = float(stored.max()) * float(ds.DoseGridScaling)
-        # the plan's per-course dose is stored; 'PLAN' summation: the file's dose is the total
+        # the plan's per-course dose is stored: a whole-course summation type is the file's dose, a
+        # per-fraction one (FRACTION, ...) that dose times the 2 fractions
+        if str(ds.DoseSummationType).upper() in PER_FRACTION_TYPES:
+            expected_max *= 2
+        assert str(ds.DoseType).upper() == "PHYSICAL"      # any other DoseType is refused
         assert float(dose.max()) == pytest.approx(expected_max, rel=1e-6, abs=1e-9)
 
 
