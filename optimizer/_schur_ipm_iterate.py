@@ -113,8 +113,11 @@ def _iterate(lp: _Lp, run: _Run, opts: IpmOptions, *, nb: float, nc: float, max_
             sigma = (mu_aff / mu) ** 3
             dz, dl, ds = newton.solve(r_p, r_d, sigma * mu - lam * s - ds_a * dl_a)
             dz, dl, ds = _centrality_correctors(newton, s, lam, dz, dl, ds, sigma * mu, opts.max_correctors)
-        except (LinAlgError, ValueError) as exc:    # a singular or non-finite Newton system
-            if isinstance(exc, ValueError) and not _non_finite(exc):
+        except LinAlgError:                         # a singular Newton system
+            status = LpStatus.NUMERICAL_ERROR
+            break
+        except ValueError as exc:                   # a non-finite one (LinAlgError is a ValueError too)
+            if not _non_finite(exc):
                 raise
             status = LpStatus.NUMERICAL_ERROR
             break
@@ -140,8 +143,8 @@ def _fresh_run(lp: _Lp, iterations: int, opts: IpmOptions) -> _Run:
     try:
         run = _Run(*_start(lp, opts.regularization, "single" if opts.single_precision_gap < np.inf else "mixed",
                            opts.double_precision_share))
-    except (LinAlgError, ValueError) as exc:    # singular or non-finite: a plain interior start
-        if isinstance(exc, ValueError) and not _non_finite(exc):
+    except ValueError as exc:       # singular (LinAlgError) or non-finite: a plain interior start
+        if not isinstance(exc, LinAlgError) and not _non_finite(exc):
             raise
         run = _Run(np.zeros(lp.c.size), np.maximum(lp.b, 1.0), np.ones(lp.b.size))
     run.iterations = iterations

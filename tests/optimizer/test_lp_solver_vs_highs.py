@@ -279,3 +279,17 @@ def test_other_value_errors_are_not_read_as_numerical_error(monkeypatch):
     c, a, b = _fmo_shaped(0)
     with pytest.raises(ValueError, match="not aligned"):
         solve_lp(np.asarray(c, float), sp.csr_matrix(a), np.asarray(b, float))
+
+
+def test_singular_newton_system_returns_numerical_error(monkeypatch):
+    """A Newton system that is not positive definite in float64 either (LinAlgError, itself a
+    ValueError) ends the solve with ``numerical_error``, not the exception."""
+    import numpy.linalg
+    import optimizer._schur_ipm_newton as newton
+
+    def singular(self, r_p, r_d, r_c):
+        raise numpy.linalg.LinAlgError("2-th leading minor of the array is not positive definite")
+    monkeypatch.setattr(newton._Newton, "solve", singular)
+    c, a, b = _fmo_shaped(0)
+    sol = solve_lp(np.asarray(c, float), sp.csr_matrix(a), np.asarray(b, float))
+    assert sol.status is LpStatus.NUMERICAL_ERROR
