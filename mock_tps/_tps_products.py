@@ -97,23 +97,19 @@ class Scratch:
         return self._buffer[:nbytes].view(dtype)
 
 
-def gather(matrix: np.ndarray, rows: np.ndarray, columns: Optional[np.ndarray], out: np.ndarray) -> np.ndarray:
-    """``matrix[np.ix_(rows, columns)]`` (all columns when ``columns`` is None) of a dense
-    ``matrix``; a Fortran-ordered one is written into the flat array ``out`` as a Fortran-ordered
-    block (returned), a C-ordered one indexed as usual.
+def gather(matrix: np.ndarray, rows: np.ndarray, columns: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``matrix[np.ix_(rows, columns)]`` of a dense ``matrix``; a Fortran-ordered one is written
+    into the flat array ``out`` as a Fortran-ordered block (returned), a C-ordered one indexed
+    as usual.
 
     Column by column: each column of the matrix is contiguous, so a gather reads it once,
-    where a row gather (or ``np.ix_``) from a Fortran-ordered matrix jumps a column's length
-    per element, 10-20× slower at the default size (docs/decisions/mock-optimizer-speed.md)."""
+    where ``np.ix_`` on a Fortran-ordered matrix jumps a column's length per element, 10-20×
+    slower at the default size (docs/decisions/mock-optimizer-speed.md)."""
     if not matrix.flags.f_contiguous:
-        return matrix[rows] if columns is None else matrix[np.ix_(rows, columns)]
-    n_cols = matrix.shape[1] if columns is None else columns.size
-    block = out[:rows.size * n_cols].reshape(n_cols, rows.size)
-    if columns is None:
-        np.take(matrix.T, rows, axis=1, out=block, mode="clip")     # rows are valid indices
-    else:
-        for k, column in enumerate(columns):
-            np.take(matrix[:, column], rows, out=block[k], mode="clip")
+        return matrix[np.ix_(rows, columns)]
+    block = out[:rows.size * columns.size].reshape(columns.size, rows.size)
+    for k, column in enumerate(columns):
+        np.take(matrix[:, column], rows, out=block[k], mode="clip")     # rows are valid indices
     return block.T
 
 
@@ -133,8 +129,6 @@ def gram(matrix: Any, rows: np.ndarray, columns: np.ndarray, row_scale: np.ndarr
     """``Bᵀ B`` (float64) for ``B = diag(row_scale) · matrix[rows][:, columns]``, B made and
     multiplied half by half (rows of ``matrix`` sorted); from a Fortran-ordered dense matrix B
     is gathered into ``scratch``."""
-    halves = _split(matrix) and rows.size >= SPLIT_ROWS
-    parts = _halves(rows.size) if halves else [slice(0, rows.size)]
     flat = None
     if not scipy.sparse.issparse(matrix):
         flat = (scratch or Scratch()).get(rows.size * columns.size, matrix.dtype)
@@ -146,7 +140,7 @@ def gram(matrix: Any, rows: np.ndarray, columns: np.ndarray, row_scale: np.ndarr
             block = gather(matrix, rows[part], columns, flat[part.start * columns.size:])
         block *= row_scale[part].astype(block.dtype)[:, None]
         return np.asarray(block.T @ block, dtype=np.float64)
-    if not halves:
-        return half(parts[0])
+    if not (_split(matrix) and rows.size >= SPLIT_ROWS):
+        return half(slice(0, rows.size))
     first, second = _on_halves(half, rows.size)
     return first + second
