@@ -138,7 +138,7 @@ def load_config(path: Optional[str] = None) -> PluginConfig:
     unknown_prior = data.get("unknown_prior", "refuse")
     if unknown_prior not in UNKNOWN_PRIOR_POLICIES:
         raise fail("unknown_prior", f"must be one of {list(UNKNOWN_PRIOR_POLICIES)}, got {unknown_prior!r}")
-    max_opt = data.get("max_optimizations", 6)
+    max_opt = data.get("max_optimizations", PluginConfig.max_optimizations)
     if isinstance(max_opt, bool) or not isinstance(max_opt, int) or not 1 <= max_opt <= 20:
         raise fail("max_optimizations", f"must be an integer 1-20, got {max_opt!r}")
     show = data.get("show_identity", False)

@@ -27,7 +27,8 @@ def register(sub) -> None:
                    help="CT voxel size of the phantom (default: the phantom's own)")
     p.add_argument("--coarse", action="store_true",
                    help="small fast variant: 4 mm CT, 5 mm dose grid, 10 mm beamlets (tests, quick looks)")
-    p.add_argument("--max-optimizations", type=int, default=6, metavar="N")
+    p.add_argument("--max-optimizations", type=int, default=None, metavar="N",
+                   help="RunOptimization calls at most (default: the plug-in's max_optimizations)")
     p.add_argument("--rs-version", default=None, metavar="V",
                    help="RayStation version the mock behaves as: 10B, 11B, 12A, 2023B, 2024A, 2024B or 2025 "
                         "(its API spellings and scripting module; default 2024A)")
@@ -43,7 +44,7 @@ def run_demo(args: argparse.Namespace) -> int:
     import mock_tps
     if args.phantom not in mock_tps.PHANTOMS:
         raise InputError(f"--phantom {args.phantom!r} is unknown; phantoms: {', '.join(mock_tps.PHANTOMS)}")
-    if args.max_optimizations < 1:
+    if args.max_optimizations is not None and args.max_optimizations < 1:
         raise InputError("--max-optimizations must be >= 1")
     rs_version = mock_tps.DEFAULT_RS_VERSION if args.rs_version is None else args.rs_version
     if rs_version not in mock_tps.RS_VERSIONS:
@@ -65,8 +66,8 @@ def run_demo(args: argparse.Namespace) -> int:
         from tps_scripts.adapter import get_api
         connect = get_api()   # 'connect' up to 2024B, 'raystation' in 2025
         out = os.path.abspath(args.out)
-        config = PluginConfig(output_dir=os.path.join(out, "records"), max_optimizations=args.max_optimizations,
-                              show_identity=args.show_identity)
+        runs = {} if args.max_optimizations is None else {"max_optimizations": args.max_optimizations}
+        config = PluginConfig(output_dir=os.path.join(out, "records"), show_identity=args.show_identity, **runs)
         protocol = load_protocol(config.protocol)
         say(t0, "assessment of the plan as loaded (optimized against SBRT-only constraints)")
         _, before = run_assessment(api=connect, config=config)
