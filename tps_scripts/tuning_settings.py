@@ -47,9 +47,9 @@ class TuningSettings:
     loaded (same beams, so much the same gradients at those organs' hottest voxels).
 
     ``reset_each_run``: whether every run starts from ``ResetOptimization`` (uniform weights,
-    a run then depends on its levels only) instead of the previous run's plan; off, as a run
-    from reset took 100 iterations where a warm one converges in about 33 (T4-T5 default:
-    the loop 191 s in 3 runs, warm 70 s in 5, within 0.3 points of V24Gy).
+    a run then depends on its levels only) instead of the previous run's plan; off, as a warm
+    run converges in about a third of the iterations at the same coverage
+    (docs/decisions/closed-loop-settings.md).
 
     ``reference_doses``: on a version with reference-dose functions (2025), hold each organ
     without a volume budget under its exact limit map as a MaxRefDose constraint
