@@ -161,3 +161,11 @@ def edit_dataset(path, **attrs):
             setattr(ds, k, v)
     ds.save_as(str(path))
     return path
+
+
+def edited_copy(source, path, **attrs):
+    """Copy a DICOM file to ``path`` with attributes set (or deleted when None), as
+    :func:`edit_dataset`; return ``path`` (e.g. a prior course made from a plan dose)."""
+    from pathlib import Path
+    Path(path).write_bytes(Path(source).read_bytes())
+    return edit_dataset(path, **attrs)

@@ -7,7 +7,7 @@ import pytest
 
 pydicom = pytest.importorskip("pydicom")
 
-from _dicom_builders import PATIENT, Shape, edit_dataset, write_case  # noqa: E402
+from _dicom_builders import PATIENT, Shape, edit_dataset, edited_copy, write_case  # noqa: E402
 from _mock_synthetic import make_phantom_data  # noqa: E402
 
 from constraints.errors import DicomImportError, InputError  # noqa: E402
@@ -50,9 +50,7 @@ def test_effective_dose_is_refused_as_a_course_but_read_for_a_dvh(tmp_path, prev
     """An EQD2/BED map (DoseType EFFECTIVE, as reirrad's own export writes it) summed as a course
     would be weighted twice: refused as the plan's or a prior's dose, read as it is for a DVH."""
     rs, rd = _case(tmp_path)
-    prior = tmp_path / "prior_eqd2.dcm"
-    prior.write_bytes(rd.read_bytes())
-    edit_dataset(prior, DoseType="EFFECTIVE")
+    prior = edited_copy(rd, tmp_path / "prior_eqd2.dcm", DoseType="EFFECTIVE")
     with pytest.raises(DicomImportError, match=r"prior RTDOSE .*prior_eqd2\.dcm.*DoseType 'EFFECTIVE'.*PHYSICAL"):
         import_dicom(rtstruct=rs, plan_dose=rd, priors=[(prior, 25)])
     _still_loaded(previous)
@@ -82,9 +80,7 @@ def test_frame_of_reference_mismatch(tmp_path, previous):
 
 def test_prior_on_other_frame_without_registration(tmp_path, previous):
     rs, rd = _case(tmp_path)
-    prior = tmp_path / "prior.dcm"
-    prior.write_bytes(rd.read_bytes())
-    edit_dataset(prior, FrameOfReferenceUID="1.2.3.999")
+    prior = edited_copy(rd, tmp_path / "prior.dcm", FrameOfReferenceUID="1.2.3.999")
     with pytest.raises(DicomImportError, match=r"prior RTDOSE .*prior\.dcm.*give a registration"):
         import_dicom(rtstruct=rs, plan_dose=rd, priors=[(prior, 30)])
     _still_loaded(previous)
@@ -161,9 +157,7 @@ def test_per_fraction_dose_without_fraction_count(tmp_path, previous):
 
 def test_non_rigid_registration_matrix(tmp_path, previous):
     rs, rd = _case(tmp_path)
-    prior = tmp_path / "prior.dcm"
-    prior.write_bytes(rd.read_bytes())
-    edit_dataset(prior, FrameOfReferenceUID="1.2.3.999")
+    prior = edited_copy(rd, tmp_path / "prior.dcm", FrameOfReferenceUID="1.2.3.999")
     with pytest.raises(DicomImportError, match=r"registration matrix: the 3x3 part is not a rotation"):
         import_dicom(rtstruct=rs, plan_dose=rd, priors=[(prior, 30)], registration=np.diag([2.0, 1, 1, 1]))
     _still_loaded(previous)

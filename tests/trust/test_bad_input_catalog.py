@@ -28,7 +28,7 @@ import pytest
 pydicom = pytest.importorskip("pydicom")
 
 import mock_tps  # noqa: E402
-from _dicom_builders import PATIENT, Shape, edit_dataset, write_case  # noqa: E402
+from _dicom_builders import PATIENT, Shape, edit_dataset, edited_copy, write_case  # noqa: E402
 from _mock_synthetic import DOSE_GRID, make_phantom_data  # noqa: E402
 from _trust import files_under, record_count  # noqa: E402
 from constraints.errors import (DicomImportError, InputError, ProtocolError,  # noqa: E402
@@ -69,9 +69,7 @@ def _dose_edit(**attrs):
 
 
 def _prior_copy(tmp, rd, **attrs):
-    prior = tmp / "prior.dcm"
-    prior.write_bytes(rd.read_bytes())
-    return edit_dataset(prior, **attrs)
+    return edited_copy(rd, tmp / "prior.dcm", **attrs)
 
 
 def _ct(tmp, frame=FRAME):
